@@ -1,0 +1,324 @@
+import NATCore
+import NATWire
+
+/// RFC 4787 §4.1 mapping behaviour.
+public enum MappingBehavior: String, Sendable, Hashable, CaseIterable {
+    case endpointIndependent = "endpoint-independent"
+    case addressDependent = "address-dependent"
+    case addressAndPortDependent = "address-and-port-dependent"
+}
+
+/// RFC 4787 §5 filtering behaviour.
+public enum FilteringBehavior: String, Sendable, Hashable, CaseIterable {
+    case endpointIndependent = "endpoint-independent"
+    case addressDependent = "address-dependent"
+    case addressAndPortDependent = "address-and-port-dependent"
+}
+
+/// A mapping and filtering pair, with the classic names as presets.
+public struct Behavior: Sendable, Hashable, CustomStringConvertible {
+    public var mapping: MappingBehavior
+    public var filtering: FilteringBehavior
+
+    public init(mapping: MappingBehavior, filtering: FilteringBehavior) {
+        self.mapping = mapping
+        self.filtering = filtering
+    }
+
+    /// EIM + EIF.
+    public static let fullCone = Behavior(mapping: .endpointIndependent, filtering: .endpointIndependent)
+    /// EIM + ADF.
+    public static let restrictedCone = Behavior(mapping: .endpointIndependent, filtering: .addressDependent)
+    /// EIM + APDF (what Linux masquerade does).
+    public static let portRestrictedCone = Behavior(mapping: .endpointIndependent, filtering: .addressAndPortDependent)
+    /// APDM + APDF.
+    public static let symmetric = Behavior(mapping: .addressAndPortDependent, filtering: .addressAndPortDependent)
+
+    public static let presets: [(String, Behavior)] = [
+        ("full-cone", .fullCone), ("restricted-cone", .restrictedCone),
+        ("port-restricted-cone", .portRestrictedCone), ("symmetric", .symmetric),
+    ]
+
+    /// A preset by name: `full-cone`, `restricted-cone`, `port-restricted-cone`, `symmetric`.
+    public init?(preset: String) {
+        guard let b = Behavior.presets.first(where: { $0.0 == preset })?.1 else { return nil }
+        self = b
+    }
+
+    public var presetName: String? { Behavior.presets.first(where: { $0.1 == self })?.0 }
+
+    public var description: String { presetName ?? "\(mapping.rawValue) mapping, \(filtering.rawValue) filtering" }
+}
+
+/// Idle timeouts in seconds. Defaults are the RFCs': UDP 300 s (RFC 4787 REQ-5), TCP established
+/// 7440 s (RFC 5382 REQ-5), TCP transitory 240 s (RFC 5382/6146), ICMP 60 s (RFC 5508 REQ-1).
+public struct Timeouts: Sendable, Hashable {
+    public var udp: UInt32 = 300
+    public var tcpEstablished: UInt32 = 7440
+    public var tcpTransitory: UInt32 = 240
+    public var icmp: UInt32 = 60
+    /// Other protocols through 1:1 NAT (stateless; kept for completeness).
+    public var other: UInt32 = 60
+    /// How long an unsolicited inbound SYN is held before it is answered or dropped (RFC 5382 REQ-4).
+    public var synHoldMilliseconds: UInt64 = 6000
+    /// How long a released outside port waits before reuse (RFC 6888 REQ-8).
+    public var portHold: UInt32 = 120
+    /// How long fragment state and held fragments live.
+    public var fragmentMilliseconds: UInt64 = 2000
+
+    public init() {}
+
+    @inlinable public func seconds(for c: TimerClass) -> UInt32 {
+        switch c {
+        case .udp: udp
+        case .tcpEstablished: tcpEstablished
+        case .tcpTransitory: tcpTransitory
+        case .icmp: icmp
+        case .other: other
+        }
+    }
+}
+
+/// Resource limits (RFC 6888 REQ-3, REQ-4). `nil` means unlimited (up to the table size).
+public struct Limits: Sendable, Hashable {
+    public var maxSessionsPerHost: Int? = nil
+    public var maxPortsPerHost: Int? = nil
+    /// ICMP errors the engine itself generates, per second (RFC 1812 §4.3.2.8 rate limiting).
+    public var icmpErrorsPerSecond: Int = 1000
+    public init() {}
+}
+
+/// What to do with an unsolicited inbound SYN once its 6-second hold ends (RFC 5382 REQ-4).
+public enum UnsolicitedSYNPolicy: String, Sendable, Hashable {
+    /// Answer with ICMP port unreachable (3/3), as REQ-4 says SHOULD.
+    case icmpPortUnreachable = "icmp"
+    /// Drop silently.
+    case drop
+}
+
+/// A static port forward: outside address and port (or range) to an inside endpoint (ranges map to
+/// ranges of equal length). Optional expiry.
+public struct PortForward: Sendable, Hashable, CustomStringConvertible {
+    public var proto: UInt8
+    public var outsideAddress: IPv4Address
+    public var outsidePorts: ClosedRange<UInt16>
+    public var insideAddress: IPv4Address
+    public var insidePort: UInt16
+    public var tenant: UInt32
+    /// When the forward ends, in engine time; nil for never.
+    public var expires: Timestamp?
+
+    public init(proto: UInt8, outsideAddress: IPv4Address, outsidePorts: ClosedRange<UInt16>,
+                insideAddress: IPv4Address, insidePort: UInt16, tenant: UInt32 = 0, expires: Timestamp? = nil) {
+        self.proto = proto
+        self.outsideAddress = outsideAddress
+        self.outsidePorts = outsidePorts
+        self.insideAddress = insideAddress
+        self.insidePort = insidePort
+        self.tenant = tenant
+        self.expires = expires
+    }
+
+    public var description: String {
+        let p = proto == IPProtocol.tcp ? "tcp" : proto == IPProtocol.udp ? "udp" : "proto \(proto)"
+        let ports = outsidePorts.count == 1 ? "\(outsidePorts.lowerBound)" : "\(outsidePorts.lowerBound)-\(outsidePorts.upperBound)"
+        return "\(p) \(outsideAddress):\(ports) -> \(insideAddress):\(insidePort)"
+    }
+}
+
+/// A destination rewrite for traffic from the inside (mirage-nat's Redirect): packets to
+/// `matchAddress:matchPorts` go to `targetAddress:targetPort` instead, and replies come back from the
+/// address the inside host used.
+public struct Redirect: Sendable, Hashable {
+    public var proto: UInt8
+    public var matchAddress: IPv4Address
+    public var matchPorts: ClosedRange<UInt16>
+    public var targetAddress: IPv4Address
+    public var targetPort: UInt16
+    public init(proto: UInt8, matchAddress: IPv4Address, matchPorts: ClosedRange<UInt16>,
+                targetAddress: IPv4Address, targetPort: UInt16) {
+        self.proto = proto
+        self.matchAddress = matchAddress
+        self.matchPorts = matchPorts
+        self.targetAddress = targetAddress
+        self.targetPort = targetPort
+    }
+}
+
+/// 1:1 static address NAT: every port of `inside` appears as `outside`.
+public struct StaticNAT: Sendable, Hashable {
+    public var inside: IPv4Address
+    public var outside: IPv4Address
+    public var tenant: UInt32
+    public init(inside: IPv4Address, outside: IPv4Address, tenant: UInt32 = 0) {
+        self.inside = inside
+        self.outside = outside
+        self.tenant = tenant
+    }
+}
+
+/// Bounds on fragment handling, so a fragment flood cannot starve unfragmented traffic.
+public struct FragmentSettings: Sendable, Hashable {
+    /// Datagrams whose first fragment was translated and whose later fragments may still come.
+    public var maxFlows = 1024
+    /// Out-of-order fragments held until their first fragment arrives.
+    public var maxHeld = 64
+    /// Largest fragment that can be held.
+    public var maxHeldSize = 2048
+    public init() {}
+}
+
+/// Everything the NAPT44 engine needs to know. Validate with ``validate()`` before use.
+public struct NAPT44Configuration: Sendable {
+    /// Inside networks; `process` treats packets from them as outbound.
+    public var insidePrefixes: [IPv4Prefix] = [IPv4Prefix("100.64.0.0/10")!]
+    /// Outside addresses for dynamic mappings.
+    public var pool: [IPv4Prefix] = []
+    /// RFC 4787 REQ-2: all of one inside host's mappings use one outside address.
+    public var pairedPooling = true
+    public var tcp: Behavior = .portRestrictedCone
+    public var udp: Behavior = .portRestrictedCone
+    public var icmp: Behavior = .portRestrictedCone
+    /// Outside ports (and ICMP identifiers) dynamic mappings may use: ranges or a MAP-E port set.
+    public var ports: PortSet = .all
+    /// Keep the inside source port when it is free (RFC 4787 §4.2.1 port preservation).
+    public var portPreservation = true
+    /// Keep the parity of the source port (RFC 4787 REQ-4, MAY).
+    public var parityPreservation = false
+    /// How many candidate ports the RFC 6056 search tries before giving up.
+    public var maxPortAttempts = 1024
+    public var timeouts = Timeouts()
+    /// Whether inbound UDP/ICMP packets refresh a session (RFC 4787 REQ-6 makes outbound refresh mandatory;
+    /// inbound is a choice). TCP sessions are refreshed by their state machine in both directions.
+    public var inboundRefresh = false
+    public var unsolicitedSYN: UnsolicitedSYNPolicy = .icmpPortUnreachable
+    public var maxSessions = 262_144
+    /// Unsolicited SYNs held at once.
+    public var maxHeldSYNs = 256
+    public var limits = Limits()
+    public var forwards: [PortForward] = []
+    public var redirects: [Redirect] = []
+    public var staticNAT: [StaticNAT] = []
+    public var fragments = FragmentSettings()
+    /// RFC 4787 REQ-9 / RFC 5382 REQ-8 / RFC 5508 REQ-7.
+    public var hairpinning = true
+    /// Send ICMP 3/13 when a new flow is refused for lack of resources (RFC 5508 REQ-8).
+    public var icmpOnResourceLimit = true
+    /// Answer echo requests sent to pool addresses that have no mapping.
+    public var answerPing = true
+    /// Source of the ICMP errors the engine builds; the first pool address when nil.
+    public var icmpSourceAddress: IPv4Address? = nil
+    /// Hash seed for the tables; random when nil.
+    public var hashSeed: UInt64? = nil
+
+    public init(pool: [IPv4Prefix] = []) { self.pool = pool }
+
+    /// Sets the same behaviour for TCP, UDP and ICMP.
+    public mutating func setBehavior(_ b: Behavior) {
+        tcp = b
+        udp = b
+        icmp = b
+    }
+
+    @inlinable public func behavior(for proto: UInt8) -> Behavior {
+        proto == IPProtocol.tcp ? tcp : proto == IPProtocol.udp ? udp : icmp
+    }
+
+    /// Every pool address, in order.
+    public var poolAddresses: [IPv4Address] {
+        var out: [IPv4Address] = []
+        for p in pool {
+            let n = min(p.count, 1 << 20)
+            for i in 0..<UInt32(n) { out.append(p.address(at: i)) }
+        }
+        return out
+    }
+
+    /// Checks the configuration as a whole; the error names the key and what is wrong.
+    public func validate() throws(ConfigurationError) {
+        guard !pool.isEmpty else { throw ConfigurationError(key: "pool", problem: "is empty: give at least one outside address or prefix") }
+        let total = pool.reduce(UInt64(0)) { $0 + $1.count }
+        guard total <= 1 << 20 else { throw ConfigurationError(key: "pool", problem: "has \(total) addresses; at most 1048576 are supported") }
+        for (i, p) in pool.enumerated() {
+            for q in insidePrefixes where q.contains(p.address) || p.contains(q.address) {
+                throw ConfigurationError(key: "pool[\(i)]", problem: "\(p) overlaps inside prefix \(q)")
+            }
+            for (j, o) in pool.enumerated() where j > i && (o.contains(p.address) || p.contains(o.address)) {
+                throw ConfigurationError(key: "pool[\(i)]", problem: "\(p) overlaps pool entry \(o)")
+            }
+        }
+        guard ports.count > 0 else { throw ConfigurationError(key: "ports", problem: "leaves no usable port") }
+        guard maxSessions >= 1, maxSessions <= 1 << 26 else {
+            throw ConfigurationError(key: "limits.max_sessions", problem: "must be between 1 and 67108864, not \(maxSessions)")
+        }
+        guard maxPortAttempts >= 1 else { throw ConfigurationError(key: "max_port_attempts", problem: "must be at least 1") }
+        if timeouts.udp < 120 {
+            throw ConfigurationError(key: "timeouts.udp", problem: "is \(timeouts.udp) s; RFC 4787 REQ-5 needs at least 120 s")
+        }
+        if timeouts.tcpEstablished < 7440 {
+            throw ConfigurationError(key: "timeouts.tcp_established", problem: "is \(timeouts.tcpEstablished) s; RFC 5382 REQ-5 needs at least 7440 s")
+        }
+        if timeouts.tcpTransitory < 240 {
+            throw ConfigurationError(key: "timeouts.tcp_transitory", problem: "is \(timeouts.tcpTransitory) s; RFC 5382 needs at least 240 s")
+        }
+        if timeouts.icmp < 60 {
+            throw ConfigurationError(key: "timeouts.icmp", problem: "is \(timeouts.icmp) s; RFC 5508 REQ-1 needs at least 60 s")
+        }
+        var seen = Set<UInt64>()
+        for (i, f) in forwards.enumerated() {
+            guard f.proto == IPProtocol.tcp || f.proto == IPProtocol.udp else {
+                throw ConfigurationError(key: "forwards[\(i)].protocol", problem: "must be tcp or udp")
+            }
+            guard f.outsidePorts.lowerBound > 0 else { throw ConfigurationError(key: "forwards[\(i)].outside_port", problem: "port 0 cannot be forwarded") }
+            guard Int(f.insidePort) + f.outsidePorts.count - 1 <= 65535, f.insidePort > 0 else {
+                throw ConfigurationError(key: "forwards[\(i)].inside_port", problem: "the range runs past port 65535 or starts at 0")
+            }
+            guard isOutsideAddress(f.outsideAddress) else {
+                throw ConfigurationError(key: "forwards[\(i)].outside", problem: "\(f.outsideAddress) is not in the pool")
+            }
+            for port in f.outsidePorts {
+                let k = UInt64(f.proto) << 48 | UInt64(f.outsideAddress.rawValue) << 16 | UInt64(port)
+                guard seen.insert(k).inserted else {
+                    throw ConfigurationError(key: "forwards[\(i)]", problem: "outside port \(port) is already forwarded")
+                }
+            }
+        }
+        for (i, s) in staticNAT.enumerated() {
+            for p in pool where p.contains(s.outside) {
+                throw ConfigurationError(key: "static_nat[\(i)].outside", problem: "\(s.outside) is in the dynamic pool \(p); use an address outside it")
+            }
+            for (j, t) in staticNAT.enumerated() where j > i && (t.outside == s.outside || (t.inside == s.inside && t.tenant == s.tenant)) {
+                throw ConfigurationError(key: "static_nat[\(j)]", problem: "repeats an address of static_nat[\(i)]")
+            }
+        }
+        for (i, r) in redirects.enumerated() {
+            guard r.proto == IPProtocol.tcp || r.proto == IPProtocol.udp else {
+                throw ConfigurationError(key: "redirects[\(i)].protocol", problem: "must be tcp or udp")
+            }
+            guard r.targetPort > 0, Int(r.targetPort) + r.matchPorts.count - 1 <= 65535 else {
+                throw ConfigurationError(key: "redirects[\(i)].target_port", problem: "the range runs past port 65535 or starts at 0")
+            }
+        }
+        if let l = limits.maxSessionsPerHost, l < 1 { throw ConfigurationError(key: "limits.max_sessions_per_host", problem: "must be at least 1") }
+        if let l = limits.maxPortsPerHost, l < 1 { throw ConfigurationError(key: "limits.max_ports_per_host", problem: "must be at least 1") }
+        guard fragments.maxFlows >= 1, fragments.maxHeld >= 0, fragments.maxHeldSize >= 68 else {
+            throw ConfigurationError(key: "fragments", problem: "max_flows must be ≥ 1, max_held ≥ 0, max_held_size ≥ 68")
+        }
+    }
+
+    /// Whether `a` is one of the engine's outside addresses (pool or 1:1).
+    public func isOutsideAddress(_ a: IPv4Address) -> Bool {
+        pool.contains { $0.contains(a) } || staticNAT.contains { $0.outside == a }
+    }
+}
+
+/// A configuration problem: which key, and what is wrong with it.
+public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var key: String
+    public var problem: String
+    public init(key: String, problem: String) {
+        self.key = key
+        self.problem = problem
+    }
+    public var description: String { "\(key): \(problem)" }
+}

@@ -1,0 +1,202 @@
+import NATCore
+import NATWire
+
+/// TCP session states, after RFC 6146 §3.5.2 and RFC 7857 §2.1 (V6 = inside, V4 = outside here).
+public enum TCPState: UInt8, Sendable, CustomStringConvertible {
+    case closed = 0
+    /// A SYN went out; waiting for the other side's SYN.
+    case outboundInit = 1
+    /// A SYN came in (through a forward or open filter); waiting for the inside SYN.
+    case inboundInit = 2
+    case established = 3
+    case outboundFIN = 4
+    case inboundFIN = 5
+    /// FINs seen both ways: the connection closed cleanly.
+    case bothFIN = 6
+    /// After an RST, or picked up mid-stream: kept on the transitory timer (RFC 7857 §2.1).
+    case transitory = 7
+
+    public var description: String {
+        switch self {
+        case .closed: "CLOSED"
+        case .outboundInit: "SYN_SENT"
+        case .inboundInit: "SYN_RECV"
+        case .established: "ESTABLISHED"
+        case .outboundFIN: "FIN_OUT"
+        case .inboundFIN: "FIN_IN"
+        case .bothFIN: "FIN_BOTH"
+        case .transitory: "TRANSITORY"
+        }
+    }
+}
+
+/// The NAPT44 engine: packet bytes and `now` in, rewritten bytes and a ``Verdict`` out. No I/O, no
+/// clock, no locks: one packet thread owns one engine. Nothing allocates per forwarded packet.
+///
+/// The pipeline follows RFC 6146 §3.4: determine the incoming tuple, filter and update the session,
+/// compute the outgoing tuple, translate the packet, hairpin if the new destination is ours.
+public struct NAPT44Engine: ~Copyable {
+    public let configuration: NAPT44Configuration
+    public var table: SessionTable
+    public var counters = Counters()
+    /// Packets the engine generated (ICMP errors, echo replies, released fragments): drain after each call.
+    public var outbox: Outbox
+    var fragmentFlows: FragmentTracker
+    var heldFragments: HeldPackets
+    var heldSYNs: HeldPackets
+
+    // Precomputed from the configuration.
+    @usableFromInline let insideNets: UnsafeMutablePointer<UInt64>
+    @usableFromInline let insideNetCount: Int
+    @usableFromInline let outsideNets: UnsafeMutablePointer<UInt64>
+    @usableFromInline let outsideNetCount: Int
+    let poolAddresses: [UInt32]
+    let portsLow: PortSet
+    let portsHigh: PortSet
+    let seed: UInt64
+    let icmpSource: UInt32
+    let hasRedirects: Bool
+    var staticInside: [UInt64: UInt32] = [:]
+    var staticOutside: [UInt32: UInt64] = [:]
+    /// Live forwards: (proto<<48 | outside address<<16 | first port) → forward.
+    public internal(set) var forwards: [PortForward] = []
+    var icmpTokens = 0
+    var icmpTokenSecond: UInt32 = .max
+    public private(set) var lastNow: Timestamp = .zero
+
+    /// Builds an engine; the configuration must pass ``NAPT44Configuration/validate()``.
+    public init(configuration c: NAPT44Configuration) throws(ConfigurationError) {
+        try c.validate()
+        configuration = c
+        var s = c.hashSeed ?? UInt64.random(in: 1...UInt64.max)
+        if s == 0 { s = 0x5EED }
+        seed = s
+        table = SessionTable(sessionCapacity: c.maxSessions, seed: s)
+        outbox = Outbox(slots: 64, slotSize: max(576, c.fragments.maxHeldSize))
+        fragmentFlows = FragmentTracker(capacity: c.fragments.maxFlows, seed: s &* 31)
+        heldFragments = HeldPackets(capacity: c.fragments.maxHeld, slotSize: c.fragments.maxHeldSize)
+        heldSYNs = HeldPackets(capacity: c.maxHeldSYNs, slotSize: 576)
+        insideNetCount = c.insidePrefixes.count
+        insideNets = .allocate(capacity: max(insideNetCount, 1))
+        for (i, p) in c.insidePrefixes.enumerated() { insideNets[i] = UInt64(p.address.rawValue) << 32 | UInt64(p.mask) }
+        let outs = c.pool.map { ($0.address.rawValue, $0.mask) } + c.staticNAT.map { ($0.outside.rawValue, UInt32.max) }
+        outsideNetCount = outs.count
+        outsideNets = .allocate(capacity: max(outs.count, 1))
+        for (i, o) in outs.enumerated() { outsideNets[i] = UInt64(o.0) << 32 | UInt64(o.1) }
+        poolAddresses = c.poolAddresses.map(\.rawValue)
+        (portsLow, portsHigh) = c.ports.split()
+        icmpSource = (c.icmpSourceAddress ?? IPv4Address(poolAddresses[0])).rawValue
+        hasRedirects = !c.redirects.isEmpty
+        for st in c.staticNAT {
+            staticInside[UInt64(st.tenant) << 32 | UInt64(st.inside.rawValue)] = st.outside.rawValue
+            staticOutside[st.outside.rawValue] = UInt64(st.tenant) << 32 | UInt64(st.inside.rawValue)
+        }
+        // validate() has checked the forwards against each other; the table is empty, so none can clash.
+        for f in c.forwards { installForward(f) }
+    }
+
+    deinit {
+        insideNets.deallocate()
+        outsideNets.deallocate()
+    }
+
+    // MARK: Classification
+
+    @inlinable @inline(__always)
+    func isInside(_ a: UInt32) -> Bool {
+        for i in 0..<insideNetCount {
+            let n = insideNets[i]
+            if a & UInt32(truncatingIfNeeded: n) == UInt32(truncatingIfNeeded: n >> 32) { return true }
+        }
+        return false
+    }
+
+    /// Whether `a` is one of our outside addresses (pool or 1:1).
+    @inlinable @inline(__always)
+    public func isOutside(_ a: UInt32) -> Bool {
+        for i in 0..<outsideNetCount {
+            let n = outsideNets[i]
+            if a & UInt32(truncatingIfNeeded: n) == UInt32(truncatingIfNeeded: n >> 32) { return true }
+        }
+        return false
+    }
+
+    @inline(__always)
+    mutating func drop(_ r: DropReason) -> Verdict {
+        counters.drops[Int(r.rawValue)] &+= 1
+        return .drop(r)
+    }
+
+    @inline(__always)
+    static func dropReason(_ e: WireError) -> DropReason {
+        switch e {
+        case .truncated: .truncated
+        case .badVersion: .badIPVersion
+        case .badHeaderLength: .badIPHeaderLength
+        case .badLength: .badIPLength
+        case .badChecksum: .badIPChecksum
+        case .badExtensionChain: .badIPHeaderLength
+        }
+    }
+
+    @inline(__always)
+    static func validate(_ packet: UnsafeMutableRawBufferPointer) throws(DropReason) -> MutableIPv4View {
+        let ip: MutableIPv4View
+        do {
+            ip = try MutableIPv4View(validating: packet)
+        } catch {
+            throw dropReason(error)
+        }
+        guard ip.isChecksumValid else { throw .badIPChecksum }
+        return ip
+    }
+
+    // MARK: Entry points
+
+    /// Translates a packet whose direction the engine works out itself: from an inside prefix means
+    /// outbound (then hairpinned if it is addressed to one of our outside addresses); to an outside
+    /// address means inbound. This is what a TUN device that carries both sides needs.
+    public mutating func process(_ packet: UnsafeMutableRawBufferPointer, tenant: UInt32 = 0, now: Timestamp) -> Verdict {
+        lastNow = now
+        do throws(DropReason) {
+            let ip = try Self.validate(packet)
+            if isInside(ip.source.rawValue) { return try outbound(ip, tenant: tenant, now: now) }
+            if isOutside(ip.destination.rawValue) { return try inbound(ip, now: now, hairpin: false) }
+            throw .notNATTraffic
+        } catch {
+            return drop(error)
+        }
+    }
+
+    /// Translates a packet that arrived on the inside interface of `tenant`.
+    public mutating func translateOutbound(_ packet: UnsafeMutableRawBufferPointer, tenant: UInt32 = 0, now: Timestamp) -> Verdict {
+        lastNow = now
+        do {
+            return try outbound(try Self.validate(packet), tenant: tenant, now: now)
+        } catch {
+            return drop(error)
+        }
+    }
+
+    /// Translates a packet that arrived on the outside interface.
+    public mutating func translateInbound(_ packet: UnsafeMutableRawBufferPointer, now: Timestamp) -> Verdict {
+        lastNow = now
+        do throws(DropReason) {
+            let ip = try Self.validate(packet)
+            guard isOutside(ip.destination.rawValue) else { throw .notNATTraffic }
+            return try inbound(ip, now: now, hairpin: false)
+        } catch {
+            return drop(error)
+        }
+    }
+
+    /// Convenience for tests and tools: translates bytes in an array in place.
+    public mutating func process(_ packet: inout [UInt8], tenant: UInt32 = 0, now: Timestamp) -> Verdict {
+        packet.withUnsafeMutableBytes { process($0, tenant: tenant, now: now) }
+    }
+
+    /// Takes the next packet the engine generated; its bytes are valid until the next engine call.
+    public mutating func nextOutput() -> (bytes: UnsafeMutableRawBufferPointer, verdict: Verdict)? {
+        outbox.pop()
+    }
+}

@@ -1,0 +1,144 @@
+/// Why a packet was not forwarded. Every drop has one; its `name` is the metrics label
+/// (`swiftnat_dropped_packets_total{reason="no_mapping"}`). Thrown with typed throws: no boxing.
+public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConvertible {
+    // Malformed input.
+    case truncated
+    case badIPVersion
+    case badIPHeaderLength
+    case badIPLength
+    case badIPChecksum
+    case badTransportHeader
+    case badICMPChecksum
+    case malformedICMPError
+    case badEmbeddedPacket
+    // Not ours.
+    case notNATTraffic
+    case unsupportedProtocol
+    case unsupportedICMPType
+    case icmpErrorAboutICMPError
+    // State.
+    case noMapping
+    case filtered
+    case noSessionForICMPError
+    case unsolicitedSYN
+    case tcpNotSYN
+    case portInHold
+    // Resources.
+    case sessionTableFull
+    case mappingTableFull
+    case hostSessionLimit
+    case hostPortLimit
+    case portsExhausted
+    // Fragments.
+    case fragmentTableFull
+    case fragmentBufferFull
+    case fragmentTimeout
+    case fragmentTooLarge
+    case fragmentOverlap
+    case ttlExceeded
+    // Output.
+    case icmpRateLimited
+    case outboxFull
+
+    /// The snake_case metrics label.
+    public var name: String {
+        switch self {
+        case .truncated: "truncated"
+        case .badIPVersion: "bad_ip_version"
+        case .badIPHeaderLength: "bad_ip_header_length"
+        case .badIPLength: "bad_ip_length"
+        case .badIPChecksum: "bad_ip_checksum"
+        case .badTransportHeader: "bad_transport_header"
+        case .badICMPChecksum: "bad_icmp_checksum"
+        case .malformedICMPError: "malformed_icmp_error"
+        case .badEmbeddedPacket: "bad_embedded_packet"
+        case .notNATTraffic: "not_nat_traffic"
+        case .unsupportedProtocol: "unsupported_protocol"
+        case .unsupportedICMPType: "unsupported_icmp_type"
+        case .icmpErrorAboutICMPError: "icmp_error_about_icmp_error"
+        case .noMapping: "no_mapping"
+        case .filtered: "filtered"
+        case .noSessionForICMPError: "no_session_for_icmp_error"
+        case .unsolicitedSYN: "unsolicited_syn"
+        case .tcpNotSYN: "tcp_not_syn"
+        case .portInHold: "port_in_hold"
+        case .sessionTableFull: "session_table_full"
+        case .mappingTableFull: "mapping_table_full"
+        case .hostSessionLimit: "host_session_limit"
+        case .hostPortLimit: "host_port_limit"
+        case .portsExhausted: "ports_exhausted"
+        case .fragmentTableFull: "fragment_table_full"
+        case .fragmentBufferFull: "fragment_buffer_full"
+        case .fragmentTimeout: "fragment_timeout"
+        case .fragmentTooLarge: "fragment_too_large"
+        case .fragmentOverlap: "fragment_overlap"
+        case .ttlExceeded: "ttl_exceeded"
+        case .icmpRateLimited: "icmp_rate_limited"
+        case .outboxFull: "outbox_full"
+        }
+    }
+
+    public var description: String { name }
+}
+
+/// What the engine decided for one packet.
+public enum Verdict: Equatable, Sendable {
+    /// Rewritten in place; send it toward the outside.
+    case toOutside
+    /// Rewritten in place; deliver it to the inside network of `tenant` (inbound, or hairpinned).
+    case toInside(tenant: UInt32)
+    /// Kept by the engine for now (an out-of-order fragment, an unsolicited SYN held for 6 s); nothing to send.
+    case held
+    /// Not forwarded, for this reason; counted.
+    case drop(DropReason)
+
+    @inlinable public var isForwarded: Bool {
+        switch self {
+        case .toOutside, .toInside: true
+        default: false
+        }
+    }
+}
+
+/// Per-reason drop counters and forwarding counters, kept by each engine for itself (no atomics on
+/// the packet path); a metrics scrape sums them across shards.
+public struct Counters: Sendable, Equatable {
+    public var outboundPackets: UInt64 = 0
+    public var inboundPackets: UInt64 = 0
+    public var hairpinnedPackets: UInt64 = 0
+    public var outboundBytes: UInt64 = 0
+    public var inboundBytes: UInt64 = 0
+    public var sessionsCreated: UInt64 = 0
+    public var sessionsExpired: UInt64 = 0
+    public var mappingsCreated: UInt64 = 0
+    public var mappingsFreed: UInt64 = 0
+    public var icmpErrorsTranslated: UInt64 = 0
+    public var icmpErrorsGenerated: UInt64 = 0
+    public var fragmentsTranslated: UInt64 = 0
+    public var fragmentsHeld: UInt64 = 0
+    public var synsHeld: UInt64 = 0
+    public var drops: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
+
+    public init() {}
+
+    public func dropped(_ r: DropReason) -> UInt64 { drops[Int(r.rawValue)] }
+    public var totalDropped: UInt64 { drops.reduce(0, +) }
+
+    public static func += (a: inout Counters, b: Counters) {
+        a.outboundPackets += b.outboundPackets
+        a.inboundPackets += b.inboundPackets
+        a.hairpinnedPackets += b.hairpinnedPackets
+        a.outboundBytes += b.outboundBytes
+        a.inboundBytes += b.inboundBytes
+        a.sessionsCreated += b.sessionsCreated
+        a.sessionsExpired += b.sessionsExpired
+        a.mappingsCreated += b.mappingsCreated
+        a.mappingsFreed += b.mappingsFreed
+        a.icmpErrorsTranslated += b.icmpErrorsTranslated
+        a.icmpErrorsGenerated += b.icmpErrorsGenerated
+        a.fragmentsTranslated += b.fragmentsTranslated
+        a.fragmentsHeld += b.fragmentsHeld
+        a.synsHeld += b.synsHeld
+        for i in a.drops.indices { a.drops[i] += b.drops[i] }
+    }
+}

@@ -1,0 +1,470 @@
+/// Timer classes: each has its own idle timeout and its own list ordered by last use, so expiry
+/// pops from the head in O(1) per session and never sweeps the table.
+public enum TimerClass: UInt8, Sendable, CaseIterable {
+    case udp = 0
+    case tcpEstablished = 1
+    case tcpTransitory = 2
+    case icmp = 3
+    case other = 4
+}
+
+/// One session: a mapping plus one remote endpoint. `via` is the remote as the inside host sees it
+/// (differs from `remote` only for redirected flows). 56 bytes.
+public struct SessionRecord: Sendable {
+    public var insideAddress: UInt32 = 0
+    public var outsideAddress: UInt32 = 0
+    public var remoteAddress: UInt32 = 0
+    public var viaAddress: UInt32 = 0
+    public var tenant: UInt32 = 0
+    public var insidePort: UInt16 = 0
+    public var outsidePort: UInt16 = 0
+    public var remotePort: UInt16 = 0
+    public var viaPort: UInt16 = 0
+    public var proto: UInt8 = 0
+    /// TCP state (``TCPState``) for TCP sessions.
+    public var state: UInt8 = 0
+    public var timerClass: UInt8 = 0
+    public var flags: UInt8 = 0
+    /// Last use, in whole seconds of engine time.
+    public var lastSeen: UInt32 = 0
+    @usableFromInline var timerPrev: UInt32 = 0
+    @usableFromInline var timerNext: UInt32 = 0
+    public var mapping: UInt32 = 0
+    @usableFromInline var mapPrev: UInt32 = 0
+    @usableFromInline var mapNext: UInt32 = 0
+
+    public init() {}
+
+    public static let flagRedirected: UInt8 = 1
+    /// Both FINs were seen: after this session ends, its port may be reused at once (RFC 6888 REQ-8).
+    public static let flagCleanClose: UInt8 = 2
+    public static let flagLive: UInt8 = 0x80
+
+    @inlinable public var isRedirected: Bool { flags & SessionRecord.flagRedirected != 0 }
+}
+
+/// One mapping (BIB entry): an inside endpoint, qualified by remote address (and port) for
+/// address-(and-port-)dependent mapping, bound to one outside endpoint. 36 bytes.
+public struct MappingRecord: Sendable {
+    public var insideAddress: UInt32 = 0
+    public var outsideAddress: UInt32 = 0
+    public var tenant: UInt32 = 0
+    public var qualifierAddress: UInt32 = 0
+    public var insidePort: UInt16 = 0
+    public var outsidePort: UInt16 = 0
+    public var qualifierPort: UInt16 = 0
+    public var proto: UInt8 = 0
+    public var flags: UInt8 = 0
+    @usableFromInline var sessionHead: UInt32 = 0
+    /// Static mappings: expiry second (0 = never). Held mappings: the second the port is free again.
+    public var expiry: UInt32 = 0
+    @usableFromInline var holdNext: UInt32 = 0
+
+    public init() {}
+
+    public static let flagStatic: UInt8 = 1
+    public static let flagHeld: UInt8 = 2
+    public static let flagOneToOne: UInt8 = 4
+    public static let flagLive: UInt8 = 0x80
+
+    @inlinable public var isStatic: Bool { flags & MappingRecord.flagStatic != 0 }
+    @inlinable public var isHeld: Bool { flags & MappingRecord.flagHeld != 0 }
+    @inlinable public var hasSessions: Bool { sessionHead != 0 }
+}
+
+/// Per inside host (tenant, address) accounting for RFC 6888 per-subscriber limits.
+public struct HostRecord: Sendable {
+    public var address: UInt32 = 0
+    public var tenant: UInt32 = 0
+    public var sessions: UInt32 = 0
+    public var ports: UInt32 = 0
+    @usableFromInline var nextFree: UInt32 = 0
+}
+
+/// The NAPT session table: sessions and mappings in preallocated slabs, each reachable from its inside
+/// key and its outside key (like conntrack's two tuples), per-class idle lists, a FIFO of ports held
+/// after release, and per-host counts. Fixed capacity; nothing allocates after `init`.
+public struct SessionTable: ~Copyable {
+    public let sessionCapacity: Int
+    public let mappingCapacity: Int
+    public let hostCapacity: Int
+    public let sessions: UnsafeMutablePointer<SessionRecord>
+    public let mappings: UnsafeMutablePointer<MappingRecord>
+    public let hosts: UnsafeMutablePointer<HostRecord>
+    @usableFromInline let sessionByInside: HashIndex
+    @usableFromInline let sessionByOutside: HashIndex
+    @usableFromInline let mappingByInside: HashIndex
+    @usableFromInline let mappingByOutside: HashIndex
+    @usableFromInline let hostIndex: HashIndex
+    /// Timer list heads and tails, one pair per ``TimerClass``.
+    @usableFromInline let timerHeads: UnsafeMutablePointer<UInt32>
+    @usableFromInline let timerTails: UnsafeMutablePointer<UInt32>
+    @usableFromInline let seed: UInt64
+    @usableFromInline var freeSession: UInt32 = 0
+    @usableFromInline var freeMapping: UInt32 = 0
+    @usableFromInline var freeHost: UInt32 = 0
+    public private(set) var sessionCount = 0
+    public private(set) var mappingCount = 0
+    public private(set) var heldCount = 0
+    public private(set) var hostCount = 0
+    @usableFromInline var holdHead: UInt32 = 0
+    @usableFromInline var holdTail: UInt32 = 0
+
+    public init(sessionCapacity: Int, mappingCapacity: Int? = nil, hostCapacity: Int? = nil, seed: UInt64) {
+        precondition(sessionCapacity > 0)
+        self.sessionCapacity = sessionCapacity
+        self.mappingCapacity = mappingCapacity ?? sessionCapacity
+        self.hostCapacity = hostCapacity ?? min(sessionCapacity, 1 << 20)
+        self.seed = seed
+        sessions = .allocate(capacity: sessionCapacity + 1)
+        sessions.initialize(repeating: SessionRecord(), count: sessionCapacity + 1)
+        mappings = .allocate(capacity: self.mappingCapacity + 1)
+        mappings.initialize(repeating: MappingRecord(), count: self.mappingCapacity + 1)
+        hosts = .allocate(capacity: self.hostCapacity + 1)
+        hosts.initialize(repeating: HostRecord(), count: self.hostCapacity + 1)
+        sessionByInside = HashIndex(capacity: sessionCapacity)
+        sessionByOutside = HashIndex(capacity: sessionCapacity)
+        mappingByInside = HashIndex(capacity: self.mappingCapacity)
+        mappingByOutside = HashIndex(capacity: self.mappingCapacity)
+        hostIndex = HashIndex(capacity: self.hostCapacity)
+        timerHeads = .allocate(capacity: TimerClass.allCases.count)
+        timerHeads.initialize(repeating: 0, count: TimerClass.allCases.count)
+        timerTails = .allocate(capacity: TimerClass.allCases.count)
+        timerTails.initialize(repeating: 0, count: TimerClass.allCases.count)
+        // Free lists thread through the records (ids 1...capacity; 0 is "none").
+        for i in stride(from: sessionCapacity, through: 1, by: -1) {
+            sessions[i].mapNext = freeSession
+            freeSession = UInt32(i)
+        }
+        for i in stride(from: self.mappingCapacity, through: 1, by: -1) {
+            mappings[i].holdNext = freeMapping
+            freeMapping = UInt32(i)
+        }
+        for i in stride(from: self.hostCapacity, through: 1, by: -1) {
+            hosts[i].nextFree = freeHost
+            freeHost = UInt32(i)
+        }
+    }
+
+    deinit {
+        sessions.deallocate()
+        mappings.deallocate()
+        hosts.deallocate()
+        timerHeads.deallocate()
+        timerTails.deallocate()
+    }
+
+    /// Bytes held by the table (slabs and indexes), for the bytes-per-session figure.
+    public var memoryBytes: Int {
+        (sessionCapacity + 1) * MemoryLayout<SessionRecord>.stride
+            + (mappingCapacity + 1) * MemoryLayout<MappingRecord>.stride
+            + (hostCapacity + 1) * MemoryLayout<HostRecord>.stride
+            + sessionByInside.memoryBytes + sessionByOutside.memoryBytes
+            + mappingByInside.memoryBytes + mappingByOutside.memoryBytes + hostIndex.memoryBytes
+    }
+
+    public var isSessionTableFull: Bool { freeSession == 0 }
+    public var isMappingTableFull: Bool { freeMapping == 0 }
+
+    // MARK: Hashes
+
+    @inlinable @inline(__always)
+    func insideHash(_ tenant: UInt32, _ proto: UInt8, _ a: UInt32, _ ap: UInt16, _ b: UInt32, _ bp: UInt16) -> UInt32 {
+        KeyHash.hash(UInt64(a) << 32 | UInt64(b),
+                     (UInt64(ap) << 48 | UInt64(bp) << 32 | UInt64(tenant)) ^ (UInt64(proto) << 56), seed: seed)
+    }
+
+    @inlinable @inline(__always)
+    func outsideHash(_ proto: UInt8, _ a: UInt32, _ ap: UInt16, _ b: UInt32, _ bp: UInt16) -> UInt32 {
+        KeyHash.hash(UInt64(a) << 32 | UInt64(b), UInt64(ap) << 48 | UInt64(bp) << 32 | UInt64(proto), seed: ~seed)
+    }
+
+    // MARK: Session lookups (the fast path)
+
+    /// The session for a packet from the inside: (tenant, proto, inside endpoint, destination as seen inside).
+    @inlinable @inline(__always)
+    public func lookupFromInside(tenant: UInt32, proto: UInt8, insideAddress: UInt32, insidePort: UInt16,
+                                 remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
+        var id = sessionByInside.first(insideHash(tenant, proto, insideAddress, insidePort, remoteAddress, remotePort))
+        while id != 0 {
+            let s = sessions + Int(id)
+            if s.pointee.insideAddress == insideAddress && s.pointee.viaAddress == remoteAddress
+                && s.pointee.insidePort == insidePort && s.pointee.viaPort == remotePort
+                && s.pointee.proto == proto && s.pointee.tenant == tenant {
+                return id
+            }
+            id = sessionByInside.next(id)
+        }
+        return 0
+    }
+
+    /// The session for a packet from the outside: (proto, outside endpoint, remote endpoint).
+    @inlinable @inline(__always)
+    public func lookupFromOutside(proto: UInt8, outsideAddress: UInt32, outsidePort: UInt16,
+                                  remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
+        var id = sessionByOutside.first(outsideHash(proto, outsideAddress, outsidePort, remoteAddress, remotePort))
+        while id != 0 {
+            let s = sessions + Int(id)
+            if s.pointee.outsideAddress == outsideAddress && s.pointee.remoteAddress == remoteAddress
+                && s.pointee.outsidePort == outsidePort && s.pointee.remotePort == remotePort
+                && s.pointee.proto == proto {
+                return id
+            }
+            id = sessionByOutside.next(id)
+        }
+        return 0
+    }
+
+    // MARK: Mapping lookups
+
+    public func lookupMapping(tenant: UInt32, proto: UInt8, insideAddress: UInt32, insidePort: UInt16,
+                              qualifierAddress: UInt32, qualifierPort: UInt16) -> UInt32 {
+        var id = mappingByInside.first(insideHash(tenant, proto, insideAddress, insidePort, qualifierAddress, qualifierPort))
+        while id != 0 {
+            let m = mappings[Int(id)]
+            if m.insideAddress == insideAddress && m.insidePort == insidePort && m.qualifierAddress == qualifierAddress
+                && m.qualifierPort == qualifierPort && m.proto == proto && m.tenant == tenant {
+                return id
+            }
+            id = mappingByInside.next(id)
+        }
+        return 0
+    }
+
+    /// The mapping (live or held) that owns an outside endpoint: outside ports are never overloaded.
+    public func lookupMapping(proto: UInt8, outsideAddress: UInt32, outsidePort: UInt16) -> UInt32 {
+        var id = mappingByOutside.first(outsideHash(proto, outsideAddress, outsidePort, 0, 0))
+        while id != 0 {
+            let m = mappings[Int(id)]
+            if m.outsideAddress == outsideAddress && m.outsidePort == outsidePort && m.proto == proto { return id }
+            id = mappingByOutside.next(id)
+        }
+        return 0
+    }
+
+    // MARK: Mappings
+
+    /// Creates a mapping; nil when the mapping slab is full. `indexInside` false for a second static
+    /// mapping of the same inside endpoint (the first one is the one outbound traffic uses).
+    public mutating func createMapping(_ record: MappingRecord, indexInside: Bool = true) -> UInt32? {
+        guard freeMapping != 0 else { return nil }
+        let id = freeMapping
+        freeMapping = mappings[Int(id)].holdNext
+        var m = record
+        m.flags |= MappingRecord.flagLive
+        m.sessionHead = 0
+        m.holdNext = 0
+        mappings[Int(id)] = m
+        if indexInside {
+            mappingByInside.insert(id, hash: insideHash(m.tenant, m.proto, m.insideAddress, m.insidePort, m.qualifierAddress, m.qualifierPort))
+        }
+        mappingByOutside.insert(id, hash: outsideHash(m.proto, m.outsideAddress, m.outsidePort, 0, 0))
+        mappingCount += 1
+        return id
+    }
+
+    /// Ends a mapping that has no sessions left. With `holdUntil` > 0 its outside port stays taken until
+    /// then (RFC 6888 REQ-8); otherwise the port is free at once.
+    public mutating func releaseMapping(_ id: UInt32, holdUntil: UInt32) {
+        let m = mappings[Int(id)]
+        precondition(m.sessionHead == 0)
+        mappingByInside.remove(id, hash: insideHash(m.tenant, m.proto, m.insideAddress, m.insidePort, m.qualifierAddress, m.qualifierPort))
+        if holdUntil > 0 {
+            mappings[Int(id)].flags = MappingRecord.flagLive | MappingRecord.flagHeld
+            mappings[Int(id)].expiry = holdUntil
+            mappings[Int(id)].holdNext = 0
+            if holdTail != 0 { mappings[Int(holdTail)].holdNext = id } else { holdHead = id }
+            holdTail = id
+            heldCount += 1
+        } else {
+            freeMappingSlot(id)
+        }
+        mappingCount -= 1
+    }
+
+    mutating func freeMappingSlot(_ id: UInt32) {
+        let m = mappings[Int(id)]
+        mappingByOutside.remove(id, hash: outsideHash(m.proto, m.outsideAddress, m.outsidePort, 0, 0))
+        mappings[Int(id)] = MappingRecord()
+        mappings[Int(id)].holdNext = freeMapping
+        freeMapping = id
+    }
+
+    /// Frees held ports whose hold time has passed; returns how many.
+    @discardableResult
+    public mutating func releaseHeldPorts(now: UInt32) -> Int {
+        var n = 0
+        while holdHead != 0 && mappings[Int(holdHead)].expiry <= now {
+            let id = holdHead
+            holdHead = mappings[Int(id)].holdNext
+            if holdHead == 0 { holdTail = 0 }
+            freeMappingSlot(id)
+            heldCount -= 1
+            n += 1
+        }
+        return n
+    }
+
+    /// Calls `body` with each session id of a mapping.
+    public func forEachSession(ofMapping id: UInt32, _ body: (UInt32) -> Void) {
+        var s = mappings[Int(id)].sessionHead
+        while s != 0 {
+            let next = sessions[Int(s)].mapNext
+            body(s)
+            s = next
+        }
+    }
+
+    /// The first session of a mapping (0 when none); walk on with ``nextSession(inMapping:)``.
+    public func firstSession(ofMapping id: UInt32) -> UInt32 { mappings[Int(id)].sessionHead }
+    public func nextSession(inMapping sid: UInt32) -> UInt32 { sessions[Int(sid)].mapNext }
+
+    /// Whether the mapping has a session with this remote address (address-dependent filtering).
+    public func mappingHasSession(_ id: UInt32, remoteAddress: UInt32) -> Bool {
+        var s = mappings[Int(id)].sessionHead
+        while s != 0 {
+            if sessions[Int(s)].remoteAddress == remoteAddress { return true }
+            s = sessions[Int(s)].mapNext
+        }
+        return false
+    }
+
+    // MARK: Sessions
+
+    /// Creates a session under `mapping` toward `remote` (seen from inside as `via`); nil when full.
+    public mutating func createSession(mapping mid: UInt32, remoteAddress: UInt32, remotePort: UInt16,
+                                       viaAddress: UInt32, viaPort: UInt16, timerClass: TimerClass,
+                                       state: UInt8, now: UInt32) -> UInt32? {
+        guard freeSession != 0 else { return nil }
+        let id = freeSession
+        freeSession = sessions[Int(id)].mapNext
+        let m = mappings[Int(mid)]
+        var s = SessionRecord()
+        s.insideAddress = m.insideAddress
+        s.insidePort = m.insidePort
+        s.outsideAddress = m.outsideAddress
+        s.outsidePort = m.outsidePort
+        s.tenant = m.tenant
+        s.proto = m.proto
+        s.remoteAddress = remoteAddress
+        s.remotePort = remotePort
+        s.viaAddress = viaAddress
+        s.viaPort = viaPort
+        if viaAddress != remoteAddress || viaPort != remotePort { s.flags |= SessionRecord.flagRedirected }
+        s.flags |= SessionRecord.flagLive
+        s.state = state
+        s.timerClass = timerClass.rawValue
+        s.lastSeen = now
+        s.mapping = mid
+        s.mapPrev = 0
+        s.mapNext = m.sessionHead
+        sessions[Int(id)] = s
+        if m.sessionHead != 0 { sessions[Int(m.sessionHead)].mapPrev = id }
+        mappings[Int(mid)].sessionHead = id
+        sessionByInside.insert(id, hash: insideHash(s.tenant, s.proto, s.insideAddress, s.insidePort, viaAddress, viaPort))
+        sessionByOutside.insert(id, hash: outsideHash(s.proto, s.outsideAddress, s.outsidePort, remoteAddress, remotePort))
+        timerAppend(id, timerClass.rawValue)
+        sessionCount += 1
+        return id
+    }
+
+    /// Removes a session; returns its mapping id (which may now have no sessions).
+    @discardableResult
+    public mutating func removeSession(_ id: UInt32) -> UInt32 {
+        let s = sessions[Int(id)]
+        sessionByInside.remove(id, hash: insideHash(s.tenant, s.proto, s.insideAddress, s.insidePort, s.viaAddress, s.viaPort))
+        sessionByOutside.remove(id, hash: outsideHash(s.proto, s.outsideAddress, s.outsidePort, s.remoteAddress, s.remotePort))
+        timerUnlink(id, s.timerClass)
+        if s.mapPrev != 0 { sessions[Int(s.mapPrev)].mapNext = s.mapNext } else { mappings[Int(s.mapping)].sessionHead = s.mapNext }
+        if s.mapNext != 0 { sessions[Int(s.mapNext)].mapPrev = s.mapPrev }
+        sessions[Int(id)] = SessionRecord()
+        sessions[Int(id)].mapNext = freeSession
+        freeSession = id
+        sessionCount -= 1
+        return s.mapping
+    }
+
+    /// Marks a session used at `now`. It moves to the tail of its idle list only when the second changed,
+    /// so a busy session costs one compare per packet.
+    @inlinable @inline(__always)
+    public mutating func touch(_ id: UInt32, now: UInt32) {
+        let s = sessions + Int(id)
+        if s.pointee.lastSeen != now {
+            s.pointee.lastSeen = now
+            let c = s.pointee.timerClass
+            if timerTails[Int(c)] != id {
+                timerUnlink(id, c)
+                timerAppend(id, c)
+            }
+        }
+    }
+
+    /// Moves a session to another timer class (a TCP state change), refreshing it.
+    public mutating func setTimerClass(_ id: UInt32, _ c: TimerClass, now: UInt32) {
+        let old = sessions[Int(id)].timerClass
+        timerUnlink(id, old)
+        sessions[Int(id)].timerClass = c.rawValue
+        sessions[Int(id)].lastSeen = now
+        timerAppend(id, c.rawValue)
+    }
+
+    /// The least recently used session of a class (0 when none).
+    @inlinable public func oldest(_ c: TimerClass) -> UInt32 { timerHeads[Int(c.rawValue)] }
+
+    @usableFromInline mutating func timerAppend(_ id: UInt32, _ c: UInt8) {
+        let tail = timerTails[Int(c)]
+        sessions[Int(id)].timerPrev = tail
+        sessions[Int(id)].timerNext = 0
+        if tail != 0 { sessions[Int(tail)].timerNext = id } else { timerHeads[Int(c)] = id }
+        timerTails[Int(c)] = id
+    }
+
+    @usableFromInline mutating func timerUnlink(_ id: UInt32, _ c: UInt8) {
+        let p = sessions[Int(id)].timerPrev, n = sessions[Int(id)].timerNext
+        if p != 0 { sessions[Int(p)].timerNext = n } else { timerHeads[Int(c)] = n }
+        if n != 0 { sessions[Int(n)].timerPrev = p } else { timerTails[Int(c)] = p }
+        sessions[Int(id)].timerPrev = 0
+        sessions[Int(id)].timerNext = 0
+    }
+
+    // MARK: Hosts
+
+    @inlinable @inline(__always)
+    func hostHash(_ tenant: UInt32, _ addr: UInt32) -> UInt32 {
+        KeyHash.hash(UInt64(tenant) << 32 | UInt64(addr), 0x686F_7374, seed: seed)
+    }
+
+    /// The host record for an inside host, or 0.
+    public func lookupHost(tenant: UInt32, address: UInt32) -> UInt32 {
+        var id = hostIndex.first(hostHash(tenant, address))
+        while id != 0 {
+            if hosts[Int(id)].address == address && hosts[Int(id)].tenant == tenant { return id }
+            id = hostIndex.next(id)
+        }
+        return 0
+    }
+
+    /// The host record, created if missing; nil when the host table is full.
+    public mutating func host(tenant: UInt32, address: UInt32) -> UInt32? {
+        let found = lookupHost(tenant: tenant, address: address)
+        if found != 0 { return found }
+        guard freeHost != 0 else { return nil }
+        let id = freeHost
+        freeHost = hosts[Int(id)].nextFree
+        hosts[Int(id)] = HostRecord(address: address, tenant: tenant, sessions: 0, ports: 0, nextFree: 0)
+        hostIndex.insert(id, hash: hostHash(tenant, address))
+        hostCount += 1
+        return id
+    }
+
+    /// Drops a host record once it counts nothing.
+    public mutating func releaseHostIfIdle(_ id: UInt32) {
+        let h = hosts[Int(id)]
+        guard h.sessions == 0, h.ports == 0 else { return }
+        hostIndex.remove(id, hash: hostHash(h.tenant, h.address))
+        hosts[Int(id)] = HostRecord()
+        hosts[Int(id)].nextFree = freeHost
+        freeHost = id
+        hostCount -= 1
+    }
+}

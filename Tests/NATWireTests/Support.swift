@@ -90,9 +90,9 @@ func sub(_ buffer: UnsafeRawBufferPointer, _ from: Int, _ count: Int? = nil) -> 
     UnsafeRawBufferPointer(rebasing: buffer[from..<(count.map { from + $0 } ?? buffer.count)])
 }
 
-/// The error a throwing call throws, or nil when it succeeds.
-func wireError<T>(_ body: () throws(WireError) -> T) -> WireError? {
-    do { _ = try body(); return nil } catch { return error }
+/// The error a throwing call throws, or nil when it succeeds (or throws something other than a WireError).
+func wireError<T>(_ body: () throws -> T) -> WireError? {
+    do { _ = try body(); return nil } catch { return error as? WireError }
 }
 
 let ip4A = IPv4Address(192, 0, 2, 1)

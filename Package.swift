@@ -7,7 +7,13 @@ let package = Package(
         .library(name: "NATWire", targets: ["NATWire"]),
         .library(name: "NATCore", targets: ["NATCore"]),
         .library(name: "NAPT44", targets: ["NAPT44"]),
+        .library(name: "NATRuntime", targets: ["NATRuntime"]),
         .executable(name: "swiftnat", targets: ["swiftnat"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // Layer 0: views over packet bytes, checksums, addresses, builders.
@@ -16,11 +22,26 @@ let package = Package(
         .target(name: "NATCore", dependencies: ["NATWire"]),
         // Layer 2: the NAPT44 engine (bytes + now in, bytes + verdict out).
         .target(name: "NAPT44", dependencies: ["NATWire", "NATCore"]),
+        // Layer 3: ioctl/ifreq for TUN devices.
+        .target(name: "CTun"),
+        // Layer 3: TUN I/O, packet threads, clock, configuration, routes, lifecycle, the lab.
+        .target(name: "NATRuntime", dependencies: [
+            "NATWire", "NATCore", "NAPT44", "CTun",
+            .product(name: "TOMLKit", package: "TOMLKit"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Layer 4: the binary.
-        .executableTarget(name: "swiftnat", dependencies: ["NAPT44"]),
+        .executableTarget(name: "swiftnat", dependencies: [
+            "NATRuntime", "NAPT44",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "NATWireTests", dependencies: ["NATWire"]),
         .testTarget(name: "NATCoreTests", dependencies: ["NATCore"]),
         .testTarget(name: "NAPT44Tests", dependencies: ["NAPT44", "NATCore", "NATWire"]),
+        .testTarget(name: "NATRuntimeTests", dependencies: ["NATRuntime", "NAPT44", "NATCore", "NATWire"]),
+        // Real namespaces, the real daemon, real clients: needs root and /dev/net/tun (skipped otherwise).
+        .testTarget(name: "EndToEndTests", dependencies: ["NATRuntime", "swiftnat"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,62 @@
+#include "ctun.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int fill_ifreq(struct ifreq *ifr, const char *name) {
+    memset(ifr, 0, sizeof(*ifr));
+    size_t n = strlen(name);
+    if (n == 0 || n >= IFNAMSIZ) return -EINVAL;
+    memcpy(ifr->ifr_name, name, n);
+    return 0;
+}
+
+int ctun_open(const char *name, int multiQueue) {
+    struct ifreq ifr;
+    int rc = fill_ifreq(&ifr, name);
+    if (rc < 0) return rc;
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    if (multiQueue) ifr.ifr_flags |= IFF_MULTI_QUEUE;
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return -errno;
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+static int with_socket(unsigned long request, struct ifreq *ifr) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -errno;
+    int rc = ioctl(s, request, ifr) < 0 ? -errno : 0;
+    close(s);
+    return rc;
+}
+
+int ctun_set_mtu(const char *name, int mtu) {
+    struct ifreq ifr;
+    int rc = fill_ifreq(&ifr, name);
+    if (rc < 0) return rc;
+    ifr.ifr_mtu = mtu;
+    return with_socket(SIOCSIFMTU, &ifr);
+}
+
+int ctun_set_up(const char *name) {
+    struct ifreq ifr;
+    int rc = fill_ifreq(&ifr, name);
+    if (rc < 0) return rc;
+    rc = with_socket(SIOCGIFFLAGS, &ifr);
+    if (rc < 0) return rc;
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    return with_socket(SIOCSIFFLAGS, &ifr);
+}
+
+int ctun_max_name_length(void) { return IFNAMSIZ - 1; }

@@ -1,0 +1,227 @@
+import Foundation
+
+/// Network namespaces for the lab and the end-to-end tests:
+///
+/// ```
+///  client 100.64.0.2/24 ── in0 100.64.0.1/24 [nat: swiftnat on snat0] out0 203.0.113.1/24 ── server 203.0.113.2/24, .3/24
+///                                                      pool 198.51.100.1               (server ── far 192.0.2.2/24 when asked)
+/// ```
+/// Every name starts with `snlab-<pid>-`, so parallel or stale runs never collide; ``destroy()`` kills
+/// the processes it started and deletes the namespaces (and with them the veths and the TUN device).
+public final class LabNetwork: @unchecked Sendable {
+    public let prefix: String
+    public let client: String
+    public let nat: String
+    public let server: String
+    public let far: String?
+    public let directory: String
+    private var namespaces: [String] = []
+    private var processes: [Process] = []
+    private let lock = NSLock()
+    private var destroyed = false
+    public var verbose = false
+
+    public static let clientAddress = "100.64.0.2"
+    public static let natInsideAddress = "100.64.0.1"
+    public static let natOutsideAddress = "203.0.113.1"
+    public static let serverAddress = "203.0.113.2"
+    public static let serverAddress2 = "203.0.113.3"
+    public static let farAddress = "192.0.2.2"
+    public static let poolAddress = "198.51.100.1"
+
+    public struct LabError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Why namespaces cannot be built here, or nil when they can.
+    public static func unavailableReason() -> String? {
+        if geteuid() != 0 { return "needs root (network namespaces, TUN device, routes)" }
+        if access("/dev/net/tun", F_OK) != 0 { return "needs /dev/net/tun" }
+        if Shell.which("ip") == nil { return "needs `ip` (Debian package iproute2)" }
+        return nil
+    }
+
+    public init(tag: String = "", withFar: Bool = false) throws(LabError) {
+        let t = tag.isEmpty ? "" : "\(tag)-"
+        prefix = "snlab-\(getpid())-\(t)"
+        client = prefix + "client"
+        nat = prefix + "nat"
+        server = prefix + "server"
+        far = withFar ? prefix + "far" : nil
+        directory = NSTemporaryDirectory() + "/" + prefix + UUID().uuidString.prefix(8)
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        do {
+            try build()
+        } catch {
+            destroy()
+            throw error
+        }
+    }
+
+    private func ip(_ args: [String]) throws(LabError) {
+        if verbose { print("  + ip \(args.joined(separator: " "))") }
+        let o = Shell.run(["ip"] + args, timeout: 10)
+        guard o.ok else { throw LabError(description: Shell.Failure(command: ["ip"] + args, output: o).description) }
+    }
+
+    private func build() throws(LabError) {
+        for ns in [client, nat, server] + (far.map { [$0] } ?? []) {
+            try ip(["netns", "add", ns])
+            lock.withLock { namespaces.append(ns) }
+            try ip(["-n", ns, "link", "set", "lo", "up"])
+        }
+        try ip(["link", "add", "eth0", "netns", client, "type", "veth", "peer", "name", "in0", "netns", nat])
+        try ip(["link", "add", "out0", "netns", nat, "type", "veth", "peer", "name", "eth0", "netns", server])
+        try ip(["-n", client, "addr", "add", "100.64.0.2/24", "dev", "eth0"])
+        try ip(["-n", client, "link", "set", "eth0", "up"])
+        try ip(["-n", client, "route", "add", "default", "via", "100.64.0.1"])
+        try ip(["-n", nat, "addr", "add", "100.64.0.1/24", "dev", "in0"])
+        try ip(["-n", nat, "addr", "add", "203.0.113.1/24", "dev", "out0"])
+        try ip(["-n", nat, "link", "set", "in0", "up"])
+        try ip(["-n", nat, "link", "set", "out0", "up"])
+        try ip(["-n", nat, "route", "add", "default", "via", "203.0.113.2"])
+        try ip(["-n", server, "addr", "add", "203.0.113.2/24", "dev", "eth0"])
+        try ip(["-n", server, "addr", "add", "203.0.113.3/24", "dev", "eth0"])
+        try ip(["-n", server, "link", "set", "eth0", "up"])
+        try ip(["-n", server, "route", "add", "198.51.100.0/24", "via", "203.0.113.1"])
+        if let far {
+            try ip(["link", "add", "far0", "netns", server, "type", "veth", "peer", "name", "eth0", "netns", far])
+            try ip(["-n", server, "addr", "add", "192.0.2.1/24", "dev", "far0"])
+            try ip(["-n", server, "link", "set", "far0", "up"])
+            try ip(["-n", far, "addr", "add", "192.0.2.2/24", "dev", "eth0"])
+            try ip(["-n", far, "link", "set", "eth0", "up"])
+            try ip(["-n", far, "route", "add", "default", "via", "192.0.2.1"])
+            _ = exec(server, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        }
+    }
+
+    /// Runs a command in namespace `ns`, bounded by `timeout` seconds.
+    @discardableResult
+    public func exec(_ ns: String, _ args: [String], timeout: Double = 10) -> Shell.Output {
+        if verbose { print("  + [\(ns.dropFirst(prefix.count))] \(args.joined(separator: " "))") }
+        return Shell.run(["ip", "netns", "exec", ns] + args, timeout: timeout)
+    }
+
+    /// Starts a long-running command in namespace `ns`, its output in `<directory>/<logName>`.
+    /// `ip netns exec` execs the command, so the process id is the command's own.
+    @discardableResult
+    public func spawn(_ ns: String, _ args: [String], logName: String) throws(LabError) -> Process {
+        let logPath = directory + "/" + logName
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        guard let log = FileHandle(forWritingAtPath: logPath), let ipPath = Shell.which("ip") else {
+            throw LabError(description: "cannot create \(logPath) or find `ip`")
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: ipPath)
+        p.arguments = ["netns", "exec", ns] + args
+        p.standardOutput = log
+        p.standardError = log
+        p.standardInput = FileHandle.nullDevice
+        p.currentDirectoryURL = URL(fileURLWithPath: directory)
+        if verbose { print("  + [\(ns.dropFirst(prefix.count))] \(args.joined(separator: " ")) &") }
+        do { try p.run() } catch { throw LabError(description: "cannot start \(args[0]): \(error)") }
+        lock.withLock { processes.append(p) }
+        return p
+    }
+
+    public func logPath(_ name: String) -> String { directory + "/" + name }
+    public func log(_ name: String) -> String { (try? String(contentsOfFile: logPath(name), encoding: .utf8)) ?? "" }
+
+    /// Waits until `log(name)` contains `text`, the process ends, or `timeout` passes.
+    public func waitFor(_ text: String, in name: String, process: Process? = nil, timeout: Double = 10) -> Bool {
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            if log(name).contains(text) { return true }
+            if let process, !process.isRunning { return log(name).contains(text) }
+            usleep(50_000)
+        }
+        return false
+    }
+
+    /// Waits until something listens on `port` (tcp or udp) in `ns`.
+    public func waitForListener(_ ns: String, port: Int, udp: Bool = false, timeout: Double = 10) -> Bool {
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            let o = exec(ns, ["ss", "-Hln", udp ? "-u" : "-t", "sport = :\(port)"], timeout: 5)
+            if o.ok && !o.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+
+    /// Stops a process it started: SIGTERM, then SIGKILL after `grace` seconds.
+    public func stop(_ p: Process, grace: Double = 5) {
+        guard p.isRunning else { return }
+        kill(p.processIdentifier, SIGTERM)
+        let end = Date().addingTimeInterval(grace)
+        while p.isRunning && Date() < end { usleep(20_000) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+    }
+
+    /// Kills what it started and deletes its namespaces. Safe to call more than once.
+    public func destroy() {
+        let (procs, nss): ([Process], [String]) = lock.withLock {
+            if destroyed { return ([], []) }
+            destroyed = true
+            return (processes, namespaces)
+        }
+        for p in procs.reversed() { stop(p, grace: 3) }
+        for ns in nss.reversed() { Shell.run(["ip", "netns", "del", ns], timeout: 10) }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Leaves everything as it is (for `lab --keep`).
+    public func abandon() {
+        lock.withLock { destroyed = true }
+    }
+
+    /// The daemon's configuration for this topology; `extra` is appended inside [nat44] (keys) or after it (tables).
+    public func daemonConfig(behavior: String, extraKeys: String = "", extraTables: String = "") -> String {
+        """
+        # Generated by swiftnat lab / the end-to-end tests.
+        [tun]
+        name = "snat0"
+        mtu = 1500
+
+        [nat44]
+        inside = ["100.64.0.0/24"]
+        inside_interfaces = ["in0"]
+        outside_interface = "out0"
+        pool = ["198.51.100.1/32"]
+        behavior = "\(behavior)"
+        \(extraKeys)
+
+        \(extraTables)
+        """
+    }
+
+    /// Writes the configuration and starts `binary run` in the nat namespace; waits for "ready".
+    public func startDaemon(binary: String, config: String, verbose v: Bool = false) throws(LabError) -> Process {
+        let path = directory + "/nat44.toml"
+        do { try config.write(toFile: path, atomically: true, encoding: .utf8) } catch {
+            throw LabError(description: "cannot write \(path): \(error)")
+        }
+        let p = try spawn(nat, [binary, "run", "--config", path] + (v ? ["-v"] : []), logName: "daemon.log")
+        guard waitFor("ready:", in: "daemon.log", process: p, timeout: 15) else {
+            let l = log("daemon.log")
+            stop(p)
+            throw LabError(description: "the daemon did not start:\n\(l)")
+        }
+        return p
+    }
+
+    /// Asks the daemon to log its sessions (SIGUSR1) and returns the session lines.
+    public func sessions(daemon p: Process) -> [String] {
+        let before = log("daemon.log").components(separatedBy: "sessions listed:").count
+        kill(p.processIdentifier, SIGUSR1)
+        let end = Date().addingTimeInterval(3)
+        while Date() < end && log("daemon.log").components(separatedBy: "sessions listed:").count == before { usleep(50_000) }
+        let text = log("daemon.log")
+        guard let lastStats = text.range(of: "stats queue=", options: .backwards) else { return [] }
+        return text[lastStats.lowerBound...].split(separator: "\n").compactMap { line in
+            guard let r = line.range(of: "session ") , !line.contains("sessions listed") else { return nil }
+            return String(line[r.upperBound...])
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import NAPT44
+
+/// `swiftnat lab`: builds the namespaces, runs the daemon in the middle, sends ping, HTTP and UDP
+/// from client to server, shows what crossed and the mappings made, and cleans up (also on Ctrl-C).
+public enum LabRunner {
+    public struct LabFailure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    nonisolated(unsafe) static var current: LabNetwork?
+    nonisolated(unsafe) static var signalSources: [DispatchSourceSignal] = []
+
+    public static func run(behavior: String, keep: Bool, verbose: Bool, binary: String) throws(LabFailure) {
+        if let why = LabNetwork.unavailableReason() {
+            throw LabFailure(description: "the lab \(why): run it as `sudo \(binary) lab`")
+        }
+        guard Behavior(preset: behavior) != nil else {
+            throw LabFailure(description: "--behavior '\(behavior)' is not a preset: use one of \(Behavior.presets.map(\.0).joined(separator: ", "))")
+        }
+        for tool in ["curl", "socat", "python3", "ping"] where Shell.which(tool) == nil {
+            throw LabFailure(description: "the lab needs `\(tool)`: apt-get install iputils-ping curl socat python3")
+        }
+        // Ctrl-C and SIGTERM: remove everything, then leave.
+        for s in [SIGINT, SIGTERM] {
+            signal(s, SIG_IGN)
+            let src = DispatchSource.makeSignalSource(signal: s, queue: .global())
+            src.setEventHandler {
+                print("\ninterrupted: removing the lab")
+                current?.destroy()
+                exit(130)
+            }
+            src.resume()
+            signalSources.append(src)
+        }
+
+        print("== building namespaces (client 100.64.0.2 | nat 100.64.0.1, 203.0.113.1, pool 198.51.100.1 | server 203.0.113.2, .3)")
+        let net: LabNetwork
+        do { net = try LabNetwork() } catch { throw LabFailure(description: error.description) }
+        net.verbose = verbose
+        current = net
+        defer { if !keep { net.destroy() } }
+        do {
+            try demo(net, behavior: behavior, keep: keep, verbose: verbose, binary: binary)
+        } catch let e as LabFailure {
+            throw e
+        } catch {
+            throw LabFailure(description: "\(error)")
+        }
+    }
+
+    static func demo(_ net: LabNetwork, behavior: String, keep: Bool, verbose: Bool, binary: String) throws {
+        print("   \(net.client), \(net.nat), \(net.server)")
+        print("== starting swiftnat in \(net.nat) (behavior \(behavior))")
+        let daemon = try net.startDaemon(binary: binary, config: net.daemonConfig(behavior: behavior), verbose: verbose)
+        for line in net.log("daemon.log").split(separator: "\n") where line.contains("ready:") { print("   " + line) }
+
+        // Servers.
+        try "hello from 203.0.113.2 through swiftnat\n".write(toFile: net.directory + "/index.html", atomically: true, encoding: .utf8)
+        try net.spawn(net.server, ["python3", "-m", "http.server", "8000", "--bind", LabNetwork.serverAddress, "--directory", net.directory], logName: "http.log")
+        try net.spawn(net.server, ["socat", "UDP4-RECVFROM:7777,bind=\(LabNetwork.serverAddress),fork", "SYSTEM:cat"], logName: "udp.log")
+        _ = net.waitForListener(net.server, port: 8000)
+        _ = net.waitForListener(net.server, port: 7777, udp: true)
+
+        var ok = true
+        print("== ping 203.0.113.2 from the client")
+        let ping = net.exec(net.client, ["ping", "-c", "3", "-i", "0.2", "-W", "2", LabNetwork.serverAddress], timeout: 10)
+        for l in ping.stdout.split(separator: "\n") where l.contains("bytes from") || l.contains("packet loss") { print("   " + l) }
+        ok = ok && ping.ok
+
+        print("== HTTP: curl http://203.0.113.2:8000/ from the client")
+        let curl = net.exec(net.client, ["curl", "-sS", "-m", "5", "http://\(LabNetwork.serverAddress):8000/index.html"], timeout: 10)
+        print("   " + (curl.ok ? curl.stdout.trimmingCharacters(in: .whitespacesAndNewlines) : "FAILED: \(curl.stderr)"))
+        for l in net.log("http.log").split(separator: "\n") where l.contains("GET") { print("   server log: " + l) }
+        ok = ok && curl.ok
+
+        print("== UDP: socat datagram to 203.0.113.2:7777 (echoed back)")
+        let udp = net.exec(net.client, ["sh", "-c", "echo 'udp through swiftnat' | socat -T 2 - UDP4:\(LabNetwork.serverAddress):7777,sourceport=40000"], timeout: 10)
+        print("   " + (udp.stdout.isEmpty ? "FAILED: no echo \(udp.stderr)" : "echo: " + udp.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        ok = ok && !udp.stdout.isEmpty
+
+        print("== mappings the daemon holds (SIGUSR1 → session dump)")
+        for s in net.sessions(daemon: daemon) { print("   " + s) }
+        for l in net.log("daemon.log").split(separator: "\n") where l.contains("stats queue=") {
+            if let r = l.range(of: "stats ") { print("   " + l[r.lowerBound...]) }
+            break
+        }
+
+        if keep {
+            net.abandon()
+            print("""
+            == left running (--keep). Enter the namespaces:
+               sudo ip netns exec \(net.client) bash     # inside host 100.64.0.2
+               sudo ip netns exec \(net.nat) bash        # the NAT (swiftnat pid \(daemon.processIdentifier), log \(net.logPath("daemon.log")))
+               sudo ip netns exec \(net.server) bash     # outside host 203.0.113.2 / .3
+            Sessions: sudo kill -USR1 \(daemon.processIdentifier); tail \(net.logPath("daemon.log"))
+            Remove it all:
+               sudo kill \(daemon.processIdentifier); sudo ip netns pids \(net.server) | xargs -r sudo kill; \
+            for n in \(net.client) \(net.nat) \(net.server); do sudo ip netns del $n; done
+            """)
+        } else {
+            print("== stopping swiftnat and removing the namespaces")
+            net.stop(daemon)
+            for l in net.log("daemon.log").split(separator: "\n") where l.contains("stopped:") { print("   " + l) }
+        }
+        if !ok { throw LabFailure(description: "some traffic did not cross the NAT; daemon log:\n\(net.log("daemon.log"))") }
+        print("== done: ping, HTTP and UDP crossed swiftnat")
+    }
+}

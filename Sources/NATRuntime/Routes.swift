@@ -1,0 +1,134 @@
+import Foundation
+import Logging
+import NAPT44
+import NATWire
+
+/// The routing changes the daemon makes, each with its undo, so that a failed start or a stop removes
+/// exactly what was added (in reverse order).
+public final class RouteSetup {
+    public struct SetupError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    private var undo: [(String, () -> Void)] = []
+    private let logger: Logger
+
+    public init(logger: Logger) { self.logger = logger }
+
+    /// Adds what `cfg` asks for on device `tun`; on failure removes what it had added and throws.
+    public func apply(_ cfg: DaemonConfiguration, tun: String) throws(SetupError) {
+        do {
+            try applyUnchecked(cfg, tun: tun)
+        } catch {
+            rollback()
+            throw error
+        }
+    }
+
+    private func ip(_ args: [String], undo undoArgs: [String]?) throws(SetupError) {
+        let cmd = ["ip"] + args
+        logger.debug("\(cmd.joined(separator: " "))")
+        let o = Shell.run(cmd, timeout: 5)
+        guard o.ok else {
+            throw SetupError(description: Shell.Failure(command: cmd, output: o).description)
+        }
+        if let undoArgs {
+            let u = ["ip"] + undoArgs
+            undo.append((u.joined(separator: " "), { Shell.run(u, timeout: 5) }))
+        }
+    }
+
+    private func sysctl(_ path: String, _ value: String, restore: Bool) throws(SetupError) {
+        let file = "/proc/sys/" + path
+        let old = (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        if old == value { return }
+        do {
+            try value.write(toFile: file, atomically: false, encoding: .utf8)
+        } catch {
+            throw SetupError(description: "cannot set \(path.replacingOccurrences(of: "/", with: ".")) = \(value): \(error.localizedDescription)")
+        }
+        logger.debug("sysctl \(path) = \(value) (was \(old ?? "?"))")
+        if restore, let old {
+            undo.append(("sysctl \(path) = \(old)", { try? old.write(toFile: file, atomically: false, encoding: .utf8) }))
+        }
+    }
+
+    private func applyUnchecked(_ cfg: DaemonConfiguration, tun: String) throws(SetupError) {
+        let r = cfg.routing
+        let table = String(r.table)
+        // Nothing on the TUN device but IPv4 NAT traffic; the kernel must accept packets from it whose
+        // source routes elsewhere (translated inbound traffic comes from remote addresses).
+        try? sysctl("net/ipv6/conf/\(tun)/disable_ipv6", "1", restore: false)
+        try sysctl("net/ipv4/conf/\(tun)/rp_filter", "0", restore: false)
+        if let all = try? String(contentsOfFile: "/proc/sys/net/ipv4/conf/all/rp_filter", encoding: .utf8),
+           all.trimmingCharacters(in: .whitespacesAndNewlines) == "1" {
+            logger.warning("net.ipv4.conf.all.rp_filter is 1 (strict): translated packets from \(tun) may be dropped; set it to 0 or 2")
+        }
+        // The outside addresses route into the TUN device.
+        for p in cfg.nat44.pool {
+            try ip(["route", "add", p.description, "dev", tun], undo: ["route", "del", p.description, "dev", tun])
+        }
+        for s in cfg.nat44.staticNAT {
+            try ip(["route", "add", "\(s.outside)/32", "dev", tun], undo: ["route", "del", "\(s.outside)/32", "dev", tun])
+        }
+        // Inside traffic goes to a table whose default route is the TUN device; traffic to the inside
+        // prefixes (replies coming out of the TUN device, and inside-to-inside) stays in the main table.
+        try ip(["route", "add", "default", "dev", tun, "table", table], undo: ["route", "del", "default", "dev", tun, "table", table])
+        let keep = String(r.priority - 1), steer = String(r.priority)
+        for p in cfg.nat44.insidePrefixes {
+            try ip(["rule", "add", "to", p.description, "lookup", "main", "priority", keep],
+                   undo: ["rule", "del", "to", p.description, "lookup", "main", "priority", keep])
+        }
+        if cfg.insideInterfaces.isEmpty {
+            for p in cfg.nat44.insidePrefixes {
+                try ip(["rule", "add", "from", p.description, "lookup", table, "priority", steer],
+                       undo: ["rule", "del", "from", p.description, "lookup", table, "priority", steer])
+            }
+        } else {
+            for i in cfg.insideInterfaces {
+                try ip(["rule", "add", "iif", i, "lookup", table, "priority", steer],
+                       undo: ["rule", "del", "iif", i, "lookup", table, "priority", steer])
+            }
+        }
+        // Pool addresses on the outside interface's own subnet need someone to answer ARP for them.
+        if r.proxyARP, let out = cfg.outsideInterface {
+            let subnets = Self.subnets(of: out)
+            var added = 0
+            for a in cfg.nat44.poolAddresses where subnets.contains(where: { $0.contains(a) }) {
+                guard added < 4096 else {
+                    logger.warning("more than 4096 pool addresses are on-link on \(out); proxy ARP set up for the first 4096 only")
+                    break
+                }
+                try ip(["neigh", "add", "proxy", a.description, "dev", out], undo: ["neigh", "del", "proxy", a.description, "dev", out])
+                added += 1
+            }
+        }
+        if r.forwarding {
+            try sysctl("net/ipv4/ip_forward", "1", restore: true)
+        }
+    }
+
+    /// The IPv4 subnets assigned to interface `name`.
+    static func subnets(of name: String) -> [IPv4Prefix] {
+        let o = Shell.run(["ip", "-4", "-o", "addr", "show", "dev", name], timeout: 5)
+        var out: [IPv4Prefix] = []
+        for line in o.stdout.split(separator: "\n") {
+            let f = line.split(separator: " ")
+            if let i = f.firstIndex(of: "inet"), i + 1 < f.count {
+                let parts = f[i + 1].split(separator: "/")
+                if parts.count == 2, let a = IPv4Address(parts[0]), let l = UInt8(parts[1]) {
+                    out.append(IPv4Prefix(containing: a, length: l))
+                }
+            }
+        }
+        return out
+    }
+
+    /// Removes everything added, newest first.
+    public func rollback() {
+        while let (what, u) = undo.popLast() {
+            logger.debug("undo: \(what)")
+            u()
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import NAPT44
+import NATCore
+import NATRuntime
+import NATWire
+import Testing
+
+private let minimal = """
+[nat44]
+pool = ["198.51.100.1/32"]
+"""
+
+private func parseError(_ text: String) -> ConfigFileError? {
+    do {
+        _ = try ConfigLoader.parse(text, file: "test.toml")
+        return nil
+    } catch {
+        return error
+    }
+}
+
+@Suite struct ConfigLoaderTests {
+    @Test func minimalFileTakesTheDefaults() throws {
+        let c = try ConfigLoader.parse(minimal, file: "test.toml")
+        #expect(c.tun.name == "swiftnat0")
+        #expect(c.tun.mtu == 1500)
+        #expect(c.routing.table == 7744)
+        #expect(c.nat44.pool == [IPv4Prefix("198.51.100.1/32")!])
+        #expect(c.nat44.insidePrefixes == [IPv4Prefix("100.64.0.0/10")!])
+        #expect(c.nat44.udp == .portRestrictedCone)
+        #expect(c.insideInterfaces.isEmpty)
+    }
+
+    @Test func exampleFileLoads() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Examples/nat44.toml").path
+        let c = try ConfigLoader.load(file: path)
+        #expect(c.tun.name == "swiftnat0")
+        #expect(c.insideInterfaces == ["eth1"])
+        #expect(c.outsideInterface == "eth0")
+        #expect(c.nat44.forwards.count == 2)
+        #expect(c.nat44.forwards[1].outsidePorts == 5000...5009)
+        #expect(c.nat44.forwards[1].proto == IPProtocol.udp)
+        #expect(c.nat44.redirects.count == 1)
+        #expect(c.nat44.staticNAT == [StaticNAT(inside: IPv4Address("100.64.0.20")!, outside: IPv4Address("198.51.100.100")!)])
+        #expect(c.nat44.ports == PortSet(ranges: [1024...65535]))
+        #expect(c.nat44.timeouts.synHoldMilliseconds == 6000)
+        #expect(c.nat44.limits.maxSessionsPerHost == 4096)
+    }
+
+    @Test(arguments: Behavior.presets.map(\.0))
+    func presetsMapToBehaviors(name: String) throws {
+        let c = try ConfigLoader.parse(minimal + "\nbehavior = \"\(name)\"\n", file: "t.toml")
+        #expect(c.nat44.tcp == Behavior(preset: name))
+        #expect(c.nat44.udp == Behavior(preset: name))
+        #expect(c.nat44.icmp == Behavior(preset: name))
+    }
+
+    @Test func perProtocolBehaviorTable() throws {
+        let c = try ConfigLoader.parse(minimal + """
+
+        behavior = "symmetric"
+        udp = { mapping = "endpoint-independent", filtering = "address-dependent" }
+        """, file: "t.toml")
+        #expect(c.nat44.udp == .restrictedCone)
+        #expect(c.nat44.tcp == .symmetric)
+    }
+
+    @Test func mapEPortSet() throws {
+        let c = try ConfigLoader.parse(minimal + """
+
+        [nat44.ports]
+        psid = 52
+        psid_length = 8
+        offset_bits = 4
+        """, file: "t.toml")
+        #expect(c.nat44.ports == PortSet(psid: 52, psidLength: 8, offsetBits: 4)!)
+        #expect(c.nat44.ports.count == 240)
+    }
+
+    @Test func unknownKeyIsNamed() {
+        let e = parseError(minimal + "\nbehaviour = \"full-cone\"\n")
+        #expect(e?.key == "nat44.behaviour")
+        #expect(e?.problem.contains("not a known key") == true)
+        #expect(parseError("[tun]\nnmae = \"x\"\n" + minimal)?.key == "tun.nmae")
+        #expect(parseError(minimal + "\n[nat44.timeouts]\nudpp = 300\n")?.key == "nat44.timeouts.udpp")
+        #expect(parseError("[extra]\n" + minimal)?.key == "extra")
+    }
+
+    @Test func typeErrorsNameFileAndKey() {
+        let e = parseError("[tun]\nmtu = \"big\"\n" + minimal)
+        #expect(e?.key == "tun.mtu")
+        #expect(e?.file == "test.toml")
+        #expect(e?.description.contains("test.toml") == true)
+        #expect(e?.problem.contains("integer") == true)
+        #expect(parseError("[nat44]\npool = \"198.51.100.1\"\n")?.key == "nat44.pool")
+        #expect(parseError("[nat44]\npool = [1]\n")?.key == "nat44.pool[0]")
+    }
+
+    @Test func badValuesAreRefused() {
+        #expect(parseError("[nat44]\npool = [\"198.51.100.300\"]\n")?.key == "nat44.pool[0]")
+        #expect(parseError("[nat44]\npool = [\"198.51.100.1/24\"]\n")?.problem.contains("host bits") == true)
+        #expect(parseError(minimal + "\nbehavior = \"cone\"\n")?.key == "nat44.behavior")
+        #expect(parseError(minimal + "\nunsolicited_syn = \"reset\"\n")?.key == "nat44.unsolicited_syn")
+        #expect(parseError("[tun]\nmtu = 100\n" + minimal)?.key == "tun.mtu")
+        #expect(parseError("[tun]\nname = \"a-name-that-is-too-long\"\n" + minimal)?.key == "tun.name")
+        #expect(parseError("[tun]\nqueues = 2\n" + minimal)?.key == "tun.queues")
+        #expect(parseError("[routing]\ntable = 254\n" + minimal)?.key == "routing.table")
+        #expect(parseError(minimal + "\n[nat44.ports]\nranges = [\"2000-1000\"]\n")?.key == "nat44.ports.ranges[0]")
+        #expect(parseError(minimal + "\n[nat44.ports]\nranges = [\"1024-65535\"]\npsid = 1\npsid_length = 4\n")?.key == "nat44.ports.ranges")
+        #expect(parseError("[nat44]\n")?.key == "nat44.pool")
+        #expect(parseError("")?.key == "nat44")
+        #expect(parseError("[nat44\n")?.problem.contains("not valid TOML") == true)
+    }
+
+    @Test func forwardsParseAndAreChecked() throws {
+        let c = try ConfigLoader.parse(minimal + """
+
+        [[nat44.forward]]
+        protocol = "tcp"
+        outside = "198.51.100.1:8080"
+        inside = "100.64.0.2:80"
+        """, file: "t.toml")
+        #expect(c.nat44.forwards == [PortForward(proto: IPProtocol.tcp, outsideAddress: IPv4Address("198.51.100.1")!,
+                                                 outsidePorts: 8080...8080, insideAddress: IPv4Address("100.64.0.2")!, insidePort: 80)])
+        let e = parseError(minimal + "\n[[nat44.forward]]\nprotocol = \"tcp\"\noutside = \"192.0.2.1:80\"\ninside = \"100.64.0.2:80\"\n")
+        #expect(e?.key == "nat44.forward[0].outside")
+        #expect(e?.problem.contains("not in the pool") == true)
+        #expect(parseError(minimal + "\n[[nat44.forward]]\nprotocol = \"sctp\"\noutside = \"198.51.100.1:80\"\ninside = \"100.64.0.2:80\"\n")?.key == "nat44.forward[0].protocol")
+        #expect(parseError(minimal + "\n[[nat44.forward]]\nprotocol = \"tcp\"\noutside = \"198.51.100.1\"\ninside = \"100.64.0.2:80\"\n")?.key == "nat44.forward[0].outside")
+        #expect(parseError(minimal + "\n[[nat44.forward]]\nprotocol = \"tcp\"\noutside = \"198.51.100.1:80\"\ninside = \"100.64.0.2:80\"\ncolour = 1\n")?.key == "nat44.forward[0].colour")
+    }
+
+    @Test func engineValidationIsReportedWithTOMLKeys() {
+        let e = parseError(minimal + "\n[nat44.timeouts]\nudp = 30\n")
+        #expect(e?.key == "nat44.timeouts.udp")
+        #expect(e?.problem.contains("RFC 4787") == true)
+        #expect(parseError("[nat44]\ninside = [\"100.64.0.0/10\"]\npool = [\"100.64.1.0/24\"]\n")?.key == "nat44.pool[0]")
+    }
+
+    @Test func missingFileSaysSo() {
+        do {
+            _ = try ConfigLoader.load(file: "/nonexistent/swiftnat.toml")
+            Issue.record("loaded a missing file")
+        } catch {
+            #expect(error.file == "/nonexistent/swiftnat.toml")
+            #expect(error.problem.contains("no such file"))
+        }
+    }
+}

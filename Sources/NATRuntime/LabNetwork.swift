@@ -48,7 +48,7 @@ public final class LabNetwork: @unchecked Sendable {
         nat = prefix + "nat"
         server = prefix + "server"
         far = withFar ? prefix + "far" : nil
-        directory = NSTemporaryDirectory() + "/" + prefix + UUID().uuidString.prefix(8)
+        directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(prefix).path + UUID().uuidString.prefix(8)
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         do {
             try build()
@@ -121,6 +121,29 @@ public final class LabNetwork: @unchecked Sendable {
         if verbose { print("  + [\(ns.dropFirst(prefix.count))] \(args.joined(separator: " ")) &") }
         do { try p.run() } catch { throw LabError(description: "cannot start \(args[0]): \(error)") }
         lock.withLock { processes.append(p) }
+        return p
+    }
+
+    /// Starts a small HTTP server serving `directory` on `address:port` in `ns` and waits until it listens.
+    /// (Not `python3 -m http.server`: its bind does a reverse DNS look-up that hangs without a resolver.)
+    @discardableResult
+    public func startHTTPServer(_ ns: String, address: String, port: Int, logName: String) throws(LabError) -> Process {
+        let path = directory + "/http_server.py"
+        let code = """
+        import functools, http.server, socketserver, sys
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[3])
+        Server((sys.argv[1], int(sys.argv[2])), handler).serve_forever()
+        """
+        do { try code.write(toFile: path, atomically: true, encoding: .utf8) } catch {
+            throw LabError(description: "cannot write \(path): \(error)")
+        }
+        let p = try spawn(ns, ["python3", "-u", path, address, String(port), directory], logName: logName)
+        guard waitForListener(ns, port: port, timeout: 10) else {
+            throw LabError(description: "the HTTP server on \(address):\(port) did not start: \(log(logName))")
+        }
         return p
     }
 

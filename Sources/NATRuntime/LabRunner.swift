@@ -57,9 +57,8 @@ public enum LabRunner {
 
         // Servers.
         try "hello from 203.0.113.2 through swiftnat\n".write(toFile: net.directory + "/index.html", atomically: true, encoding: .utf8)
-        try net.spawn(net.server, ["python3", "-m", "http.server", "8000", "--bind", LabNetwork.serverAddress, "--directory", net.directory], logName: "http.log")
+        try net.startHTTPServer(net.server, address: LabNetwork.serverAddress, port: 8000, logName: "http.log")
         try net.spawn(net.server, ["socat", "UDP4-RECVFROM:7777,bind=\(LabNetwork.serverAddress),fork", "SYSTEM:cat"], logName: "udp.log")
-        _ = net.waitForListener(net.server, port: 8000)
         _ = net.waitForListener(net.server, port: 7777, udp: true)
 
         var ok = true

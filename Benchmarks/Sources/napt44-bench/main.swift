@@ -116,6 +116,14 @@ func outboundPackets(_ n: Int) -> PacketArray {
     UInt16(p.load(fromByteOffset: o, as: UInt8.self)) << 8 | UInt16(p.load(fromByteOffset: o + 1, as: UInt8.self))
 }
 
+/// Whether the IPv4 header checksum and the UDP checksum of the packet at `p` verify (RFC 1071).
+func checksumsValid(_ p: UnsafeMutableRawPointer) -> Bool {
+    guard Checksum.fold(Checksum.sum(UnsafeRawPointer(p), count: 20)) == 0xFFFF else { return false }
+    let ph = Checksum.pseudoHeaderSum(source: IPv4Address(rawValue: load32(p, 12)), destination: IPv4Address(rawValue: load32(p, 16)),
+                                      protocol: 17, length: packetSize - 20)
+    return Checksum.fold(Checksum.sum(UnsafeRawPointer(p + 20), count: packetSize - 20, initial: ph)) == 0xFFFF
+}
+
 func fail(_ message: String) -> Never {
     print("FAILED: \(message)")
     exit(1)
@@ -195,6 +203,7 @@ for i in 0..<n {
     let f = flow(i)
     let outsideAddress = load32(work, 12), outsidePort = load16(work, 20)
     if load32(work, 16) != f.remote || load16(work, 22) != f.remotePort { fail("destination rewritten for flow \(i)") }
+    if !checksumsValid(work) { fail("translated outbound packet \(i) has a bad IPv4 or UDP checksum") }
     pristineIn.set(i, PacketBuilder.udp4(source: ipv4(f.remote), sourcePort: f.remotePort,
                                          destination: ipv4(outsideAddress), destinationPort: outsidePort, payload: udpPayload))
 }
@@ -205,7 +214,9 @@ for i in 0..<n {
     guard case .toInside = v else { fail("reply \(i) not forwarded: \(v)") }
     let f = flow(i)
     if load32(work, 16) != f.inside || load16(work, 22) != f.insidePort { fail("reply \(i) went to the wrong inside endpoint") }
+    if !checksumsValid(work) { fail("translated reply \(i) has a bad IPv4 or UDP checksum") }
 }
+print("checked: all \(n) outbound packets and their \(n) replies translate with valid IPv4 and UDP checksums")
 let distinctOutside = Set(engine.sessions(limit: n).map { UInt64($0.outside.0.rawValue) << 16 | UInt64($0.outside.1) }).count
 if distinctOutside != n { fail("\(distinctOutside) distinct outside endpoints for \(n) sessions") }
 

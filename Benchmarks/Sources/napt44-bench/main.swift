@@ -376,6 +376,28 @@ let residentFlows = 1024
 let residentOut = measure(.outbound, pristineOut, limit: residentFlows)
 let residentIn = measure(.inbound, pristineIn, limit: residentFlows)
 let countersAfter = engine.counters
+
+// Drop path after a counters snapshot: `Counters.drops` is an array, so a copy of `engine.counters`
+// that is still alive (a metrics scrape, a stats reply) makes the next drop copy it (copy-on-write).
+let dropPacket = PacketBuilder.udp4(source: ipv4(remoteBase + 99), sourcePort: 9, destination: ipv4(0xC633_6401), destinationPort: 1,
+                                    payload: udpPayload)
+func dropAllocations(_ engine: inout NAPT44Engine, work: UnsafeMutableRawPointer, snapshot: Bool, trace: Bool = false) -> (UInt64, Bool) {
+    dropPacket.withUnsafeBytes { work.copyMemory(from: $0.baseAddress!, byteCount: packetSize) }
+    let snap: Counters? = snapshot ? engine.counters : nil
+    if trace { mc_set_trace(1) }
+    let a0 = mc_allocations()
+    let v = engine.translateInbound(UnsafeMutableRawBufferPointer(start: work, count: packetSize), now: now0)
+    let a = mc_allocations() - a0
+    mc_set_trace(0)
+    withExtendedLifetime(snap) {}
+    if case .drop = v { return (a, true) }
+    return (a, false)
+}
+// (countersBefore/countersAfter above are live copies too, so the first drop pays the copy; measure the next.)
+let (dropAllocsFirst, dropped0) = dropAllocations(&engine, work: work, snapshot: false)
+let (dropAllocsPlain, dropped1) = dropAllocations(&engine, work: work, snapshot: false)
+let (dropAllocsSnapshot, dropped2) = dropAllocations(&engine, work: work, snapshot: true, trace: options.traceAllocations)
+if !dropped0 || !dropped1 || !dropped2 { fail("the unsolicited probe packet was not dropped") }
 let establishedSessions = engine.sessionCount
 let tableBytesPerSession = Double(tableBytes) / Double(options.capacity)
 let rssPerSession = Double(Int(rssAfterSessions) - Int(rssAfterEngine)) / Double(n)
@@ -481,6 +503,8 @@ for (name, r) in [("\(n) into fresh \(options.capacity)-slot tables x\(options.n
     row("  net of memcpy", "\(fmt(1000 / (r.best - r.copy), 3)) M/s", ">= 2 M/s", 1000 / (r.best - r.copy) >= 2)
     row("  not forwarded / mallocs per new session", "\(r.bad) / \(fmt(Double(r.allocations) / Double(r.sessions), 4))", "0 / 0", r.bad == 0 && r.allocations == 0)
 }
+row("mallocs per dropped packet (no_mapping)", "\(dropAllocsPlain)", "0", dropAllocsPlain == 0)
+row("  same, while a copy of counters lives", "\(dropAllocsSnapshot) (first drop after copies: \(dropAllocsFirst))", "0", dropAllocsSnapshot == 0)
 row("bytes/session: table.memoryBytes / capacity", "\(fmt(tableBytesPerSession, 1)) (\(tableBytes) / \(options.capacity))", "<= 128", tableBytesPerSession <= 128)
 row("  table.memoryBytes / \(n) sessions", fmt(Double(tableBytes) / Double(n), 1), "", nil)
 row("  records: session/mapping/host stride", "\(MemoryLayout<SessionRecord>.stride)/\(MemoryLayout<MappingRecord>.stride)/\(MemoryLayout<HostRecord>.stride) B", "", nil)
@@ -502,7 +526,7 @@ print("")
 print("engine counters (established phase only: delta over the timed loops)")
 let dOut = countersAfter.outboundPackets - countersBefore.outboundPackets
 let dIn = countersAfter.inboundPackets - countersBefore.inboundPackets
-let dDrop = countersAfter.totalDropped - countersBefore.totalDropped
+let dDrop = countersAfter.totalDropped - countersBefore.totalDropped  // before the two drop probes
 let expectOut = outbound.packets + 2 * n + residentOut.packets + 2 * residentFlows
 let expectIn = inbound.packets + 2 * n + residentIn.packets + 2 * residentFlows
 print("  outboundPackets +\(dOut)  (timed \(outbound.packets + residentOut.packets) + warm-up \(2 * n + 2 * residentFlows) = \(expectOut))")

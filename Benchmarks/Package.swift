@@ -1,0 +1,28 @@
+// swift-tools-version: 6.2
+// Release-mode benchmark harness for the swiftnat engines. A separate package so that the main
+// package's build and tests never pull it in. Run (see README.md):
+//   swift build -c release --package-path Benchmarks
+//   taskset -c 1 Benchmarks/.build/release/napt44-bench
+import PackageDescription
+
+let package = Package(
+    name: "swiftnat-benchmarks",
+    dependencies: [
+        .package(path: ".."),
+    ],
+    targets: [
+        // Counts every heap allocation of the process: interposes malloc/calloc/realloc/posix_memalign/
+        // aligned_alloc/memalign/valloc/free and forwards them to glibc's __libc_* entry points.
+        .target(name: "CMallocCounter"),
+        .executableTarget(
+            name: "napt44-bench",
+            dependencies: [
+                "CMallocCounter",
+                .product(name: "NAPT44", package: "main"),
+                .product(name: "NATCore", package: "main"),
+                .product(name: "NATWire", package: "main"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

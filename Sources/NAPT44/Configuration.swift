@@ -193,6 +193,8 @@ public struct NAPT44Configuration: Sendable {
     public var inboundRefresh = false
     public var unsolicitedSYN: UnsolicitedSYNPolicy = .icmpPortUnreachable
     public var maxSessions = 262_144
+    /// Inside hosts tracked for per-host limits; nil means max(1024, maxSessions / 8).
+    public var maxHosts: Int? = nil
     /// Unsolicited SYNs held at once.
     public var maxHeldSYNs = 256
     public var limits = Limits()
@@ -250,6 +252,9 @@ public struct NAPT44Configuration: Sendable {
         guard ports.count > 0 else { throw ConfigurationError(key: "ports", problem: "leaves no usable port") }
         guard maxSessions >= 1, maxSessions <= 1 << 26 else {
             throw ConfigurationError(key: "limits.max_sessions", problem: "must be between 1 and 67108864, not \(maxSessions)")
+        }
+        if let h = maxHosts, h < 1 || h > 1 << 24 {
+            throw ConfigurationError(key: "limits.max_hosts", problem: "must be between 1 and 16777216, not \(h)")
         }
         guard maxPortAttempts >= 1 else { throw ConfigurationError(key: "max_port_attempts", problem: "must be at least 1") }
         if timeouts.udp < 120 {

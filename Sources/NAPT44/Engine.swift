@@ -71,7 +71,7 @@ public struct NAPT44Engine: ~Copyable {
         var s = c.hashSeed ?? UInt64.random(in: 1...UInt64.max)
         if s == 0 { s = 0x5EED }
         seed = s
-        table = SessionTable(sessionCapacity: c.maxSessions, seed: s)
+        table = SessionTable(sessionCapacity: c.maxSessions, hostCapacity: c.maxHosts, seed: s)
         outbox = Outbox(slots: 64, slotSize: max(576, c.fragments.maxHeldSize))
         fragmentFlows = FragmentTracker(capacity: c.fragments.maxFlows, seed: s &* 31)
         heldFragments = HeldPackets(capacity: c.fragments.maxHeld, slotSize: c.fragments.maxHeldSize)
@@ -123,7 +123,7 @@ public struct NAPT44Engine: ~Copyable {
 
     @inline(__always)
     mutating func drop(_ r: DropReason) -> Verdict {
-        counters.drops[Int(r.rawValue)] &+= 1
+        counters.recordDrop(r)
         return .drop(r)
     }
 

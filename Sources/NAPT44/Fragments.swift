@@ -22,7 +22,7 @@ extension NAPT44Engine {
         let ms = now.milliseconds
         f.expires = ms &+ configuration.timeouts.fragmentMilliseconds
         guard fragmentFlows.record(f, now: ms) else {
-            counters.drops[Int(DropReason.fragmentTableFull.rawValue)] &+= 1
+            counters.recordDrop(.fragmentTableFull)
             return
         }
         while let slot = heldFragments.firstMatch(keyA: a, keyB: b) {
@@ -34,7 +34,7 @@ extension NAPT44Engine {
                 outbox.commit(length: held.count, verdict: verdict)
                 counters.fragmentsTranslated &+= 1
             } else {
-                counters.drops[Int(DropReason.outboxFull.rawValue)] &+= 1
+                counters.recordDrop(.outboxFull)
             }
             heldFragments.remove(slot)
         }
@@ -65,7 +65,7 @@ extension NAPT44Engine {
         let ms = now.milliseconds
         fragmentFlows.expire(now: ms)
         while let slot = heldFragments.firstExpired(now: ms) {
-            counters.drops[Int(DropReason.fragmentTimeout.rawValue)] &+= 1
+            counters.recordDrop(.fragmentTimeout)
             heldFragments.remove(slot)
         }
     }

@@ -103,11 +103,11 @@ extension NAPT44Engine {
             icmpTokens = configuration.limits.icmpErrorsPerSecond
         }
         guard icmpTokens > 0 else {
-            counters.drops[Int(DropReason.icmpRateLimited.rawValue)] &+= 1
+            counters.recordDrop(.icmpRateLimited)
             return
         }
         guard let slot = outbox.reserve() else {
-            counters.drops[Int(DropReason.outboxFull.rawValue)] &+= 1
+            counters.recordDrop(.outboxFull)
             return
         }
         icmpTokens -= 1
@@ -164,7 +164,7 @@ extension NAPT44Engine {
                               code: ICMPv4UnreachableCode.port, source: v.destination.rawValue,
                               destination: v.source.rawValue, verdict: .toOutside)
             }
-            counters.drops[Int(DropReason.unsolicitedSYN.rawValue)] &+= 1
+            counters.recordDrop(.unsolicitedSYN)
             heldSYNs.remove(slot)
         }
     }

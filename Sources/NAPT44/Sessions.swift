@@ -29,7 +29,7 @@ extension NAPT44Engine {
         }
         if table.isSessionTableFull { expire(now: now) }
         guard !table.isSessionTableFull else { throw reject(.sessionTableFull, ip, tenant: tenant) }
-        guard let host = table.host(tenant: tenant, address: t.source) else { throw reject(.sessionTableFull, ip, tenant: tenant) }
+        guard let host = table.host(tenant: tenant, address: t.source) else { throw reject(.hostTableFull, ip, tenant: tenant) }
         if let l = configuration.limits.maxSessionsPerHost, Int(table.hosts[Int(host)].sessions) >= l {
             table.releaseHostIfIdle(host)
             throw reject(.hostSessionLimit, ip, tenant: tenant)
@@ -171,7 +171,7 @@ extension NAPT44Engine {
             rec.outsidePort = t.destinationPort
             rec.proto = t.proto
             rec.flags = MappingRecord.flagOneToOne
-            guard let host = table.host(tenant: rec.tenant, address: rec.insideAddress) else { throw .sessionTableFull }
+            guard let host = table.host(tenant: rec.tenant, address: rec.insideAddress) else { throw .hostTableFull }
             guard let m = table.createMapping(rec) else { table.releaseHostIfIdle(host); throw .mappingTableFull }
             table.hosts[Int(host)].ports += 1
             counters.mappingsCreated &+= 1
@@ -209,7 +209,7 @@ extension NAPT44Engine {
         }
         if table.isSessionTableFull { expire(now: now) }
         guard !table.isSessionTableFull else { throw .sessionTableFull }
-        guard let host = table.host(tenant: m.tenant, address: m.insideAddress) else { throw .sessionTableFull }
+        guard let host = table.host(tenant: m.tenant, address: m.insideAddress) else { throw .hostTableFull }
         if let l = configuration.limits.maxSessionsPerHost, Int(table.hosts[Int(host)].sessions) >= l {
             table.releaseHostIfIdle(host)
             throw .hostSessionLimit
@@ -268,7 +268,7 @@ extension NAPT44Engine {
     /// host for resource refusals (RFC 5508 REQ-8, RFC 6888 REQ-11 never evicts to make room).
     mutating func reject(_ reason: DropReason, _ ip: MutableIPv4View, tenant: UInt32) -> DropReason {
         switch reason {
-        case .sessionTableFull, .mappingTableFull, .hostSessionLimit, .hostPortLimit, .portsExhausted:
+        case .sessionTableFull, .mappingTableFull, .hostTableFull, .hostSessionLimit, .hostPortLimit, .portsExhausted:
             if configuration.icmpOnResourceLimit {
                 sendICMPError(about: ip.pointer, length: ip.count, type: ICMPv4Type.destinationUnreachable,
                               code: ICMPv4UnreachableCode.communicationAdministrativelyProhibited,

@@ -1,5 +1,6 @@
 /// Why a packet was not forwarded. Every drop has one; its `name` is the metrics label
 /// (`swiftnat_dropped_packets_total{reason="no_mapping"}`). Thrown with typed throws: no boxing.
+/// At most 48 reasons (the inline counter array's size).
 public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConvertible {
     // Malformed input.
     case truncated
@@ -26,6 +27,7 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
     // Resources.
     case sessionTableFull
     case mappingTableFull
+    case hostTableFull
     case hostSessionLimit
     case hostPortLimit
     case portsExhausted
@@ -64,6 +66,7 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
         case .portInHold: "port_in_hold"
         case .sessionTableFull: "session_table_full"
         case .mappingTableFull: "mapping_table_full"
+        case .hostTableFull: "host_table_full"
         case .hostSessionLimit: "host_session_limit"
         case .hostPortLimit: "host_port_limit"
         case .portsExhausted: "ports_exhausted"
@@ -117,12 +120,31 @@ public struct Counters: Sendable, Equatable {
     public var fragmentsTranslated: UInt64 = 0
     public var fragmentsHeld: UInt64 = 0
     public var synsHeld: UInt64 = 0
-    public var drops: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
+    /// Per-reason drop counts, stored inline (a plain value: copying `Counters` for a scrape never makes
+    /// the next drop allocate).
+    @usableFromInline var drops = InlineArray<48, UInt64>(repeating: 0)
 
     public init() {}
 
+    @inlinable @inline(__always)
+    public mutating func recordDrop(_ r: DropReason) { drops[Int(r.rawValue)] &+= 1 }
+
     public func dropped(_ r: DropReason) -> UInt64 { drops[Int(r.rawValue)] }
-    public var totalDropped: UInt64 { drops.reduce(0, +) }
+    public var totalDropped: UInt64 {
+        var t: UInt64 = 0
+        for r in DropReason.allCases { t &+= drops[Int(r.rawValue)] }
+        return t
+    }
+
+    public static func == (a: Counters, b: Counters) -> Bool {
+        a.outboundPackets == b.outboundPackets && a.inboundPackets == b.inboundPackets
+            && a.hairpinnedPackets == b.hairpinnedPackets && a.sessionsCreated == b.sessionsCreated
+            && a.sessionsExpired == b.sessionsExpired && a.outboundBytes == b.outboundBytes && a.inboundBytes == b.inboundBytes
+            && a.mappingsCreated == b.mappingsCreated && a.mappingsFreed == b.mappingsFreed
+            && a.icmpErrorsTranslated == b.icmpErrorsTranslated && a.icmpErrorsGenerated == b.icmpErrorsGenerated
+            && a.fragmentsTranslated == b.fragmentsTranslated && a.fragmentsHeld == b.fragmentsHeld && a.synsHeld == b.synsHeld
+            && DropReason.allCases.allSatisfy { a.dropped($0) == b.dropped($0) }
+    }
 
     public static func += (a: inout Counters, b: Counters) {
         a.outboundPackets += b.outboundPackets
@@ -139,6 +161,6 @@ public struct Counters: Sendable, Equatable {
         a.fragmentsTranslated += b.fragmentsTranslated
         a.fragmentsHeld += b.fragmentsHeld
         a.synsHeld += b.synsHeld
-        for i in a.drops.indices { a.drops[i] += b.drops[i] }
+        for r in DropReason.allCases { a.drops[Int(r.rawValue)] &+= b.drops[Int(r.rawValue)] }
     }
 }

@@ -114,7 +114,7 @@ public struct SessionTable: ~Copyable {
         precondition(sessionCapacity > 0)
         self.sessionCapacity = sessionCapacity
         self.mappingCapacity = mappingCapacity ?? sessionCapacity
-        self.hostCapacity = hostCapacity ?? min(sessionCapacity, 1 << 20)
+        self.hostCapacity = hostCapacity ?? max(1024, min(sessionCapacity / 8, 1 << 20))
         self.seed = seed
         sessions = .allocate(capacity: sessionCapacity + 1)
         sessions.initialize(repeating: SessionRecord(), count: sessionCapacity + 1)

@@ -218,7 +218,7 @@ public struct IPv4Prefix: Hashable, Sendable, CustomStringConvertible {
         guard parts.count <= 2, let a = IPv4Address(parts[0]) else { return nil }
         var len = 32
         if parts.count == 2 {
-            guard let l = Int(parts[1]), parts[1].utf8.count <= 2 else { return nil }
+            guard parts[1].utf8.count <= 2, parts[1].utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let l = Int(parts[1]) else { return nil }
             len = l
         }
         self.init(address: a, length: len)
@@ -261,7 +261,7 @@ public struct IPv6Prefix: Hashable, Sendable, CustomStringConvertible {
         guard parts.count <= 2, let a = IPv6Address(parts[0]) else { return nil }
         var len = 128
         if parts.count == 2 {
-            guard let l = Int(parts[1]), parts[1].utf8.count <= 3 else { return nil }
+            guard parts[1].utf8.count <= 3, parts[1].utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let l = Int(parts[1]) else { return nil }
             len = l
         }
         self.init(address: a, length: len)

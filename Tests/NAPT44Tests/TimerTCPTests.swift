@@ -187,7 +187,7 @@ struct TimerTCPTests {
     }
 
     @Test func expiryIsPerSessionNotASweep() {
-        var e = engine(config { $0.maxSessions = 20000; $0.ports = .all })
+        var e = engine(config { $0.maxSessions = 20000; $0.maxHosts = 10000; $0.ports = .all })
         for i in 0..<10000 {
             _ = send(&e, udp(IPv4Address(100, 64, UInt8(i / 250), UInt8(i % 250)), 5000, serverX, 53), at: Double(i / 1000))
         }

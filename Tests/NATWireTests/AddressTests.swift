@@ -172,3 +172,13 @@ import NATWire
         #expect(IPv6Prefix(text) == nil)
     }
 }
+
+@Suite("Prefix length text")
+struct PrefixLengthTextTests {
+    @Test func signedOrEmptyPrefixLengthsAreRefused() {
+        for bad in ["10.0.0.0/+8", "0.0.0.0/-0", "192.0.2.0/", "192.0.2.0/ 8"] { #expect(IPv4Prefix(bad) == nil) }
+        for bad in ["2001:db8::/+32", "::/-0", "2001:db8::/"] { #expect(IPv6Prefix(bad) == nil) }
+        #expect(IPv4Prefix("192.0.2.0/24")?.length == 24)
+        #expect(IPv6Prefix("64:ff9b::/96")?.length == 96)
+    }
+}

@@ -143,8 +143,6 @@ public struct HeldPackets: ~Copyable {
 
     /// Whether any packet is held under the key.
     public func contains(keyA: UInt64, keyB: UInt64) -> Bool {
-        guard count > 0 else { return false }
-        for i in 0..<capacity where lengths[i] >= 0 && keysA[i] == keyA && keysB[i] == keyB { return true }
-        return false
+        firstMatch(keyA: keyA, keyB: keyB) != nil
     }
 }

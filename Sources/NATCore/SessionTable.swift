@@ -305,16 +305,6 @@ public struct SessionTable: ~Copyable {
         return n
     }
 
-    /// Calls `body` with each session id of a mapping.
-    public func forEachSession(ofMapping id: UInt32, _ body: (UInt32) -> Void) {
-        var s = mappings[Int(id)].sessionHead
-        while s != 0 {
-            let next = sessions[Int(s)].mapNext
-            body(s)
-            s = next
-        }
-    }
-
     /// The first session of a mapping (0 when none); walk on with ``nextSession(inMapping:)``.
     public func firstSession(ofMapping id: UInt32) -> UInt32 { mappings[Int(id)].sessionHead }
     public func nextSession(inMapping sid: UInt32) -> UInt32 { sessions[Int(sid)].mapNext }

@@ -156,19 +156,19 @@ public struct MutableIPv4View: IPv4Readable {
     /// (the pseudo-header part of a TCP/UDP checksum).
     @inlinable @inline(__always)
     public func rewriteSource(_ new: IPv4Address, delta: inout ChecksumDelta) {
-        let old = load32(pointer, IPv4Layout.source)
-        store32(mutablePointer, IPv4Layout.source, new.rawValue)
-        var d = ChecksumDelta()
-        d.replace(old, with: new.rawValue)
-        store16(mutablePointer, IPv4Layout.checksum, d.apply(to: checksum))
-        delta.add(d)
+        rewriteAddress(at: IPv4Layout.source, new, delta: &delta)
     }
 
     /// As ``rewriteSource(_:delta:)`` for the destination address.
     @inlinable @inline(__always)
     public func rewriteDestination(_ new: IPv4Address, delta: inout ChecksumDelta) {
-        let old = load32(pointer, IPv4Layout.destination)
-        store32(mutablePointer, IPv4Layout.destination, new.rawValue)
+        rewriteAddress(at: IPv4Layout.destination, new, delta: &delta)
+    }
+
+    @inlinable @inline(__always)
+    func rewriteAddress(at offset: Int, _ new: IPv4Address, delta: inout ChecksumDelta) {
+        let old = load32(pointer, offset)
+        store32(mutablePointer, offset, new.rawValue)
         var d = ChecksumDelta()
         d.replace(old, with: new.rawValue)
         store16(mutablePointer, IPv4Layout.checksum, d.apply(to: checksum))

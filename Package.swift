@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "NATWire", targets: ["NATWire"]),
         .library(name: "NATCore", targets: ["NATCore"]),
         .library(name: "NAPT44", targets: ["NAPT44"]),
+        .library(name: "NAT64", targets: ["NAT64"]),
         .library(name: "NATRuntime", targets: ["NATRuntime"]),
         .executable(name: "swiftnat", targets: ["swiftnat"]),
     ],
@@ -22,11 +23,13 @@ let package = Package(
         .target(name: "NATCore", dependencies: ["NATWire"]),
         // Layer 2: the NAPT44 engine (bytes + now in, bytes + verdict out).
         .target(name: "NAPT44", dependencies: ["NATWire", "NATCore"]),
+        // Layer 2: NAT64 (RFC 7915 translation, RFC 6052 addresses, SIIT/EAM, stateful NAPT64, address pools).
+        .target(name: "NAT64", dependencies: ["NATWire", "NATCore"]),
         // Layer 3: ioctl/ifreq for TUN devices.
         .target(name: "CTun"),
         // Layer 3: TUN I/O, packet threads, clock, configuration, routes, lifecycle, the lab.
         .target(name: "NATRuntime", dependencies: [
-            "NATWire", "NATCore", "NAPT44", "CTun",
+            "NATWire", "NATCore", "NAPT44", "NAT64", "CTun",
             .product(name: "TOMLKit", package: "TOMLKit"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -39,6 +42,7 @@ let package = Package(
         .testTarget(name: "NATWireTests", dependencies: ["NATWire"]),
         .testTarget(name: "NATCoreTests", dependencies: ["NATCore"]),
         .testTarget(name: "NAPT44Tests", dependencies: ["NAPT44", "NATCore", "NATWire"]),
+        .testTarget(name: "NAT64Tests", dependencies: ["NAT64", "NATCore", "NATWire"]),
         .testTarget(name: "NATRuntimeTests", dependencies: ["NATRuntime", "NAPT44", "NATCore", "NATWire"]),
         // Real namespaces, the real daemon, real clients: needs root and /dev/net/tun (skipped otherwise).
         .testTarget(name: "EndToEndTests", dependencies: ["NATRuntime", "swiftnat"]),

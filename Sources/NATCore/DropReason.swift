@@ -41,6 +41,9 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
     // Output.
     case icmpRateLimited
     case outboxFull
+    // NAT64 address pool (protomask's 1:1 mode).
+    /// Every pool address is reserved by another IPv6 host and none has been idle long enough to reclaim.
+    case poolExhausted
 
     /// The snake_case metrics label.
     public var name: String {
@@ -78,6 +81,7 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
         case .ttlExceeded: "ttl_exceeded"
         case .icmpRateLimited: "icmp_rate_limited"
         case .outboxFull: "outbox_full"
+        case .poolExhausted: "pool_exhausted"
         }
     }
 

@@ -22,6 +22,9 @@ public enum Daemon {
         pthread_sigmask(SIG_BLOCK, &set, nil)
         defer { pthread_sigmask(SIG_UNBLOCK, &set, nil) }
 
+        guard let nat44 = cfg.nat44 else {
+            throw DaemonError("\(cfg.file): NAT64 is not wired into the daemon yet")
+        }
         let tun: TunDevice
         do {
             tun = try TunDevice(name: cfg.tun.name, mtu: cfg.tun.mtu, queues: cfg.tun.queues)
@@ -39,9 +42,9 @@ public enum Daemon {
         }
         let control = LoopControl()
         for (q, fd) in tun.fds.enumerated() {
-            PacketLoop.start(fd: fd, queue: q, configuration: cfg.nat44, mtu: cfg.tun.mtu, control: control, logger: logger)
+            PacketLoop.start(fd: fd, queue: q, configuration: nat44, mtu: cfg.tun.mtu, control: control, logger: logger)
         }
-        let n = cfg.nat44
+        let n = nat44
         logger.info("ready: tun=\(tun.name) mtu=\(cfg.tun.mtu) queues=\(tun.fds.count) inside=\(n.insidePrefixes.map(\.description).joined(separator: ",")) pool=\(n.pool.map(\.description).joined(separator: ",")) tcp=\(n.tcp) udp=\(n.udp) icmp=\(n.icmp) forwards=\(n.forwards.count) routes=\(cfg.routing.enabled ? "on" : "off") pid=\(getpid())")
 
         var ts = timespec(tv_sec: 0, tv_nsec: 200_000_000)

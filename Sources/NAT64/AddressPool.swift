@@ -465,3 +465,109 @@ public struct AddressPool: ~Copyable {
         return .restored
     }
 }
+
+/// protomask's NAT64 as a ``NAT64Mapping``: the address pool gives every IPv6 host an IPv4 address of its
+/// own, the RFC 6052 prefix carries the IPv4 side's addresses; ``NAT64Translator`` does the header work.
+///
+/// - IPv6 source → its pool address (reserved on first use, refreshed on every packet);
+/// - IPv6 destination → the IPv4 address embedded under the prefix (RFC 6052 §2.3);
+/// - IPv4 source → embedded under the prefix;
+/// - IPv4 destination → the IPv6 host holding that pool address (refreshed), else ``DropReason/noMapping``.
+///
+/// ICMP errors: the packet inside maps the other way round with lookups only (an error never creates a
+/// reservation for the host it is about); the outer source of an ICMPv6 error from a router without a
+/// reservation takes an RFC 6791 address when a pool of them is configured, else it gets a pool address
+/// of its own as any other IPv6 source would (protomask's behaviour). An ICMPv4 error's source is embedded
+/// even when it is not global (RFC 7915 §4.1, for troubleshooting).
+public struct AddressPoolMapping: NAT64Mapping, ~Copyable {
+    public var pool: AddressPool
+    public let prefix: NAT64Prefix
+    @usableFromInline let rfc6791: [UInt32]
+
+    /// `rfc6791Pool` holds at most 65,536 addresses in all.
+    public init(pool: consuming AddressPool, prefix: NAT64Prefix, rfc6791Pool: [IPv4Prefix] = []) throws(AddressPoolError) {
+        var a: [UInt32] = []
+        for (i, q) in rfc6791Pool.enumerated() {
+            guard q.count + UInt64(a.count) <= 65536 else {
+                throw AddressPoolError(key: "rfc6791_pool[\(i)]", problem: "makes the RFC 6791 pool larger than 65536 addresses")
+            }
+            for n in 0..<UInt32(q.count) { a.append(q.address.rawValue &+ n) }
+        }
+        for (i, q) in rfc6791Pool.enumerated() where pool.configuration.prefixes.contains(where: { $0.contains(q.address) || q.contains($0.address) }) {
+            throw AddressPoolError(key: "rfc6791_pool[\(i)]", problem: "\(q) overlaps the address pool")
+        }
+        self.pool = pool
+        self.prefix = prefix
+        rfc6791 = a
+    }
+
+    /// RFC 6052 §2.3 extraction, telling a §3.1 refusal apart from "not under the prefix".
+    @inlinable @inline(__always)
+    func extract(_ a: IPv6Address) throws(DropReason) -> IPv4Address {
+        guard let v = prefix.extractUnchecked(a) else { throw .noMapping }
+        if prefix.restrictsToGlobalIPv4 && !SpecialPurposeIPv4.isGlobal(v) { throw .nonGlobalIPv4Address }
+        return v
+    }
+
+    @inlinable @inline(__always)
+    func embed(_ a: IPv4Address) throws(DropReason) -> IPv6Address {
+        guard let v = prefix.embed(a) else { throw .nonGlobalIPv4Address }
+        return v
+    }
+
+    /// RFC 6791 §4: one pool address per router (hash of its IPv6 address), or nil without a pool.
+    @inlinable
+    func rfc6791Address(for a: IPv6Address) -> IPv4Address? {
+        guard !rfc6791.isEmpty else { return nil }
+        var h = a.high ^ (a.low &* 0x9E37_79B9_7F4A_7C15)
+        h ^= h >> 29
+        return IPv4Address(rfc6791[Int(h % UInt64(rfc6791.count))])
+    }
+
+    @inlinable
+    public mutating func map6to4(source: IPv6Address, destination: IPv6Address, transport: NAT64Transport,
+                                 now: Timestamp) throws(DropReason) -> NAT64Mapped4 {
+        let d = try extract(destination)
+        let s: IPv4Address
+        if transport.kind == .icmpError, pool.reservedIPv4(for: source) == nil, let r = rfc6791Address(for: source) {
+            s = r
+        } else {
+            s = try pool.ipv4(forSource: source, now: now)
+        }
+        return NAT64Mapped4(source: s, destination: d, ports: transport.ports)
+    }
+
+    @inlinable
+    public mutating func map4to6(source: IPv4Address, destination: IPv4Address, transport: NAT64Transport,
+                                 hairpin: Bool, now: Timestamp) throws(DropReason) -> NAT64Mapped6 {
+        let d = try pool.ipv6(forDestination: destination, now: now)
+        // A hairpinned packet's source is a pool address too: its RFC 6052 form, so that the reply comes
+        // back through the translator (RFC 7757 §4.3's rule, RFC 6146 §3.8).
+        let s = transport.kind == .icmpError ? prefix.embedUnchecked(source) : try embed(source)
+        return NAT64Mapped6(source: s, destination: d, ports: transport.ports)
+    }
+
+    @inlinable
+    public mutating func mapInner6to4(source: IPv6Address, destination: IPv6Address, transport: NAT64Transport,
+                                      now: Timestamp) throws(DropReason) -> NAT64Mapped4 {
+        // The inner packet went IPv4 → IPv6: its source is an IPv4 host under the prefix, its destination
+        // the IPv6 host, which must hold a reservation.
+        let s = try extract(source)
+        guard let d = pool.reservedIPv4(for: destination) else { throw .noMapping }
+        return NAT64Mapped4(source: s, destination: d, ports: transport.ports)
+    }
+
+    @inlinable
+    public mutating func mapInner4to6(source: IPv4Address, destination: IPv4Address, transport: NAT64Transport,
+                                      hairpin: Bool, now: Timestamp) throws(DropReason) -> NAT64Mapped6 {
+        // The inner packet went IPv6 → IPv4: its source is the IPv6 host's pool address.
+        guard let s = pool.reservedIPv6(for: source) else { throw .noMapping }
+        let d = prefix.embedUnchecked(destination)
+        return NAT64Mapped6(source: s, destination: d, ports: transport.ports)
+    }
+
+    @inlinable
+    public func isHairpin(_ destination: IPv4Address) -> Bool {
+        pool.contains(destination)
+    }
+}

@@ -183,3 +183,86 @@ private func destination(_ p: inout AddressPool, _ a: String, at now: Double) ->
         #expect(configError(["192.0.2.0/24"], statics: [("192.0.2.1", "2001:db8::1")]) == nil)
     }
 }
+
+private func mapping(_ prefix: String = "2001:db8:64::/96", rfc6791: [String] = [], idle: UInt32 = 7200) throws -> AddressPoolMapping {
+    try AddressPoolMapping(pool: pool(["192.0.2.0/29"], idle: idle, statics: [("192.0.2.6", "2001:db8:1::6")]),
+                           prefix: NAT64Prefix(prefix), rfc6791Pool: rfc6791.map { IPv4Prefix($0)! })
+}
+
+private let udp = NAT64Transport(kind: .udp, protocolNumber: 17, ports: NAT64Ports(source: 40000, destination: 53))
+private let icmpError6 = NAT64Transport(kind: .icmpError, protocolNumber: 58)
+private let icmpError4 = NAT64Transport(kind: .icmpError, protocolNumber: 1)
+
+@Suite struct AddressPoolMappingTests {
+    /// RFC 6052 §2.3 for the IPv4 side, the pool for the IPv6 side; ports are left alone (1:1, no NAPT).
+    @Test func rfc6052_2_3_outboundEmbedsAndPoolAssigns() throws {
+        var m = try mapping()
+        let out = try m.map6to4(source: v6("2001:db8:1::a"), destination: v6("2001:db8:64::cb00:7102"), transport: udp, now: t(1))
+        #expect(out == NAT64Mapped4(source: v4("192.0.2.1"), destination: v4("203.0.113.2"), ports: udp.ports))
+        let back = try m.map4to6(source: v4("203.0.113.2"), destination: v4("192.0.2.1"),
+                                 transport: NAT64Transport(kind: .udp, protocolNumber: 17, ports: NAT64Ports(source: 53, destination: 40000)),
+                                 hairpin: false, now: t(2))
+        #expect(back.source == v6("2001:db8:64::cb00:7102") && back.destination == v6("2001:db8:1::a"))
+        #expect(back.ports == NAT64Ports(source: 53, destination: 40000))
+        // The static pair works from the IPv4 side before the IPv6 host ever sent anything.
+        #expect(try m.map4to6(source: v4("203.0.113.2"), destination: v4("192.0.2.6"), transport: udp, hairpin: false, now: t(2)).destination == v6("2001:db8:1::6"))
+        #expect(throws: DropReason.noMapping) { try m.map4to6(source: v4("203.0.113.2"), destination: v4("192.0.2.2"), transport: udp, hairpin: false, now: t(2)) }
+        #expect(throws: DropReason.noMapping) { try m.map6to4(source: v6("2001:db8:1::a"), destination: v6("2001:db8:65::1"), transport: udp, now: t(2)) }
+        #expect(m.isHairpin(v4("192.0.2.3")) && !m.isHairpin(v4("203.0.113.2")))
+    }
+
+    /// RFC 6052 §3.1: with the Well-Known Prefix, non-global IPv4 addresses are refused both ways.
+    @Test func rfc6052_3_1_wellKnownPrefixRefusesNonGlobal() throws {
+        var m = try mapping("64:ff9b::/96")
+        #expect(throws: DropReason.nonGlobalIPv4Address) {
+            try m.map6to4(source: v6("2001:db8:1::a"), destination: v6("64:ff9b::203.0.113.2"), transport: udp, now: t(1))
+        }
+        #expect(m.pool.reservationCount == 1, "refused before a reservation was made")
+        let ok = try m.map6to4(source: v6("2001:db8:1::a"), destination: v6("64:ff9b::8.8.8.8"), transport: udp, now: t(1))
+        #expect(ok.destination == v4("8.8.8.8"))
+        #expect(throws: DropReason.nonGlobalIPv4Address) {
+            try m.map4to6(source: v4("198.51.100.9"), destination: ok.source, transport: udp, hairpin: false, now: t(1))
+        }
+        // RFC 7915 §4.1: an ICMPv4 error's source is translated anyway.
+        #expect(try m.map4to6(source: v4("198.51.100.9"), destination: ok.source, transport: icmpError4, hairpin: false, now: t(1)).source
+                == v6("64:ff9b::198.51.100.9"))
+    }
+
+    @Test func exhaustedPoolDropsTheNewHost() throws {
+        var m = try mapping()
+        for i in 1...5 { _ = try m.map6to4(source: v6("2001:db8:1::\(i + 10)"), destination: v6("2001:db8:64::cb00:7102"), transport: udp, now: t(1)) }
+        #expect(throws: DropReason.poolExhausted) {
+            try m.map6to4(source: v6("2001:db8:1::99"), destination: v6("2001:db8:64::cb00:7102"), transport: udp, now: t(1))
+        }
+    }
+
+    /// RFC 7915 §5.3 / §4.3: the packet inside an ICMP error maps the other way with lookups only.
+    @Test func rfc7915_4_3_innerPacketsUseLookupsOnly() throws {
+        var m = try mapping()
+        _ = try m.map6to4(source: v6("2001:db8:1::a"), destination: v6("2001:db8:64::cb00:7102"), transport: udp, now: t(1))
+        // ICMPv4 error about a packet 192.0.2.1 → 203.0.113.2.
+        let inner = try m.mapInner4to6(source: v4("192.0.2.1"), destination: v4("203.0.113.2"), transport: udp, hairpin: false, now: t(2))
+        #expect(inner.source == v6("2001:db8:1::a") && inner.destination == v6("2001:db8:64::cb00:7102"))
+        #expect(throws: DropReason.noMapping) { try m.mapInner4to6(source: v4("192.0.2.2"), destination: v4("203.0.113.2"), transport: udp, hairpin: false, now: t(2)) }
+        // ICMPv6 error about a packet 203.0.113.2 → 2001:db8:1::a.
+        let inner6 = try m.mapInner6to4(source: v6("2001:db8:64::cb00:7102"), destination: v6("2001:db8:1::a"), transport: udp, now: t(2))
+        #expect(inner6.source == v4("203.0.113.2") && inner6.destination == v4("192.0.2.1"))
+        #expect(throws: DropReason.noMapping) { try m.mapInner6to4(source: v6("2001:db8:64::cb00:7102"), destination: v6("2001:db8:1::b"), transport: udp, now: t(2)) }
+        #expect(m.pool.reservationCount == 2, "no reservation came from an error")
+    }
+
+    /// RFC 6791 §4: an ICMPv6 error from a router without an IPv4 address takes a pool address of RFC 6791.
+    @Test func rfc6791_4_routerErrorsTakeTheRFC6791Address() throws {
+        var m = try mapping(rfc6791: ["198.51.100.254/32"])
+        let e = try m.map6to4(source: v6("2001:db8:1::1"), destination: v6("2001:db8:64::cb00:7102"), transport: icmpError6, now: t(1))
+        #expect(e.source == v4("198.51.100.254"))
+        #expect(m.pool.reservedIPv4(for: v6("2001:db8:1::1")) == nil)
+        // A host with a reservation keeps its own address for its errors (port unreachable from the host).
+        _ = try m.map6to4(source: v6("2001:db8:1::a"), destination: v6("2001:db8:64::cb00:7102"), transport: udp, now: t(1))
+        #expect(try m.map6to4(source: v6("2001:db8:1::a"), destination: v6("2001:db8:64::cb00:7102"), transport: icmpError6, now: t(1)).source == v4("192.0.2.1"))
+        // Without an RFC 6791 pool the router gets a pool address, as protomask gives any IPv6 source.
+        var n = try mapping()
+        #expect(try n.map6to4(source: v6("2001:db8:1::1"), destination: v6("2001:db8:64::cb00:7102"), transport: icmpError6, now: t(1)).source == v4("192.0.2.1"))
+        #expect(throws: AddressPoolError.self) { _ = try mapping(rfc6791: ["192.0.2.0/30"]) }
+    }
+}

@@ -55,6 +55,10 @@ public struct NAT64Configuration: Sendable, Hashable {
         guard ipv6MTU >= 1280, ipv6MTU <= 65535 else {
             throw NAT64ConfigurationError(key: "ipv6_mtu", problem: "is \(ipv6MTU); it must be between 1280 and 65535")
         }
+        guard lowestIPv6MTU <= ipv6MTU else {
+            throw NAT64ConfigurationError(key: "lowest_ipv6_mtu", problem:
+                "is \(lowestIPv6MTU), larger than ipv6_mtu \(ipv6MTU): fragments would not fit the IPv6 link")
+        }
         guard ipv4MTU >= 68, ipv4MTU <= 65535 else {
             throw NAT64ConfigurationError(key: "ipv4_mtu", problem:
                 "is \(ipv4MTU); it must be between 68 (the IPv4 minimum, RFC 791) and 65535")

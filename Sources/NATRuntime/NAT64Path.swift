@@ -181,7 +181,7 @@ struct NAT64Path: ~Copyable {
         let c = counters
         var drops: [String] = []
         for r in DropReason.allCases where c.dropped(r) > 0 { drops.append("\(r.name)=\(c.dropped(r))") }
-        var line = "nat64 stats queue=\(queue) mode=\(settings.mode.rawValue) v6_to_v4=\(c.outboundPackets) v4_to_v6=\(c.inboundPackets) icmp_errors_translated=\(c.icmpErrorsTranslated) icmp_errors_generated=\(c.icmpErrorsGenerated) fragments=\(c.fragmentsTranslated)"
+        var line = "nat64 counters queue=\(queue) mode=\(settings.mode.rawValue) v6_to_v4=\(c.outboundPackets) v4_to_v6=\(c.inboundPackets) icmp_errors_translated=\(c.icmpErrorsTranslated) icmp_errors_generated=\(c.icmpErrorsGenerated) fragments=\(c.fragmentsTranslated)"
         var list: [AddressReservation] = []
         var total = 0
         switch pool {

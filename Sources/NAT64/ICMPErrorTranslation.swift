@@ -91,7 +91,7 @@ extension NAT64Translator where Mapping: ~Copyable {
             rest4 = UInt32(max(0, min(v, 65535)))
         }
 
-        let hairpin = mapping.isHairpin(om.destination)
+        let hairpin = mapping.isHairpin(om.destination, ipv6Destination: dst6)
         let o = hairpin ? scratch : out
         let limit = hairpin ? Self.bufferCapacity : min(576, capacity)
         let headers = IPv4Layout.minimumHeaderLength + ICMPv4Layout.headerLength + IPv4Layout.minimumHeaderLength

@@ -164,8 +164,11 @@ public struct SIITMapping: NAT64Mapping, Sendable {
                      ports: transport.ports)
     }
 
+    /// RFC 7757 §4.3: an IPv6 packet sent to the RFC 6052 form of an EAM IPv4 address goes back to the
+    /// IPv6 host behind that EAM row. A packet sent to the EAM IPv6 address itself is not hairpinned (the
+    /// row then stands for a host on the IPv4 side).
     @inlinable
-    public func isHairpin(_ destination: IPv4Address) -> Bool {
-        hairpinning && table.covers(destination)
+    public func isHairpin(_ destination: IPv4Address, ipv6Destination: IPv6Address) -> Bool {
+        hairpinning && table.covers(destination) && table.ipv4(for: ipv6Destination) == nil
     }
 }

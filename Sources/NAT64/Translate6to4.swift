@@ -81,7 +81,7 @@ extension NAT64Translator where Mapping: ~Copyable {
             throw .segmentsLeftNonZero
         }
 
-        let hairpin = mapping.isHairpin(m.destination)
+        let hairpin = mapping.isHairpin(m.destination, ipv6Destination: dst6)
         let size4 = IPv4Layout.minimumHeaderLength + l4Length
         let flags: UInt16
         let identification: UInt16

@@ -90,7 +90,19 @@ extension NAT64Translator where Mapping: ~Copyable {
             throw .fragmentedICMP
         }
 
-        let m = try mapping.map4to6(source: src4, destination: dst4, transport: t, hairpin: hairpin, now: now)
+        let m: NAT64Mapped6
+        do {
+            m = try mapping.map4to6(source: src4, destination: dst4, transport: t, hairpin: hairpin, now: now)
+        } catch {
+            // RFC 7915 §4.4: optionally tell the sender (ICMPv4 3/13) that its packet cannot be translated.
+            if configuration.sendProhibitedErrors && !hairpin && offset == 0
+                && (error == .noMapping || error == .nonGlobalIPv4Address || error == .filtered) {
+                sendICMPv4Error(type: ICMPv4Type.destinationUnreachable,
+                                code: ICMPv4UnreachableCode.communicationAdministrativelyProhibited,
+                                rest: 0, about: p, length: total)
+            }
+            throw error
+        }
 
         let ttl = ld8(p, IPv4Layout.ttl)
         if !hairpin {

@@ -67,7 +67,17 @@ extension NAT64Translator where Mapping: ~Copyable {
             throw .fragmentedICMP
         }
 
-        let m = try mapping.map6to4(source: src6, destination: dst6, transport: t, now: now)
+        let m: NAT64Mapped4
+        do {
+            m = try mapping.map6to4(source: src6, destination: dst6, transport: t, now: now)
+        } catch {
+            // RFC 7915 §5.4: optionally tell the sender (ICMPv6 1/1) that its packet cannot be translated.
+            if configuration.sendProhibitedErrors && (error == .noMapping || error == .nonGlobalIPv4Address || error == .filtered) {
+                sendICMPv6Error(type: ICMPv6Type.destinationUnreachable, code: ICMPv6UnreachableCode.administrativelyProhibited,
+                                rest: 0, about: p, length: total)
+            }
+            throw error
+        }
 
         let hopLimit = ld8(p, IPv6Layout.hopLimit)
         if hopLimit <= 1 {

@@ -121,6 +121,8 @@ extension NAT64Translator where Mapping: ~Copyable {
             }
         }
 
+        // The IPv6 Fragment Offset ends at 65535 too (RFC 8200 §4.5).
+        if isFragment && offset + l4Length > 65535 { throw .fragmentTooLarge }
         var withFragmentHeader = isFragment
         var size6 = IPv6Layout.headerLength + (withFragmentHeader ? IPv6ExtensionLayout.fragmentHeaderLength : 0) + l4Length
         var fragmentTo = 0

@@ -93,6 +93,10 @@ extension NAT64Translator where Mapping: ~Copyable {
 
         let hairpin = mapping.isHairpin(m.destination, ipv6Destination: dst6)
         let size4 = IPv4Layout.minimumHeaderLength + l4Length
+        // An IPv4 datagram ends by byte 65535 (RFC 791 §3.1): a fragment reaching beyond cannot be expressed.
+        if c.hasFragmentHeader && IPv4Layout.minimumHeaderLength + c.fragmentOffset + l4Length > 65535 {
+            throw .fragmentTooLarge
+        }
         let flags: UInt16
         let identification: UInt16
         if c.hasFragmentHeader {
@@ -114,6 +118,7 @@ extension NAT64Translator where Mapping: ~Copyable {
             }
             fragmentTo = ipv4MTU
         }
+        guard size4 <= 65535 else { throw .packetTooBig }  // only reachable when hairpinned (no MTU check)
         let o = hairpin ? scratch : out
         guard size4 <= (hairpin ? Self.bufferCapacity : capacity) else { throw .outputTooSmall }
 

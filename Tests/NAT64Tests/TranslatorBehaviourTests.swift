@@ -149,4 +149,35 @@ import NATWire
                                     mapping: SIITMapping(prefix: .wellKnown))
         }
     }
+    @Test func rfc791_fragmentsBeyondTheLargestDatagramDropped() {
+        var t = makeTranslator()
+        var h = IPv4Header(protocolNumber: IPProtocol.udp, source: server4, destination: host4, identification: 3)
+        h.fragmentOffset = 65528
+        #expect(run(&t, PacketBuilder.ipv4(h, payload: payload(16))).verdict == .drop(.fragmentTooLarge))
+        h.fragmentOffset = 65512
+        #expect(run(&t, PacketBuilder.ipv4(h, payload: payload(16))).verdict == toIPv6)
+        let h6 = IPv6Header(nextHeader: IPProtocol.udp, source: host6, destination: server6)
+        let late = PacketBuilder.ipv6(h6, extensionHeaders: [.fragment(offset: 65504, moreFragments: false, identification: 1)],
+                                      payload: payload(24))
+        #expect(run(&t, late).verdict == .drop(.fragmentTooLarge))
+    }
+
+    @Test func largestPacketsTranslateOrAreRefused() {
+        var t = makeTranslator { $0.ipv4MTU = 65535; $0.ipv6MTU = 65535; $0.lowestIPv6MTU = 65535 }
+        // 65 535 bytes of IPv4 → 65 555 of IPv6: over the IPv6 MTU with DF → Fragmentation Needed.
+        let big4 = PacketBuilder.udp4(source: server4, sourcePort: 1, destination: host4, destinationPort: 2,
+                                      payload: payload(65507), dontFragment: true)
+        let r = run(&t, big4)
+        #expect(r.verdict == .drop(.packetTooBig))
+        // A 65 535-byte IPv6 payload cannot become one IPv4 datagram: Packet Too Big.
+        let big6 = PacketBuilder.udp6(source: host6, sourcePort: 1, destination: server6, destinationPort: 2, payload: payload(65527))
+        #expect(run(&t, big6).verdict == .drop(.packetTooBig))
+        // Without DF the IPv4 one is fragmented to the configured lowest IPv6 MTU instead.
+        var f = makeTranslator()
+        let big4f = PacketBuilder.udp4(source: server4, sourcePort: 1, destination: host4, destinationPort: 2, payload: payload(60000))
+        let rf = run(&f, big4f)
+        #expect(rf.verdict == toIPv6)
+        #expect(rf.generated.count == 48)  // 60 008 bytes of UDP in 1 232-byte pieces: 49 fragments
+    }
+
 }

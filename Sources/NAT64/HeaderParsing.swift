@@ -175,3 +175,10 @@ func ipv4HeaderChecksumValid(_ p: UnsafeRawPointer, headerLength: Int) -> Bool {
     }
     return Checksum.fold(Checksum.sum(p, count: headerLength)) == 0xFFFF
 }
+
+/// RFC 1624 eqn. 3 for a whole group of fields: `checksum` loses the one's complement sum `oldSum` and
+/// gains `newSum` (a pseudo-header swap, a type change, a rewritten port).
+@inlinable @inline(__always)
+func adjustChecksum(_ checksum: UInt16, oldSum: UInt64, newSum: UInt64) -> UInt16 {
+    ~Checksum.fold(UInt64(~checksum) &+ UInt64(~Checksum.fold(oldSum)) &+ UInt64(Checksum.fold(newSum)))
+}

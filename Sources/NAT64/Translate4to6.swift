@@ -170,15 +170,16 @@ extension NAT64Translator where Mapping: ~Copyable {
                 st16(l4o, UDPLayout.checksum, sum == 0 ? 0xFFFF : sum)
                 break
             }
-            var d = ChecksumDelta(oldSum: wordSum(src4) &+ wordSum(dst4), newSum: m.source.wordSum &+ m.destination.wordSum)
+            var oldSum = wordSum(src4) &+ wordSum(dst4)
+            var newSum = m.source.wordSum &+ m.destination.wordSum
             if m.ports != t.ports {
-                d.replace(t.ports.source, with: m.ports.source)
-                d.replace(t.ports.destination, with: m.ports.destination)
+                oldSum &+= UInt64(t.ports.source) &+ UInt64(t.ports.destination)
+                newSum &+= UInt64(m.ports.source) &+ UInt64(m.ports.destination)
                 st16(l4o, 0, m.ports.source)
                 st16(l4o, 2, m.ports.destination)
             }
             let at = t.kind == .tcp ? TCPLayout.checksum : UDPLayout.checksum
-            var sum = d.apply(to: ld16(l4o, at))
+            var sum = adjustChecksum(ld16(l4o, at), oldSum: oldSum, newSum: newSum)
             // Over IPv6 a UDP checksum of zero is not allowed (RFC 8200 §8.1): a computed zero is 0xFFFF.
             if t.kind == .udp && sum == 0 { sum = 0xFFFF }
             st16(l4o, at, sum)
@@ -191,10 +192,11 @@ extension NAT64Translator where Mapping: ~Copyable {
             let newID = t.kind == .icmpEchoRequest ? m.ports.source : m.ports.destination
             let ph = Checksum.pseudoHeaderSum(source: m.source, destination: m.destination, nextHeader: IPProtocol.icmpv6,
                                               length: l4Length)
-            let d = ChecksumDelta(oldSum: UInt64(oldWord) &+ UInt64(oldID), newSum: ph &+ UInt64(newWord) &+ UInt64(newID))
             st16(l4o, 0, newWord)
             st16(l4o, ICMPv6Layout.identifier, newID)
-            st16(l4o, ICMPv6Layout.checksum, d.apply(to: ld16(l4o, ICMPv6Layout.checksum)))
+            st16(l4o, ICMPv6Layout.checksum, adjustChecksum(ld16(l4o, ICMPv6Layout.checksum),
+                                                            oldSum: UInt64(oldWord) &+ UInt64(oldID),
+                                                            newSum: ph &+ UInt64(newWord) &+ UInt64(newID)))
         case .icmpError, .other:
             break
         }

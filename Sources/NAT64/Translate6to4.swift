@@ -132,19 +132,24 @@ extension NAT64Translator where Mapping: ~Copyable {
 
         switch t.kind {
         case .tcp, .udp:
-            var d = ChecksumDelta(oldSum: src6.wordSum &+ dst6.wordSum, newSum: wordSum(m.source) &+ wordSum(m.destination))
+            var oldSum = src6.wordSum &+ dst6.wordSum
+            var newSum = wordSum(m.source) &+ wordSum(m.destination)
             if m.ports != t.ports {
-                d.replace(t.ports.source, with: m.ports.source)
-                d.replace(t.ports.destination, with: m.ports.destination)
+                oldSum &+= UInt64(t.ports.source) &+ UInt64(t.ports.destination)
+                newSum &+= UInt64(m.ports.source) &+ UInt64(m.ports.destination)
                 st16(l4o, 0, m.ports.source)
                 st16(l4o, 2, m.ports.destination)
             }
             if t.kind == .tcp {
-                st16(l4o, TCPLayout.checksum, d.apply(to: ld16(l4o, TCPLayout.checksum)))
+                st16(l4o, TCPLayout.checksum, adjustChecksum(ld16(l4o, TCPLayout.checksum), oldSum: oldSum, newSum: newSum))
             } else {
                 // Over IPv4 a zero UDP checksum means "none" and stays zero; a computed zero is sent as
                 // 0xFFFF (RFC 768).
-                st16(l4o, UDPLayout.checksum, d.applyUDP(to: ld16(l4o, UDPLayout.checksum)))
+                let old = ld16(l4o, UDPLayout.checksum)
+                if old != 0 {
+                    let v = adjustChecksum(old, oldSum: oldSum, newSum: newSum)
+                    st16(l4o, UDPLayout.checksum, v == 0 ? 0xFFFF : v)
+                }
             }
         case .icmpEchoRequest, .icmpEchoReply:
             // RFC 7915 §5.2: type 128/129 → 8/0; the checksum loses the ICMPv6 pseudo-header.
@@ -154,10 +159,11 @@ extension NAT64Translator where Mapping: ~Copyable {
             let oldID = ld16(l4o, ICMPv6Layout.identifier)
             let newID = t.kind == .icmpEchoRequest ? m.ports.source : m.ports.destination
             let ph = Checksum.pseudoHeaderSum(source: src6, destination: dst6, nextHeader: IPProtocol.icmpv6, length: l4Length)
-            let d = ChecksumDelta(oldSum: ph &+ UInt64(oldWord) &+ UInt64(oldID), newSum: UInt64(newWord) &+ UInt64(newID))
             st16(l4o, 0, newWord)
             st16(l4o, ICMPv4Layout.identifier, newID)
-            st16(l4o, ICMPv4Layout.checksum, d.apply(to: ld16(l4o, ICMPv4Layout.checksum)))
+            st16(l4o, ICMPv4Layout.checksum, adjustChecksum(ld16(l4o, ICMPv4Layout.checksum),
+                                                            oldSum: ph &+ UInt64(oldWord) &+ UInt64(oldID),
+                                                            newSum: UInt64(newWord) &+ UInt64(newID)))
         case .icmpError, .other:
             break
         }

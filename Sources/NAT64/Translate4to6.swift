@@ -153,7 +153,7 @@ extension NAT64Translator where Mapping: ~Copyable {
             writeFragmentHeader(l4o, nextHeader: proto6, offset: offset, more: mf, identification: UInt32(identification))
             l4o += IPv6ExtensionLayout.fragmentHeaderLength
         }
-        l4o.copyMemory(from: l4, byteCount: l4Length)
+        copyBytes(l4o, l4, l4Length)
 
         switch t.kind {
         case .tcp, .udp:

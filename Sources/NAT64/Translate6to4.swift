@@ -128,7 +128,7 @@ extension NAT64Translator where Mapping: ~Copyable {
                         protocolNumber: c.upperProtocol == IPProtocol.icmpv6 ? IPProtocol.icmp : c.upperProtocol,
                         source: m.source, destination: m.destination)
         let l4o = o + IPv4Layout.minimumHeaderLength
-        l4o.copyMemory(from: l4, byteCount: l4Length)
+        copyBytes(l4o, l4, l4Length)
 
         switch t.kind {
         case .tcp, .udp:

@@ -5,6 +5,10 @@
 //   taskset -c 1 Benchmarks/.build/release/napt44-bench
 import PackageDescription
 
+// The main package is the parent directory; its package identity is that directory's name ("main" in
+// the main checkout, the worktree's name elsewhere), so products are looked up under it.
+let mainPackage = String(Context.packageDirectory.split(separator: "/").dropLast().last ?? "main").lowercased()
+
 let package = Package(
     name: "swiftnat-benchmarks",
     dependencies: [
@@ -18,9 +22,18 @@ let package = Package(
             name: "napt44-bench",
             dependencies: [
                 "CMallocCounter",
-                .product(name: "NAPT44", package: "main"),
-                .product(name: "NATCore", package: "main"),
-                .product(name: "NATWire", package: "main"),
+                .product(name: "NAPT44", package: mainPackage),
+                .product(name: "NATCore", package: mainPackage),
+                .product(name: "NATWire", package: mainPackage),
+            ]
+        ),
+        .executableTarget(
+            name: "nat64-bench",
+            dependencies: [
+                "CMallocCounter",
+                .product(name: "NAT64", package: mainPackage),
+                .product(name: "NATCore", package: mainPackage),
+                .product(name: "NATWire", package: mainPackage),
             ]
         ),
     ],

@@ -106,9 +106,10 @@ public struct NAT64Mapped6: Sendable, Hashable {
 ///    mapping can use what it found for the inner packet (it is called first) to map the outer one; a
 ///    stateless one maps an untranslatable outer *source* (a router) to its RFC 6791 address.
 /// 4. Hairpinning (RFC 7757 §4.3, RFC 6146 §3.8): after mapping an IPv6 packet to IPv4, the translator asks
-///    ``isHairpin(_:)`` about the new IPv4 destination. When true, the IPv4 packet is translated back to
-///    IPv6 with `hairpin: true`; SIIT then maps the source (and, for an ICMP error, the inner
-///    destination) with the RFC 6052 prefix instead of the EAM table.
+///    ``isHairpin(_:ipv6Destination:)`` about the new IPv4 destination (and the IPv6 one it came from).
+///    When true, the IPv4 packet is translated back to IPv6 with `hairpin: true`; SIIT then maps the
+///    source (and, for an ICMP error, the inner destination) with the RFC 6052 prefix instead of the EAM
+///    table.
 public protocol NAT64Mapping: ~Copyable {
     /// Maps an IPv6 packet's addresses (and ports) to IPv4 (RFC 7915 §5.1 "Source Address",
     /// "Destination Address"; RFC 6146 §3.5 for stateful translation).
@@ -131,7 +132,9 @@ public protocol NAT64Mapping: ~Copyable {
     mutating func mapInner4to6(source: IPv4Address, destination: IPv4Address, transport: NAT64Transport,
                                hairpin: Bool, now: Timestamp) throws(DropReason) -> NAT64Mapped6
 
-    /// Whether an IPv4 destination that ``map6to4(source:destination:transport:now:)`` produced belongs to
-    /// the translator's own IPv6 side, so that the packet must be translated back (hairpinned).
-    func isHairpin(_ destination: IPv4Address) -> Bool
+    /// Whether an IPv4 destination that ``map6to4(source:destination:transport:now:)`` produced from
+    /// `ipv6Destination` belongs to the translator's own IPv6 side, so that the packet must be translated
+    /// back (hairpinned). SIIT: the IPv4 address is in the EAM table and the IPv6 destination is not an EAM
+    /// address (it was the RFC 6052 form). NAPT64: the IPv4 address is one of the pool's.
+    func isHairpin(_ destination: IPv4Address, ipv6Destination: IPv6Address) -> Bool
 }

@@ -89,39 +89,63 @@ public struct SIITMapping: NAT64Mapping, Sendable {
         return IPv4Address(pool[Int(h % UInt64(pool.count))])
     }
 
+    /// IPv6 → IPv4 for one address: EAM, then the prefix; the reason when neither maps it.
+    @inlinable
+    func mapped4(_ a: IPv6Address) throws(DropReason) -> IPv4Address {
+        if let v = table.ipv4(for: a) { return v }
+        if hasPrefix, let v = prefix.unsafelyUnwrapped.extractUnchecked(a) {
+            // RFC 6052 §3.1.
+            guard !prefix.unsafelyUnwrapped.restrictsToGlobalIPv4 || SpecialPurposeIPv4.isGlobal(v) else {
+                throw .nonGlobalIPv4Address
+            }
+            return v
+        }
+        throw .noMapping
+    }
+
+    /// IPv4 → IPv6 for one address: EAM, then the prefix; the reason when neither maps it.
+    @inlinable
+    func mapped6(_ a: IPv4Address, eam: Bool = true) throws(DropReason) -> IPv6Address {
+        if eam, let v = table.ipv6(for: a) { return v }
+        guard hasPrefix else { throw .noMapping }
+        guard let v = prefix.unsafelyUnwrapped.embed(a) else { throw .nonGlobalIPv4Address }
+        return v
+    }
+
     // MARK: NAT64Mapping
 
     @inlinable
     public mutating func map6to4(source: IPv6Address, destination: IPv6Address, transport: NAT64Transport,
                                  now: Timestamp) throws(DropReason) -> NAT64Mapped4 {
-        guard let d = ipv4(for: destination) else { throw .noMapping }
-        if let s = ipv4(for: source) { return NAT64Mapped4(source: s, destination: d, ports: transport.ports) }
-        // RFC 6791: an ICMPv6 error from a router whose address has no IPv4 form.
-        if transport.kind == .icmpError, let s = rfc6791Address(for: source) {
-            return NAT64Mapped4(source: s, destination: d, ports: transport.ports)
+        let d = try mapped4(destination)
+        let s: IPv4Address
+        do {
+            s = try mapped4(source)
+        } catch {
+            // RFC 6791: an ICMPv6 error from a router whose address has no IPv4 form.
+            guard transport.kind == .icmpError, let v = rfc6791Address(for: source) else { throw error }
+            s = v
         }
-        throw .noMapping
+        return NAT64Mapped4(source: s, destination: d, ports: transport.ports)
     }
 
     @inlinable
     public mutating func map4to6(source: IPv4Address, destination: IPv4Address, transport: NAT64Transport,
                                  hairpin: Bool, now: Timestamp) throws(DropReason) -> NAT64Mapped6 {
-        guard let d = ipv6(for: destination) else { throw .noMapping }
+        let d = try mapped6(destination)
         let s: IPv6Address
         if hairpin {
             // RFC 7757 §4.3: the hairpinned packet's source takes its RFC 6052 form, so that the reply
             // comes back through the translator to the address the sender used.
-            guard hasPrefix, let v = prefix.unsafelyUnwrapped.embed(source) else { throw .noMapping }
-            s = v
-        } else if let v = ipv6(for: source) {
-            s = v
+            s = try mapped6(source, eam: false)
         } else if transport.kind == .icmpError {
             // RFC 7915 §4.1: an ICMPv4 error's "illegal" source is translated for troubleshooting.
-            if hasPrefix { s = prefix.unsafelyUnwrapped.embedUnchecked(source) }
+            if let v = table.ipv6(for: source) { s = v }
+            else if hasPrefix { s = prefix.unsafelyUnwrapped.embedUnchecked(source) }
             else if let v = configuration.rfc6791IPv6 { s = v }
             else { throw .noMapping }
         } else {
-            throw .noMapping
+            s = try mapped6(source)
         }
         return NAT64Mapped6(source: s, destination: d, ports: transport.ports)
     }
@@ -129,28 +153,22 @@ public struct SIITMapping: NAT64Mapping, Sendable {
     @inlinable
     public mutating func mapInner6to4(source: IPv6Address, destination: IPv6Address, transport: NAT64Transport,
                                       now: Timestamp) throws(DropReason) -> NAT64Mapped4 {
-        guard let s = ipv4(for: source), let d = ipv4(for: destination) else { throw .noMapping }
-        return NAT64Mapped4(source: s, destination: d, ports: transport.ports)
+        NAT64Mapped4(source: try mapped4(source), destination: try mapped4(destination), ports: transport.ports)
     }
 
     @inlinable
     public mutating func mapInner4to6(source: IPv4Address, destination: IPv4Address, transport: NAT64Transport,
                                       hairpin: Bool, now: Timestamp) throws(DropReason) -> NAT64Mapped6 {
-        guard let s = ipv6(for: source) else { throw .noMapping }
-        let d: IPv6Address
-        if hairpin {
-            // The inner packet's destination is the hairpinned sender's peer: its RFC 6052 form (§4.3).
-            guard hasPrefix, let v = prefix.unsafelyUnwrapped.embed(destination) else { throw .noMapping }
-            d = v
-        } else {
-            guard let v = ipv6(for: destination) else { throw .noMapping }
-            d = v
-        }
-        return NAT64Mapped6(source: s, destination: d, ports: transport.ports)
+        // With hairpin, the inner packet's destination is the hairpinned sender's peer: its RFC 6052 form (§4.3).
+        NAT64Mapped6(source: try mapped6(source), destination: try mapped6(destination, eam: !hairpin),
+                     ports: transport.ports)
     }
 
+    /// RFC 7757 §4.3: an IPv6 packet sent to the RFC 6052 form of an EAM IPv4 address goes back to the
+    /// IPv6 host behind that EAM row. A packet sent to the EAM IPv6 address itself is not hairpinned (the
+    /// row then stands for a host on the IPv4 side).
     @inlinable
-    public func isHairpin(_ destination: IPv4Address) -> Bool {
-        hairpinning && table.covers(destination)
+    public func isHairpin(_ destination: IPv4Address, ipv6Destination: IPv6Address) -> Bool {
+        hairpinning && table.covers(destination) && table.ipv4(for: ipv6Destination) == nil
     }
 }

@@ -566,8 +566,9 @@ public struct AddressPoolMapping: NAT64Mapping, ~Copyable {
         return NAT64Mapped6(source: s, destination: d, ports: transport.ports)
     }
 
+    /// A pool address reached through the prefix (its RFC 6052 form) belongs to another IPv6 host of the pool.
     @inlinable
-    public func isHairpin(_ destination: IPv4Address) -> Bool {
+    public func isHairpin(_ destination: IPv4Address, ipv6Destination: IPv6Address) -> Bool {
         pool.contains(destination)
     }
 }

@@ -161,8 +161,8 @@ public struct AddressPool: ~Copyable {
     public let capacity: Int
     @usableFromInline let slots: UnsafeMutablePointer<Slot>
     @usableFromInline let byIPv6: HashIndex
-    /// Per prefix: first usable address, usable count, first slot.
-    @usableFromInline let ranges: UnsafeMutablePointer<(first: UInt32, count: UInt32, slot: UInt32)>
+    /// Per prefix: first usable address, usable count, first slot, network address and mask.
+    @usableFromInline let ranges: UnsafeMutablePointer<(first: UInt32, count: UInt32, slot: UInt32, network: UInt32, mask: UInt32)>
     @usableFromInline let rangeCount: Int
     @usableFromInline let seed: UInt64
     @usableFromInline let maxIdle: UInt32
@@ -192,7 +192,7 @@ public struct AddressPool: ~Copyable {
         var slot: UInt32 = 1
         for (i, p) in configuration.prefixes.enumerated() {
             let (first, count) = AddressPoolConfiguration.usableRange(of: p)
-            ranges[i] = (first.rawValue, UInt32(count), slot)
+            ranges[i] = (first.rawValue, UInt32(count), slot, p.address.rawValue, p.mask)
             slot &+= UInt32(count)
         }
         // Every slot starts free, in address order (first come, first served from the lowest).
@@ -261,7 +261,7 @@ public struct AddressPool: ~Copyable {
     /// Whether `a` belongs to the pool's prefixes (reserved or not): the IPv4 traffic the NAT64 owns.
     @inlinable
     public func contains(_ a: IPv4Address) -> Bool {
-        for i in 0..<rangeCount where configuration.prefixes[i].contains(a) { return true }
+        for i in 0..<rangeCount where a.rawValue & ranges[i].mask == ranges[i].network { return true }
         return false
     }
 

@@ -3,7 +3,12 @@
 // package's build and tests never pull it in. Run (see README.md):
 //   swift build -c release --package-path Benchmarks
 //   taskset -c 1 Benchmarks/.build/release/napt44-bench
+import Foundation
 import PackageDescription
+
+/// SwiftPM names a path dependency after its directory, so the products of the main package are looked
+/// up under whatever the checkout is called (main, a worktree, a CI clone).
+let mainPackage = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
 
 let package = Package(
     name: "swiftnat-benchmarks",
@@ -18,9 +23,9 @@ let package = Package(
             name: "napt44-bench",
             dependencies: [
                 "CMallocCounter",
-                .product(name: "NAPT44", package: "main"),
-                .product(name: "NATCore", package: "main"),
-                .product(name: "NATWire", package: "main"),
+                .product(name: "NAPT44", package: mainPackage),
+                .product(name: "NATCore", package: mainPackage),
+                .product(name: "NATWire", package: mainPackage),
             ]
         ),
     ],

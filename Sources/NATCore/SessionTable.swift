@@ -1,3 +1,5 @@
+import CNATIntrinsics
+
 /// Timer classes: each has its own idle timeout and its own list ordered by last use, so expiry
 /// pops from the head in O(1) per session and never sweeps the table.
 public enum TimerClass: UInt8, Sendable, CaseIterable {
@@ -185,7 +187,8 @@ public struct SessionTable: ~Copyable {
     @inlinable @inline(__always)
     public func lookupFromInside(tenant: UInt32, proto: UInt8, insideAddress: UInt32, insidePort: UInt16,
                                  remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
-        var id = sessionByInside.first(insideHash(tenant, proto, insideAddress, insidePort, remoteAddress, remotePort))
+        let h = insideHash(tenant, proto, insideAddress, insidePort, remoteAddress, remotePort)
+        var id = sessionByInside.first(h)
         while id != 0 {
             let s = sessions + Int(id)
             if s.pointee.insideAddress == insideAddress && s.pointee.viaAddress == remoteAddress
@@ -193,7 +196,7 @@ public struct SessionTable: ~Copyable {
                 && s.pointee.proto == proto && s.pointee.tenant == tenant {
                 return id
             }
-            id = sessionByInside.next(id)
+            id = sessionByInside.next(id, hash: h)
         }
         return 0
     }
@@ -202,7 +205,8 @@ public struct SessionTable: ~Copyable {
     @inlinable @inline(__always)
     public func lookupFromOutside(proto: UInt8, outsideAddress: UInt32, outsidePort: UInt16,
                                   remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
-        var id = sessionByOutside.first(outsideHash(proto, outsideAddress, outsidePort, remoteAddress, remotePort))
+        let h = outsideHash(proto, outsideAddress, outsidePort, remoteAddress, remotePort)
+        var id = sessionByOutside.first(h)
         while id != 0 {
             let s = sessions + Int(id)
             if s.pointee.outsideAddress == outsideAddress && s.pointee.remoteAddress == remoteAddress
@@ -210,34 +214,71 @@ public struct SessionTable: ~Copyable {
                 && s.pointee.proto == proto {
                 return id
             }
-            id = sessionByOutside.next(id)
+            id = sessionByOutside.next(id, hash: h)
         }
         return 0
+    }
+
+    // MARK: Prefetching (a burst looks up many packets: start every memory access before waiting on one)
+
+    /// Stage 1 of a burst lookup from the inside: the key's hash, with its index bucket prefetched.
+    @inlinable @inline(__always)
+    public func prefetchFromInside(tenant: UInt32, proto: UInt8, insideAddress: UInt32, insidePort: UInt16,
+                                   remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
+        let h = insideHash(tenant, proto, insideAddress, insidePort, remoteAddress, remotePort)
+        nat_prefetch(sessionByInside.bucketAddress(h))
+        return h
+    }
+
+    /// Stage 1 of a burst lookup from the outside.
+    @inlinable @inline(__always)
+    public func prefetchFromOutside(proto: UInt8, outsideAddress: UInt32, outsidePort: UInt16,
+                                    remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
+        let h = outsideHash(proto, outsideAddress, outsidePort, remoteAddress, remotePort)
+        nat_prefetch(sessionByOutside.bucketAddress(h))
+        return h
+    }
+
+    /// Stage 2: the bucket is (probably) in cache now; prefetch the first candidate session record.
+    @inlinable @inline(__always)
+    public func prefetchSession(insideHash h: UInt32) { prefetchRecord(sessionByInside.first(h)) }
+
+    @inlinable @inline(__always)
+    public func prefetchSession(outsideHash h: UInt32) { prefetchRecord(sessionByOutside.first(h)) }
+
+    @inlinable @inline(__always)
+    func prefetchRecord(_ id: UInt32) {
+        guard id != 0 else { return }
+        let p = UnsafeRawPointer(sessions + Int(id))
+        nat_prefetch_write(p)
+        nat_prefetch_write(p + (MemoryLayout<SessionRecord>.stride - 1))
     }
 
     // MARK: Mapping lookups
 
     public func lookupMapping(tenant: UInt32, proto: UInt8, insideAddress: UInt32, insidePort: UInt16,
                               qualifierAddress: UInt32, qualifierPort: UInt16) -> UInt32 {
-        var id = mappingByInside.first(insideHash(tenant, proto, insideAddress, insidePort, qualifierAddress, qualifierPort))
+        let h = insideHash(tenant, proto, insideAddress, insidePort, qualifierAddress, qualifierPort)
+        var id = mappingByInside.first(h)
         while id != 0 {
             let m = mappings[Int(id)]
             if m.insideAddress == insideAddress && m.insidePort == insidePort && m.qualifierAddress == qualifierAddress
                 && m.qualifierPort == qualifierPort && m.proto == proto && m.tenant == tenant {
                 return id
             }
-            id = mappingByInside.next(id)
+            id = mappingByInside.next(id, hash: h)
         }
         return 0
     }
 
     /// The mapping (live or held) that owns an outside endpoint: outside ports are never overloaded.
     public func lookupMapping(proto: UInt8, outsideAddress: UInt32, outsidePort: UInt16) -> UInt32 {
-        var id = mappingByOutside.first(outsideHash(proto, outsideAddress, outsidePort, 0, 0))
+        let h = outsideHash(proto, outsideAddress, outsidePort, 0, 0)
+        var id = mappingByOutside.first(h)
         while id != 0 {
             let m = mappings[Int(id)]
             if m.outsideAddress == outsideAddress && m.outsidePort == outsidePort && m.proto == proto { return id }
-            id = mappingByOutside.next(id)
+            id = mappingByOutside.next(id, hash: h)
         }
         return 0
     }
@@ -426,10 +467,11 @@ public struct SessionTable: ~Copyable {
 
     /// The host record for an inside host, or 0.
     public func lookupHost(tenant: UInt32, address: UInt32) -> UInt32 {
-        var id = hostIndex.first(hostHash(tenant, address))
+        let h = hostHash(tenant, address)
+        var id = hostIndex.first(h)
         while id != 0 {
             if hosts[Int(id)].address == address && hosts[Int(id)].tenant == tenant { return id }
-            id = hostIndex.next(id)
+            id = hostIndex.next(id, hash: h)
         }
         return 0
     }

@@ -1,19 +1,24 @@
 import Testing
 import NATWire
 import NATCore
-import NAPT44
+@testable import NAPT44
 
 /// The burst entry points prefetch ahead but must translate exactly like the one-packet calls.
-@Suite("Burst translation (prefetch pipeline)")
+@Suite("Burst translation (prefetch pipeline) and the established-flow fast path")
 struct BurstTests {
     /// A mixed stream: new and established UDP/TCP/ICMP flows both ways, replies to real mappings,
     /// unsolicited and malformed packets, ICMP errors, fragments — through two engines with the same
     /// seed, one packet at a time and in bursts of every length from 1 to 40. Verdicts, output bytes,
     /// generated packets and counters must match.
-    @Test func burstsTranslateExactlyLikeSinglePackets() {
-        let c = config(.portRestrictedCone, pool: ["198.51.100.0/30"])
+    ///
+    /// With `fastPathOff`, the second engine takes single packets with its fast path switched off: the
+    /// fast path must give the full pipeline's bytes, verdicts and counters.
+    @Test(arguments: [false, true])
+    func burstsTranslateExactlyLikeSinglePackets(fastPathOff: Bool) {
+        let c = config(.portRestrictedCone, pool: ["198.51.100.0/30"]) { $0.inboundRefresh = fastPathOff }
         var single = engine(c)
         var burst = engine(c)
+        if fastPathOff { burst.fastPathEnabled = false }
         var rng = SeededRandom(seed: 2024)
         var replies: [[UInt8]] = []
         var burstLength = 1
@@ -27,7 +32,7 @@ struct BurstTests {
                 let sp = UInt16.random(in: 1000...1010, using: &rng), dp = UInt16.random(in: 80...82, using: &rng)
                 switch Int.random(in: 0..<10, using: &rng) {
                 case 0...2: packets.append(udp(src, sp, dst, dp))
-                case 3: packets.append(tcp(src, sp, dst, dp, [.syn]))
+                case 3: packets.append(tcp(src, sp, dst, dp, [[.syn], [.ack], [.fin, .ack], [.rst]][Int.random(in: 0..<4, using: &rng)]))
                 case 4: packets.append(PacketBuilder.echo4(source: src, destination: dst, identifier: sp))
                 case 5, 6: if let r = replies.randomElement(using: &rng) { packets.append(r) } else { packets.append(udp(src, sp, dst, dp)) }
                 case 7: packets.append(udp(dst, dp, IPv4Address(198, 51, 100, 1), sp))  // unsolicited
@@ -59,8 +64,12 @@ struct BurstTests {
             }
             let verdicts = UnsafeMutablePointer<Verdict>.allocate(capacity: packets.count)
             verdicts.initialize(repeating: .held, count: packets.count)
-            buffers.withUnsafeBufferPointer { bp in
-                burst.process(burst: bp.baseAddress!, count: packets.count, verdicts: verdicts, now: now)
+            if fastPathOff {
+                for i in 0..<packets.count { verdicts[i] = burst.process(buffers[i], now: now) }
+            } else {
+                buffers.withUnsafeBufferPointer { bp in
+                    burst.process(burst: bp.baseAddress!, count: packets.count, verdicts: verdicts, now: now)
+                }
             }
             var burstGenerated: [[UInt8]] = []
             while let o = burst.nextOutput() { burstGenerated.append(Array(o.bytes)) }
@@ -71,7 +80,7 @@ struct BurstTests {
                     let o = parse(singleOut[i].0)
                     if o.sourcePort != 0 {
                         replies.append(o.proto == IPProtocol.tcp
-                            ? tcp(o.destination, o.destinationPort, o.source, o.sourcePort, [.syn, .ack])
+                            ? tcp(o.destination, o.destinationPort, o.source, o.sourcePort, [[.syn, .ack], [.ack], [.fin, .ack], [.rst]][Int.random(in: 0..<4, using: &rng)])
                             : udp(o.destination, o.destinationPort, o.source, o.sourcePort))
                     }
                 }
@@ -89,6 +98,8 @@ struct BurstTests {
         #expect(s.outboundPackets > 100 && s.inboundPackets > 50)
         #expect(s.totalDropped == b.totalDropped && s.totalDropped > 0)
         #expect(single.sessionCount == burst.sessionCount)
+        let ss = single.sessions(limit: 10_000).map(\.description), bs = burst.sessions(limit: 10_000).map(\.description)
+        #expect(ss == bs)
     }
 
     /// The one-direction burst calls agree with their one-packet forms too.

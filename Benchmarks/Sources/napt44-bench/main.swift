@@ -40,9 +40,10 @@ struct Options {
             case "--rounds": i += 1; rounds = Int(args[i])!
             case "--trials": i += 1; trials = Int(args[i])!
             case "--profile": i += 1; profile = args[i]
+            case "--sessions": i += 1; sessions = Int(args[i])!; capacity = max(capacity, sessions + sessions / 4)
             case "-h", "--help":
                 print("""
-                usage: napt44-bench [--quick] [--rounds N] [--trials N] [--trace-allocations] [--profile LOOP]
+                usage: napt44-bench [--quick] [--rounds N] [--trials N] [--sessions N] [--trace-allocations] [--profile LOOP]
                   --profile LOOP       run one loop for a few seconds and exit (for perf record):
                                        outbound, inbound, resident-outbound, resident-inbound, new
                   --trace-allocations  print a backtrace for every allocation made inside a timed loop

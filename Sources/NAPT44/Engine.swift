@@ -57,6 +57,16 @@ public struct NAPT44Engine: ~Copyable {
     let icmpSource: UInt32
     let hasRedirects: Bool
     let inboundRefresh: Bool
+    // Settings read on every new flow, copied out of `configuration` so that path reads plain fields.
+    let mappingTCP: MappingBehavior
+    let mappingUDP: MappingBehavior
+    let mappingICMP: MappingBehavior
+    let portPreservation: Bool
+    let parityPreservation: Bool
+    let pairedPooling: Bool
+    let maxPortAttempts: Int
+    let maxSessionsPerHost: Int?
+    let maxPortsPerHost: Int?
     /// Tests turn the fast path off to compare it with the full pipeline.
     var fastPathEnabled = true
     var staticInside: [UInt64: UInt32] = [:]
@@ -91,6 +101,15 @@ public struct NAPT44Engine: ~Copyable {
         icmpSource = (c.icmpSourceAddress ?? IPv4Address(poolAddresses[0])).rawValue
         hasRedirects = !c.redirects.isEmpty
         inboundRefresh = c.inboundRefresh
+        mappingTCP = c.tcp.mapping
+        mappingUDP = c.udp.mapping
+        mappingICMP = c.icmp.mapping
+        portPreservation = c.portPreservation
+        parityPreservation = c.parityPreservation
+        pairedPooling = c.pairedPooling
+        maxPortAttempts = c.maxPortAttempts
+        maxSessionsPerHost = c.limits.maxSessionsPerHost
+        maxPortsPerHost = c.limits.maxPortsPerHost
         for st in c.staticNAT {
             staticInside[UInt64(st.tenant) << 32 | UInt64(st.inside.rawValue)] = st.outside.rawValue
             staticOutside[st.outside.rawValue] = UInt64(st.tenant) << 32 | UInt64(st.inside.rawValue)

@@ -256,6 +256,7 @@ public struct SessionTable: ~Copyable {
 
     // MARK: Mapping lookups
 
+    @inlinable
     public func lookupMapping(tenant: UInt32, proto: UInt8, insideAddress: UInt32, insidePort: UInt16,
                               qualifierAddress: UInt32, qualifierPort: UInt16) -> UInt32 {
         let h = insideHash(tenant, proto, insideAddress, insidePort, qualifierAddress, qualifierPort)
@@ -272,6 +273,7 @@ public struct SessionTable: ~Copyable {
     }
 
     /// The mapping (live or held) that owns an outside endpoint: outside ports are never overloaded.
+    @inlinable
     public func lookupMapping(proto: UInt8, outsideAddress: UInt32, outsidePort: UInt16) -> UInt32 {
         let h = outsideHash(proto, outsideAddress, outsidePort, 0, 0)
         var id = mappingByOutside.first(h)
@@ -347,10 +349,13 @@ public struct SessionTable: ~Copyable {
     }
 
     /// The first session of a mapping (0 when none); walk on with ``nextSession(inMapping:)``.
+    @inlinable
     public func firstSession(ofMapping id: UInt32) -> UInt32 { mappings[Int(id)].sessionHead }
+    @inlinable
     public func nextSession(inMapping sid: UInt32) -> UInt32 { sessions[Int(sid)].mapNext }
 
     /// Whether the mapping has a session with this remote address (address-dependent filtering).
+    @inlinable
     public func mappingHasSession(_ id: UInt32, remoteAddress: UInt32) -> Bool {
         var s = mappings[Int(id)].sessionHead
         while s != 0 {
@@ -466,6 +471,7 @@ public struct SessionTable: ~Copyable {
     }
 
     /// The host record for an inside host, or 0.
+    @inlinable
     public func lookupHost(tenant: UInt32, address: UInt32) -> UInt32 {
         let h = hostHash(tenant, address)
         var id = hostIndex.first(h)

@@ -67,6 +67,8 @@ public struct NAPT44Engine: ~Copyable {
     let maxPortAttempts: Int
     let maxSessionsPerHost: Int?
     let maxPortsPerHost: Int?
+    /// The table's outside-endpoint lookup as a copyable value (pointers into the table, which never moves).
+    let endpointProbe: EndpointProbe
     /// Tests turn the fast path off to compare it with the full pipeline.
     var fastPathEnabled = true
     var staticInside: [UInt64: UInt32] = [:]
@@ -110,6 +112,7 @@ public struct NAPT44Engine: ~Copyable {
         maxPortAttempts = c.maxPortAttempts
         maxSessionsPerHost = c.limits.maxSessionsPerHost
         maxPortsPerHost = c.limits.maxPortsPerHost
+        endpointProbe = table.endpointProbe
         for st in c.staticNAT {
             staticInside[UInt64(st.tenant) << 32 | UInt64(st.inside.rawValue)] = st.outside.rawValue
             staticOutside[st.outside.rawValue] = UInt64(st.tenant) << 32 | UInt64(st.inside.rawValue)

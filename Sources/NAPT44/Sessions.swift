@@ -143,8 +143,11 @@ extension NAPT44Engine {
     @inline(__always)
     mutating func allocatePort(in set: borrowing PortSet, proto: UInt8, address: UInt32, preferred: UInt16, tenant: UInt32,
                       inside: UInt32, remote: UInt32, remotePort: UInt16) -> UInt16? {
+        // Through the engine's copyable probe: calling the table's own lookup from here made the compiler
+        // copy the whole (noncopyable) table for every try.
+        let probe = endpointProbe
         if portPreservation && preferred != 0 && set.contains(preferred)
-            && table.lookupMapping(proto: proto, outsideAddress: address, outsidePort: preferred) == 0 {
+            && probe.lookup(proto: proto, outsideAddress: address, outsidePort: preferred) == 0 {
             return preferred
         }
         let count = set.count
@@ -163,7 +166,7 @@ extension NAPT44Engine {
             i += 1
             if parity >= 0 && Int(port & 1) != parity { continue }
             tried += 1
-            if table.lookupMapping(proto: proto, outsideAddress: address, outsidePort: port) == 0 { return port }
+            if probe.lookup(proto: proto, outsideAddress: address, outsidePort: port) == 0 { return port }
         }
         return nil
     }

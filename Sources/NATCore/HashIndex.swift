@@ -49,25 +49,17 @@ public struct HashIndex: ~Copyable {
     @inlinable @inline(__always)
     public func bucketAddress(_ hash: UInt32) -> UnsafeRawPointer { UnsafeRawPointer(buckets + Int(hash & mask)) }
 
-    /// Skips chain words whose tag differs from `hash`'s; returns the id of the first that matches, or 0.
-    @inlinable @inline(__always)
-    func matching(from w: UInt32, _ hash: UInt32) -> UInt32 {
-        var w = w
-        let tag = hash & ~idMask
-        while w != 0 {
-            if w & ~idMask == tag { return w & idMask }
-            w = links[Int(w & idMask)]
-        }
-        return 0
-    }
+    /// A copyable read-only view of the chains, for code that must look up without borrowing the index
+    /// (valid while the index lives: the arrays never move).
+    @inlinable public var chains: HashChains { HashChains(buckets: buckets, links: links, mask: mask, idMask: idMask) }
 
     /// The first id in `hash`'s chain whose tag matches (0 when none).
     @inlinable @inline(__always)
-    public func first(_ hash: UInt32) -> UInt32 { matching(from: buckets[Int(hash & mask)], hash) }
+    public func first(_ hash: UInt32) -> UInt32 { chains.first(hash) }
 
     /// The next id after `id` in `hash`'s chain whose tag matches (0 when none).
     @inlinable @inline(__always)
-    public func next(_ id: UInt32, hash: UInt32) -> UInt32 { matching(from: links[Int(id)], hash) }
+    public func next(_ id: UInt32, hash: UInt32) -> UInt32 { chains.next(id, hash: hash) }
 
     /// Inserts `id` at the head of its chain.
     @inlinable @inline(__always)
@@ -105,6 +97,41 @@ public struct HashIndex: ~Copyable {
         buckets.update(repeating: 0, count: bucketCount)
         links.update(repeating: 0, count: capacity + 1)
     }
+}
+
+/// The lookup half of a ``HashIndex`` as a plain copyable value (pointers and masks).
+public struct HashChains {
+    @usableFromInline let buckets: UnsafeMutablePointer<UInt32>
+    @usableFromInline let links: UnsafeMutablePointer<UInt32>
+    @usableFromInline let mask: UInt32
+    @usableFromInline let idMask: UInt32
+
+    @inlinable init(buckets: UnsafeMutablePointer<UInt32>, links: UnsafeMutablePointer<UInt32>, mask: UInt32, idMask: UInt32) {
+        self.buckets = buckets
+        self.links = links
+        self.mask = mask
+        self.idMask = idMask
+    }
+
+    /// Skips chain words whose tag differs from `hash`'s; returns the id of the first that matches, or 0.
+    @inlinable @inline(__always)
+    func matching(from w: UInt32, _ hash: UInt32) -> UInt32 {
+        var w = w
+        let tag = hash & ~idMask
+        while w != 0 {
+            if w & ~idMask == tag { return w & idMask }
+            w = links[Int(w & idMask)]
+        }
+        return 0
+    }
+
+    /// The first id in `hash`'s chain whose tag matches (0 when none).
+    @inlinable @inline(__always)
+    public func first(_ hash: UInt32) -> UInt32 { matching(from: buckets[Int(hash & mask)], hash) }
+
+    /// The next id after `id` in `hash`'s chain whose tag matches (0 when none).
+    @inlinable @inline(__always)
+    public func next(_ id: UInt32, hash: UInt32) -> UInt32 { matching(from: links[Int(id)], hash) }
 }
 
 /// Seeded multiply-xorshift hashing of fixed-size keys. The seed is per table so an outside host

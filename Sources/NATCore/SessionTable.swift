@@ -74,6 +74,32 @@ public struct MappingRecord: Sendable {
     @inlinable public var hasSessions: Bool { sessionHead != 0 }
 }
 
+/// Which mapping owns an outside endpoint (see ``SessionTable/endpointProbe``).
+public struct EndpointProbe {
+    @usableFromInline let chains: HashChains
+    @usableFromInline let mappings: UnsafeMutablePointer<MappingRecord>
+    @usableFromInline let seed: UInt64
+
+    @inlinable init(chains: HashChains, mappings: UnsafeMutablePointer<MappingRecord>, seed: UInt64) {
+        self.chains = chains
+        self.mappings = mappings
+        self.seed = seed
+    }
+
+    /// The mapping id (live or held) of the endpoint, or 0 when the port is free.
+    @inlinable @inline(__always)
+    public func lookup(proto: UInt8, outsideAddress: UInt32, outsidePort: UInt16) -> UInt32 {
+        let h = SessionTable.outsideHash(proto, outsideAddress, outsidePort, 0, 0, seed: seed)
+        var id = chains.first(h)
+        while id != 0 {
+            let m = mappings + Int(id)
+            if m.pointee.outsideAddress == outsideAddress && m.pointee.outsidePort == outsidePort && m.pointee.proto == proto { return id }
+            id = chains.next(id, hash: h)
+        }
+        return 0
+    }
+}
+
 /// Per inside host (tenant, address) accounting for RFC 6888 per-subscriber limits.
 public struct HostRecord: Sendable {
     public var address: UInt32 = 0
@@ -178,7 +204,12 @@ public struct SessionTable: ~Copyable {
 
     @inlinable @inline(__always)
     func outsideHash(_ proto: UInt8, _ a: UInt32, _ ap: UInt16, _ b: UInt32, _ bp: UInt16) -> UInt32 {
-        KeyHash.hash(UInt64(a) << 32 | UInt64(b), UInt64(ap) << 48 | UInt64(bp) << 32 | UInt64(proto), seed: ~seed)
+        Self.outsideHash(proto, a, ap, b, bp, seed: ~seed)
+    }
+
+    @inlinable @inline(__always)
+    static func outsideHash(_ proto: UInt8, _ a: UInt32, _ ap: UInt16, _ b: UInt32, _ bp: UInt16, seed: UInt64) -> UInt32 {
+        KeyHash.hash(UInt64(a) << 32 | UInt64(b), UInt64(ap) << 48 | UInt64(bp) << 32 | UInt64(proto), seed: seed)
     }
 
     // MARK: Session lookups (the fast path)
@@ -275,14 +306,14 @@ public struct SessionTable: ~Copyable {
     /// The mapping (live or held) that owns an outside endpoint: outside ports are never overloaded.
     @inlinable
     public func lookupMapping(proto: UInt8, outsideAddress: UInt32, outsidePort: UInt16) -> UInt32 {
-        let h = outsideHash(proto, outsideAddress, outsidePort, 0, 0)
-        var id = mappingByOutside.first(h)
-        while id != 0 {
-            let m = mappings[Int(id)]
-            if m.outsideAddress == outsideAddress && m.outsidePort == outsidePort && m.proto == proto { return id }
-            id = mappingByOutside.next(id, hash: h)
-        }
-        return 0
+        endpointProbe.lookup(proto: proto, outsideAddress: outsideAddress, outsidePort: outsidePort)
+    }
+
+    /// A copyable probe for ``lookupMapping(proto:outsideAddress:outsidePort:)``, for a port allocator
+    /// that tries many ports: holding the probe (pointers, valid for the table's lifetime) avoids
+    /// borrowing the whole table for every try.
+    @inlinable public var endpointProbe: EndpointProbe {
+        EndpointProbe(chains: mappingByOutside.chains, mappings: mappings, seed: ~seed)
     }
 
     // MARK: Mappings

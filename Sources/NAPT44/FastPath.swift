@@ -65,14 +65,21 @@ extension NAPT44Engine {
         p.storeBytes(of: new.bigEndian, toByteOffset: off, as: UInt16.self)
     }
 
+    /// The packet's start, total length, protocol and TCP flags when it qualifies for the fast path.
+    @inline(__always)
+    func fastCandidate(_ packet: UnsafeMutableRawBufferPointer) -> (p: UnsafeMutableRawPointer, total: Int, proto: UInt8, flags: UInt8)? {
+        guard fastPathEnabled, let p = packet.baseAddress else { return nil }
+        let total = Self.fastHeaderLength(p, packet.count)
+        guard total != 0 else { return nil }
+        let proto = p.load(fromByteOffset: 9, as: UInt8.self)
+        guard let flags = Self.fastTransport(p, proto: proto, total: total) else { return nil }
+        return (p, total, proto, flags)
+    }
+
     /// An established outbound TCP/UDP packet, translated; false (nothing changed) for anything else.
     @inline(__always)
     mutating func fastOutbound(_ packet: UnsafeMutableRawBufferPointer, tenant: UInt32, now: Timestamp) -> Bool {
-        guard fastPathEnabled, let p = packet.baseAddress else { return false }
-        let total = Self.fastHeaderLength(p, packet.count)
-        guard total != 0 else { return false }
-        let proto = p.load(fromByteOffset: 9, as: UInt8.self)
-        guard let flags = Self.fastTransport(p, proto: proto, total: total) else { return false }
+        guard let (p, total, proto, flags) = fastCandidate(packet) else { return false }
         let sid = table.lookupFromInside(
             tenant: tenant, proto: proto,
             insideAddress: UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 12, as: UInt32.self)),
@@ -99,11 +106,7 @@ extension NAPT44Engine {
     /// changed) for anything else.
     @inline(__always)
     mutating func fastInbound(_ packet: UnsafeMutableRawBufferPointer, now: Timestamp) -> UInt32? {
-        guard fastPathEnabled, let p = packet.baseAddress else { return nil }
-        let total = Self.fastHeaderLength(p, packet.count)
-        guard total != 0 else { return nil }
-        let proto = p.load(fromByteOffset: 9, as: UInt8.self)
-        guard let flags = Self.fastTransport(p, proto: proto, total: total) else { return nil }
+        guard let (p, total, proto, flags) = fastCandidate(packet) else { return nil }
         let sid = table.lookupFromOutside(
             proto: proto,
             outsideAddress: UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt32.self)),

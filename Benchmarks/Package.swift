@@ -3,12 +3,11 @@
 // package's build and tests never pull it in. Run (see README.md):
 //   swift build -c release --package-path Benchmarks
 //   taskset -c 1 Benchmarks/.build/release/napt44-bench
-import Foundation
 import PackageDescription
 
-/// SwiftPM names a path dependency after its directory, so the products of the main package are looked
-/// up under whatever the checkout is called (main, a worktree, a CI clone).
-let mainPackage = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
+// The main package is the parent directory; its package identity is that directory's name ("main" in
+// the main checkout, the worktree's name elsewhere), so products are looked up under it.
+let mainPackage = String(Context.packageDirectory.split(separator: "/").dropLast().last ?? "main").lowercased()
 
 let package = Package(
     name: "swiftnat-benchmarks",
@@ -24,6 +23,15 @@ let package = Package(
             dependencies: [
                 "CMallocCounter",
                 .product(name: "NAPT44", package: mainPackage),
+                .product(name: "NATCore", package: mainPackage),
+                .product(name: "NATWire", package: mainPackage),
+            ]
+        ),
+        .executableTarget(
+            name: "nat64-bench",
+            dependencies: [
+                "CMallocCounter",
+                .product(name: "NAT64", package: mainPackage),
                 .product(name: "NATCore", package: mainPackage),
                 .product(name: "NATWire", package: mainPackage),
             ]

@@ -41,6 +41,27 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
     // Output.
     case icmpRateLimited
     case outboxFull
+    // NAT64 / SIIT (RFC 7915, RFC 6052). Appended: raw values above stay stable.
+    /// An IPv6 extension-header chain that runs past the packet, repeats hop-by-hop, or is too long.
+    case badExtensionHeaders
+    /// RFC 7915 §5.1: an extension header (other than ESP) after the Fragment header.
+    case extensionHeaderAfterFragment
+    /// RFC 7915 §5.1: a Routing header with Segments Left ≠ 0 (ICMPv6 Parameter Problem sent).
+    case segmentsLeftNonZero
+    /// RFC 7915 §4.1: an unexpired IPv4 Loose/Strict Source Route option (ICMPv4 3/5 sent).
+    case sourceRouteRefused
+    /// RFC 7915 §4.1/§5.1: too big for the next hop and may not be fragmented (ICMP error sent).
+    case packetTooBig
+    /// RFC 7915 §4.5: IPv4 UDP without a checksum that the translator may not or cannot fill in.
+    case udpChecksumZero
+    /// RFC 7915 §1.2: fragmented ICMP and ICMPv6 packets are not translated.
+    case fragmentedICMP
+    /// RFC 7915 §4.2/§5.2: an ICMP type, code or Parameter Problem pointer with no counterpart.
+    case untranslatableICMP
+    /// RFC 6052 §3.1: the Well-Known Prefix may not carry a non-global IPv4 address.
+    case nonGlobalIPv4Address
+    /// The caller's output buffer is too small for the translated packet.
+    case outputTooSmall
 
     /// The snake_case metrics label.
     public var name: String {
@@ -78,6 +99,16 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
         case .ttlExceeded: "ttl_exceeded"
         case .icmpRateLimited: "icmp_rate_limited"
         case .outboxFull: "outbox_full"
+        case .badExtensionHeaders: "bad_extension_headers"
+        case .extensionHeaderAfterFragment: "extension_header_after_fragment"
+        case .segmentsLeftNonZero: "segments_left_non_zero"
+        case .sourceRouteRefused: "source_route_refused"
+        case .packetTooBig: "packet_too_big"
+        case .udpChecksumZero: "udp_checksum_zero"
+        case .fragmentedICMP: "fragmented_icmp"
+        case .untranslatableICMP: "untranslatable_icmp"
+        case .nonGlobalIPv4Address: "non_global_ipv4_address"
+        case .outputTooSmall: "output_too_small"
         }
     }
 

@@ -1,0 +1,176 @@
+// nat64-bench: release-mode measurements of the NAT64 translator (RFC 7915, stateless SIIT addressing).
+//
+//   1. IPv6 → IPv4: 64-byte UDP packets per second, and heap allocations per packet
+//   2. IPv4 → IPv6: 64-byte UDP packets per second, and heap allocations per packet
+//
+// The translator only reads its input and writes the translation into an output buffer, so the timed
+// loops need no restore copy: each iteration translates the next of 1 024 pristine packets (1 024
+// IPv6 hosts behind an EAM /22, toward 4 IPv4 servers under 64:ff9b::/96) into one output buffer.
+
+import CMallocCounter
+import NAT64
+import NATCore
+import NATWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Options {
+    var packets = 1024
+    var rounds = 2000
+    var trials = 11
+    init(_ args: [String]) {
+        var i = 1
+        while i < args.count {
+            switch args[i] {
+            case "--quick": rounds = 300; trials = 3
+            case "--rounds": i += 1; rounds = Int(args[i])!
+            case "--trials": i += 1; trials = Int(args[i])!
+            case "-h", "--help":
+                print("usage: nat64-bench [--quick] [--rounds N] [--trials N]   (pin it: taskset -c 1 nat64-bench)")
+                exit(0)
+            default: print("unknown argument \(args[i])"); exit(2)
+            }
+            i += 1
+        }
+    }
+}
+
+func fail(_ message: String) -> Never {
+    print("FAILED: \(message)")
+    exit(1)
+}
+
+func fmt(_ x: Double, _ d: Int = 2) -> String {
+    var p = 1.0
+    for _ in 0..<d { p *= 10 }
+    let r = (x * p).rounded() / p
+    var s = "\(r)"
+    if let dot = s.firstIndex(of: ".") {
+        let have = s.distance(from: dot, to: s.endIndex) - 1
+        if have < d { s += String(repeating: "0", count: d - have) }
+    }
+    return s
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+let options = Options(CommandLine.arguments)
+let packetSize = 64
+let n = options.packets
+
+if mc_allowed_cpu_count() != 1 {
+    print("note: running on \(mc_allowed_cpu_count()) CPUs; pin it for stable numbers: taskset -c 1 \(CommandLine.arguments[0])")
+}
+do {
+    let before = mc_allocations()
+    let probe = [UInt32](repeating: 7, count: 1000 + Int(before % 3))
+    precondition(probe.count > 0)
+    if mc_allocations() < before + 1 { fail("the malloc interposer is not counting Swift allocations") }
+}
+
+// MARK: Translator
+
+var siit = SIITConfiguration()
+siit.prefix = try! NAT64Prefix("64:ff9b::/96", restrictsToGlobalIPv4: false)
+siit.explicitMappings = [try! ExplicitAddressMapping(ipv4: "198.51.100.0/22", ipv6: "2001:db8:6::/118")]
+var config = NAT64Configuration()
+config.identificationSeed = 1
+var translator = try! NAT64Translator(configuration: config, mapping: try! SIITMapping(siit))
+
+// MARK: Packets
+
+/// `count` packets of `packetSize` bytes back to back in one 64-byte aligned allocation.
+let pristine6 = UnsafeMutableRawPointer.allocate(byteCount: n * packetSize, alignment: 64)
+let pristine4 = UnsafeMutableRawPointer.allocate(byteCount: n * packetSize, alignment: 64)
+let server4 = (0..<4).map { IPv4Address(192, 0, 2, UInt8(33 + $0)) }
+func host6(_ i: Int) -> IPv6Address { IPv6Address(high: 0x2001_0db8_0006_0000, low: UInt64(i)) }
+func host4(_ i: Int) -> IPv4Address { IPv4Address(0xC633_6400 + UInt32(i)) }  // 198.51.100.0 + i
+for i in 0..<n {
+    let s = server4[i % 4]
+    let p6 = PacketBuilder.udp6(source: host6(i), sourcePort: UInt16(10_000 + i), destination: IPv6Address(high: 0x0064_ff9b_0000_0000, low: UInt64(s.rawValue)),
+                                destinationPort: 5000, payload: [UInt8](repeating: 0xA5, count: packetSize - 48))
+    let p4 = PacketBuilder.udp4(source: s, sourcePort: 5000, destination: host4(i), destinationPort: UInt16(10_000 + i),
+                                payload: [UInt8](repeating: 0x5A, count: packetSize - 28), identification: UInt16(i),
+                                dontFragment: true)
+    precondition(p6.count == packetSize && p4.count == packetSize)
+    p6.withUnsafeBytes { (pristine6 + i * packetSize).copyMemory(from: $0.baseAddress!, byteCount: packetSize) }
+    p4.withUnsafeBytes { (pristine4 + i * packetSize).copyMemory(from: $0.baseAddress!, byteCount: packetSize) }
+}
+let output = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_600, alignment: 64)
+
+// MARK: Correctness check (every packet once, exact bytes against the builders)
+
+for i in 0..<n {
+    let s = server4[i % 4]
+    let r6 = translator.process(UnsafeRawBufferPointer(start: pristine6 + i * packetSize, count: packetSize), into: output, now: .zero)
+    guard r6.verdict == .toOutside else { fail("IPv6 packet \(i): \(r6.verdict)") }
+    let want4 = PacketBuilder.udp4(source: host4(i), sourcePort: UInt16(10_000 + i), destination: s, destinationPort: 5000,
+                                   payload: [UInt8](repeating: 0xA5, count: packetSize - 48), ttl: 63,
+                                   identification: UInt16(truncatingIfNeeded: i + 1))
+    if Array(UnsafeRawBufferPointer(rebasing: output[0..<r6.length])) != want4 { fail("IPv6 packet \(i) translated wrongly") }
+    let r4 = translator.process(UnsafeRawBufferPointer(start: pristine4 + i * packetSize, count: packetSize), into: output, now: .zero)
+    guard r4.verdict == .toInside(tenant: 0) else { fail("IPv4 packet \(i): \(r4.verdict)") }
+    let want6 = PacketBuilder.udp6(source: IPv6Address(high: 0x0064_ff9b_0000_0000, low: UInt64(s.rawValue)), sourcePort: 5000,
+                                   destination: host6(i), destinationPort: UInt16(10_000 + i),
+                                   payload: [UInt8](repeating: 0x5A, count: packetSize - 28), hopLimit: 63)
+    if Array(UnsafeRawBufferPointer(rebasing: output[0..<r4.length])) != want6 { fail("IPv4 packet \(i) translated wrongly") }
+}
+print("nat64-bench: \(n) distinct 64-byte UDP packets each way, \(options.rounds) rounds × \(options.trials) trials, CPU \(mc_first_allowed_cpu()) (\(mc_allowed_cpu_count()) allowed)")
+print("checked: every packet translates both ways to the exact bytes the builders make (checksums included)")
+
+// MARK: Timed loops
+
+struct Result { var mpps: [Double] = []; var allocs: UInt64 = 0; var packets: UInt64 = 0; var notForwarded = 0 }
+
+@inline(never)
+func loop(_ translator: inout SIITTranslator, _ base: UnsafeMutableRawPointer, rounds: Int, n: Int,
+          output: UnsafeMutableRawBufferPointer) -> (nanos: UInt64, bad: Int) {
+    var bad = 0
+    let start = mc_thread_cpu_ns()
+    for _ in 0..<rounds {
+        var p = base
+        for _ in 0..<n {
+            let r = translator.process(UnsafeRawBufferPointer(start: p, count: 64), into: output, now: .zero)
+            if !r.verdict.isForwarded { bad += 1 }
+            p += 64
+        }
+    }
+    return (mc_thread_cpu_ns() - start, bad)
+}
+
+func measure(_ translator: inout SIITTranslator, _ base: UnsafeMutableRawPointer, options: Options, n: Int,
+             output: UnsafeMutableRawBufferPointer) -> Result {
+    var r = Result()
+    _ = loop(&translator, base, rounds: max(1, options.rounds / 10), n: n, output: output)  // warm up
+    for _ in 0..<options.trials {
+        let a0 = mc_allocations()
+        let (ns, bad) = loop(&translator, base, rounds: options.rounds, n: n, output: output)
+        r.allocs += mc_allocations() - a0
+        let count = UInt64(options.rounds * n)
+        r.packets += count
+        r.notForwarded += bad
+        r.mpps.append(Double(count) / Double(ns) * 1e3)
+    }
+    return r
+}
+
+let r64 = measure(&translator, pristine6, options: options, n: n, output: output)
+let r46 = measure(&translator, pristine4, options: options, n: n, output: output)
+
+func row(_ name: String, _ r: Result) {
+    let perPacket = Double(r.allocs) / Double(r.packets)
+    let med = median(r.mpps)
+    let ns = 1e3 / med
+    print("\(name)  median \(fmt(med)) Mpps (\(fmt(ns, 1)) ns/packet), best \(fmt(r.mpps.max()!)) Mpps, worst \(fmt(r.mpps.min()!)) Mpps; mallocs/packet \(fmt(perPacket, 6)) (\(r.allocs) in \(r.packets))  \(med >= 10 && r.allocs == 0 ? "PASS" : "FAIL") (target ≥ 10 Mpps, 0 mallocs)")
+    if r.notForwarded != 0 { fail("\(r.notForwarded) packets were not forwarded") }
+}
+row("IPv6 → IPv4 UDP 64 B:", r64)
+row("IPv4 → IPv6 UDP 64 B:", r46)
+let c = translator.counters
+print("counters: outbound \(c.outboundPackets), inbound \(c.inboundPackets), dropped \(c.totalDropped)")
+if c.totalDropped != 0 { fail("drops: \(DropReason.allCases.filter { c.dropped($0) > 0 }.map { "\($0.name)=\(c.dropped($0))" })") }

@@ -1,0 +1,140 @@
+import NATCore
+import NATWire
+
+/// What kind of packet a mapping is asked about; stateful mappings (RFC 6146) treat each differently.
+public enum NAT64PacketKind: UInt8, Sendable, Hashable {
+    /// TCP with its ports and flags (first fragment or unfragmented).
+    case tcp
+    /// UDP with its ports (first fragment or unfragmented).
+    case udp
+    /// An ICMP echo request (RFC 7915 §4.2/§5.2); the identifier is in ``NAT64Ports/source``.
+    case icmpEchoRequest
+    /// An ICMP echo reply; the identifier is in ``NAT64Ports/destination`` (the requester's "port").
+    case icmpEchoReply
+    /// An ICMP error message (the outer packet); see ``NAT64Mapping`` for the order of calls.
+    case icmpError
+    /// A second or later fragment (no transport header), or a protocol without ports.
+    case other
+}
+
+/// Ports (or an ICMP echo identifier) of a packet, as a mapping sees and may rewrite them.
+public struct NAT64Ports: Sendable, Hashable {
+    public var source: UInt16
+    public var destination: UInt16
+    @inlinable public init(source: UInt16 = 0, destination: UInt16 = 0) {
+        self.source = source
+        self.destination = destination
+    }
+}
+
+/// The transport-layer facts of a packet handed to a mapping: enough for stateless SIIT (which looks only
+/// at addresses), for protomask's 1:1 pool (addresses and time) and for stateful NAPT64 (RFC 6146 §3.4:
+/// the 5-tuple, TCP flags, the fragment identification and `now`).
+public struct NAT64Transport: Sendable, Hashable {
+    public var kind: NAT64PacketKind
+    /// The upper-layer protocol number as it is on the input side (6, 17, 1 or 58, …).
+    public var protocolNumber: UInt8
+    /// Ports for TCP and UDP; the identifier for echo (see ``NAT64PacketKind``); zero otherwise.
+    public var ports: NAT64Ports
+    /// TCP control bits (RFC 9293 §3.1) for ``NAT64PacketKind/tcp``; empty otherwise.
+    public var tcpFlags: TCPFlags
+    /// Whether the packet is a fragment (any, including the first).
+    public var isFragment: Bool
+    /// The fragment identification (IPv4: 16 bits; IPv6: 32 bits); zero when not a fragment.
+    public var fragmentIdentification: UInt32
+
+    @inlinable
+    public init(kind: NAT64PacketKind, protocolNumber: UInt8, ports: NAT64Ports = NAT64Ports(),
+                tcpFlags: TCPFlags = [], isFragment: Bool = false, fragmentIdentification: UInt32 = 0) {
+        self.kind = kind
+        self.protocolNumber = protocolNumber
+        self.ports = ports
+        self.tcpFlags = tcpFlags
+        self.isFragment = isFragment
+        self.fragmentIdentification = fragmentIdentification
+    }
+}
+
+/// The outcome of mapping an IPv6 packet to IPv4: the new addresses, and the new ports or echo identifier
+/// (unchanged by stateless mappings; rewritten by NAPT64, RFC 6146 §3.7).
+public struct NAT64Mapped4: Sendable, Hashable {
+    public var source: IPv4Address
+    public var destination: IPv4Address
+    public var ports: NAT64Ports
+    @inlinable public init(source: IPv4Address, destination: IPv4Address, ports: NAT64Ports) {
+        self.source = source
+        self.destination = destination
+        self.ports = ports
+    }
+}
+
+/// The outcome of mapping an IPv4 packet to IPv6.
+public struct NAT64Mapped6: Sendable, Hashable {
+    public var source: IPv6Address
+    public var destination: IPv6Address
+    public var ports: NAT64Ports
+    @inlinable public init(source: IPv6Address, destination: IPv6Address, ports: NAT64Ports) {
+        self.source = source
+        self.destination = destination
+        self.ports = ports
+    }
+}
+
+/// How a ``NAT64Translator`` maps addresses (and, for stateful translation, ports) between IPv6 and
+/// IPv4. RFC 7915 §6 leaves the algorithm to other documents; this protocol is where they plug in:
+///
+/// - ``SIITMapping``: stateless SIIT with an RFC 6052 prefix, the RFC 7757 Explicit Address Mapping table
+///   and an RFC 6791 pool for untranslatable ICMP error sources;
+/// - protomask's 1:1 pool (each IPv6 source gets a whole IPv4 address from a pool, with idle expiry);
+/// - stateful NAPT64 (RFC 6146), which also rewrites ports and echo identifiers, creates sessions from
+///   the 5-tuple and TCP flags, and filters.
+///
+/// The translator calls the requirements once per packet, on the packet thread that owns it (no
+/// locks); a mapping may keep state and must not allocate per packet. Every requirement throws a
+/// ``DropReason`` that the translator counts (`.noMapping` when there is no mapping, `.filtered` when a
+/// stateful mapping refuses, …).
+///
+/// Directions and roles, with "IPv6 side" = inside and "IPv4 side" = outside (RFC 6146 terms):
+///
+/// 1. An IPv6 packet: ``map6to4(source:destination:transport:now:)`` gives the IPv4 addresses (and ports).
+/// 2. An IPv4 packet: ``map4to6(source:destination:transport:hairpin:now:)`` gives the IPv6 addresses.
+/// 3. An ICMP error (RFC 7915 §4.3, §5.3) carries a packet that went the *other* way. The translator
+///    first maps that inner packet with ``mapInner6to4(source:destination:transport:now:)`` or
+///    ``mapInner4to6(source:destination:transport:hairpin:now:)`` — its source is the remote end and its
+///    destination the host the error is sent to, so a stateful mapping looks its session up in reverse —
+///    and then the outer packet with `map6to4`/`map4to6` and `transport.kind == .icmpError`. A stateful
+///    mapping can use what it found for the inner packet (it is called first) to map the outer one; a
+///    stateless one maps an untranslatable outer *source* (a router) to its RFC 6791 address.
+/// 4. Hairpinning (RFC 7757 §4.3, RFC 6146 §3.8): after mapping an IPv6 packet to IPv4, the translator asks
+///    ``isHairpin(_:ipv6Destination:)`` about the new IPv4 destination (and the IPv6 one it came from).
+///    When true, the IPv4 packet is translated back to IPv6 with `hairpin: true`; SIIT then maps the
+///    source (and, for an ICMP error, the inner destination) with the RFC 6052 prefix instead of the EAM
+///    table.
+public protocol NAT64Mapping: ~Copyable {
+    /// Maps an IPv6 packet's addresses (and ports) to IPv4 (RFC 7915 §5.1 "Source Address",
+    /// "Destination Address"; RFC 6146 §3.5 for stateful translation).
+    mutating func map6to4(source: IPv6Address, destination: IPv6Address, transport: NAT64Transport,
+                          now: Timestamp) throws(DropReason) -> NAT64Mapped4
+
+    /// Maps an IPv4 packet's addresses (and ports) to IPv6 (RFC 7915 §4.1). `hairpin` is true on the
+    /// second pass of a hairpinned packet (RFC 7757 §4.3).
+    mutating func map4to6(source: IPv4Address, destination: IPv4Address, transport: NAT64Transport,
+                          hairpin: Bool, now: Timestamp) throws(DropReason) -> NAT64Mapped6
+
+    /// Maps the addresses (and ports) of the packet inside an ICMPv6 error to IPv4 (RFC 7915 §5.3). That
+    /// packet went from IPv4 to IPv6 earlier: its destination is the IPv6 host the error comes back to.
+    mutating func mapInner6to4(source: IPv6Address, destination: IPv6Address, transport: NAT64Transport,
+                               now: Timestamp) throws(DropReason) -> NAT64Mapped4
+
+    /// Maps the addresses (and ports) of the packet inside an ICMPv4 error to IPv6 (RFC 7915 §4.3). That
+    /// packet went from IPv6 to IPv4 earlier: its source is the IPv4 address of the IPv6 host the error
+    /// goes back to.
+    mutating func mapInner4to6(source: IPv4Address, destination: IPv4Address, transport: NAT64Transport,
+                               hairpin: Bool, now: Timestamp) throws(DropReason) -> NAT64Mapped6
+
+    /// Whether an IPv4 destination that ``map6to4(source:destination:transport:now:)`` produced from
+    /// `ipv6Destination` belongs to the translator's own IPv6 side, so that the packet must be translated
+    /// back (hairpinned). SIIT: the IPv4 address is in the EAM table and the IPv6 destination is not an EAM
+    /// address (it was the RFC 6052 form). NAPT64: the IPv4 address is one of the pool's.
+    func isHairpin(_ destination: IPv4Address, ipv6Destination: IPv6Address) -> Bool
+}

@@ -1,0 +1,353 @@
+import NATCore
+import NATWire
+
+extension NAT64Translator where Mapping: ~Copyable {
+    /// RFC 7915 §5.2 and §5.3: an ICMPv6 error becomes an ICMPv4 error.
+    ///
+    /// The ICMPv6 checksum must verify. Type and code follow §5.2 (untranslatable ones are dropped); Packet
+    /// Too Big's MTU becomes min(MTU − 20, IPv4 MTU, IPv6 MTU − 20) (− 28 instead of − 20 when the packet in
+    /// error carries a Fragment header, as §5.2 asks to take it into account); a Parameter Problem pointer
+    /// follows Figure 6. The packet in error is translated as an IPv6 packet would be, except that its Hop
+    /// Limit is not decremented; its addresses are mapped with ``NAT64Mapping/mapInner6to4(source:destination:transport:now:)``
+    /// and its transport checksum is updated incrementally for the pseudo-header (and port) change, as far
+    /// as the quoted bytes reach. The result is cut to 576 bytes (RFC 1812 §4.3.2.3) and the ICMPv4 checksum
+    /// computed over it. ICMP extensions (RFC 4884) are not carried over: the packet in error ends where the
+    /// ICMPv6 length attribute says, and the ICMPv4 message has none.
+    @inlinable
+    mutating func translateICMPv6Error(_ p: UnsafeRawPointer, total: Int, chain c: IPv6TranslationChain,
+                                       out: UnsafeMutableRawPointer, capacity: Int,
+                                       now: Timestamp) throws(DropReason) -> (verdict: Verdict, length: Int) {
+        // RFC 7915 §5.1: not translated with a Routing header that has Segments Left (no error about an error).
+        guard c.routingHeaderOffset < 0 || c.segmentsLeft == 0 else { throw .segmentsLeftNonZero }
+        let src6 = loadIPv6Address(p, IPv6Layout.source)
+        let dst6 = loadIPv6Address(p, IPv6Layout.destination)
+        let icmp = p + c.upperOffset
+        let icmpLength = total - c.upperOffset
+        let ph = Checksum.pseudoHeaderSum(source: src6, destination: dst6, nextHeader: IPProtocol.icmpv6, length: icmpLength)
+        guard Checksum.fold(Checksum.sum(icmp, count: icmpLength, initial: ph)) == 0xFFFF else { throw .badICMPChecksum }
+        let type = ld8(icmp, ICMPv6Layout.type), code = ld8(icmp, ICMPv6Layout.code)
+        guard let mapped = ICMPTranslationTables.error6to4(type: type, code: code) else { throw .untranslatableICMP }
+        var rest4: UInt32 = 0
+        if mapped.rest == .translatedPointer {
+            guard let v = ICMPTranslationTables.pointer6to4(ld32(icmp, ICMPv6Layout.pointer)) else { throw .untranslatableICMP }
+            rest4 = UInt32(v) << 24
+        }
+
+        // The packet in error.
+        let inner = icmp + ICMPv6Layout.headerLength
+        var innerAvailable = icmpLength - ICMPv6Layout.headerLength
+        if type == ICMPv6Type.destinationUnreachable || type == ICMPv6Type.timeExceeded {
+            // RFC 4884 §4.5: a non-zero length attribute (64-bit words) ends the original datagram.
+            let words = Int(ld8(icmp, 4))
+            if words > 0 { innerAvailable = min(innerAvailable, words << 3) }
+        }
+        guard innerAvailable >= IPv6Layout.headerLength, ld8(inner, 0) >> 4 == 6 else { throw .malformedICMPError }
+        let ic: IPv6TranslationChain
+        do { ic = try walkIPv6ForTranslation(inner, count: innerAvailable) } catch { throw .badEmbeddedPacket }
+        let innerStatedUpper = Int(ld16(inner, IPv6Layout.payloadLength)) + IPv6Layout.headerLength - ic.upperOffset
+        guard innerStatedUpper >= 0 else { throw .badEmbeddedPacket }
+        let isrc6 = loadIPv6Address(inner, IPv6Layout.source)
+        let idst6 = loadIPv6Address(inner, IPv6Layout.destination)
+        let il4 = inner + ic.upperOffset
+        let il4Available = innerAvailable - ic.upperOffset
+        var it = NAT64Transport(kind: .other, protocolNumber: ic.upperProtocol, isFragment: ic.isFragment,
+                                fragmentIdentification: ic.fragmentIdentification)
+        if ic.isFirst {
+            switch ic.upperProtocol {
+            case IPProtocol.tcp, IPProtocol.udp:
+                guard il4Available >= 4 else { throw .badEmbeddedPacket }
+                it.kind = ic.upperProtocol == IPProtocol.tcp ? .tcp : .udp
+                it.ports = NAT64Ports(source: ld16(il4, 0), destination: ld16(il4, 2))
+                if it.kind == .tcp && il4Available > TCPLayout.flags {
+                    it.tcpFlags = TCPFlags(rawValue: ld8(il4, TCPLayout.flags))
+                }
+            case IPProtocol.icmpv6:
+                guard il4Available >= ICMPv6Layout.headerLength else { throw .badEmbeddedPacket }
+                let itype = ld8(il4, 0)
+                if ICMPv6Type.isError(itype) { throw .icmpErrorAboutICMPError }
+                if itype == ICMPv6Type.echoRequest {
+                    it.kind = .icmpEchoRequest
+                    it.ports = NAT64Ports(source: ld16(il4, ICMPv6Layout.identifier), destination: 0)
+                } else if itype == ICMPv6Type.echoReply {
+                    it.kind = .icmpEchoReply
+                    it.ports = NAT64Ports(source: 0, destination: ld16(il4, ICMPv6Layout.identifier))
+                } else {
+                    throw .untranslatableICMP
+                }
+            default:
+                break
+            }
+        }
+
+        let im = try mapping.mapInner6to4(source: isrc6, destination: idst6, transport: it, now: now)
+        let om = try mapping.map6to4(source: src6, destination: dst6,
+                                     transport: NAT64Transport(kind: .icmpError, protocolNumber: IPProtocol.icmpv6),
+                                     now: now)
+        let hopLimit = ld8(p, IPv6Layout.hopLimit)
+        // No ICMP error about an ICMP error (RFC 4443 §2.4 (e.1)).
+        guard hopLimit > 1 else { throw .ttlExceeded }
+
+        if mapped.rest == .mtu {
+            let adjust = ic.hasFragmentHeader ? 28 : 20
+            let v = min(Int(ld32(icmp, ICMPv6Layout.mtu)) - adjust, ipv4MTU, ipv6MTU - 20)
+            rest4 = UInt32(max(0, min(v, 65535)))
+        }
+
+        let hairpin = mapping.isHairpin(om.destination, ipv6Destination: dst6)
+        let o = hairpin ? scratch : out
+        let limit = hairpin ? Self.bufferCapacity : min(576, capacity)
+        let headers = IPv4Layout.minimumHeaderLength + ICMPv4Layout.headerLength + IPv4Layout.minimumHeaderLength
+        guard limit >= headers else { throw .outputTooSmall }
+        let size = min(headers + il4Available, limit)
+        let copied = size - headers
+
+        // The inner IPv4 header.
+        let ih = o + IPv4Layout.minimumHeaderLength + ICMPv4Layout.headerLength
+        let innerTotal = IPv4Layout.minimumHeaderLength + innerStatedUpper
+        let innerFlags: UInt16
+        let innerID: UInt16
+        if ic.hasFragmentHeader {
+            innerFlags = UInt16(truncatingIfNeeded: ic.fragmentOffset >> 3) | (ic.moreFragments ? IPv4Layout.flagMF : 0)
+            innerID = UInt16(truncatingIfNeeded: ic.fragmentIdentification)
+        } else {
+            // The Identification the packet had on the IPv4 side cannot be known here: 0.
+            innerFlags = innerTotal > 1260 ? IPv4Layout.flagDF : 0
+            innerID = 0
+        }
+        let itc = UInt8(truncatingIfNeeded: ld32(inner, 0) >> IPv6Layout.trafficClassShift)
+        writeIPv4Header(ih, tos: trafficClass(itc), totalLength: innerTotal, identification: innerID,
+                        flagsAndOffset: innerFlags, ttl: ld8(inner, IPv6Layout.hopLimit),
+                        protocolNumber: ic.upperProtocol == IPProtocol.icmpv6 ? IPProtocol.icmp : ic.upperProtocol,
+                        source: im.source, destination: im.destination)
+        let il4o = ih + IPv4Layout.minimumHeaderLength
+        il4o.copyMemory(from: il4, byteCount: copied)
+        switch it.kind {
+        case .tcp, .udp:
+            var d = ChecksumDelta(oldSum: isrc6.wordSum &+ idst6.wordSum, newSum: wordSum(im.source) &+ wordSum(im.destination))
+            if copied >= 4 && im.ports != it.ports {
+                d.replace(it.ports.source, with: im.ports.source)
+                d.replace(it.ports.destination, with: im.ports.destination)
+                st16(il4o, 0, im.ports.source)
+                st16(il4o, 2, im.ports.destination)
+            }
+            let at = it.kind == .tcp ? TCPLayout.checksum : UDPLayout.checksum
+            if copied >= at + 2 {
+                let old = ld16(il4o, at)
+                st16(il4o, at, it.kind == .tcp ? d.apply(to: old) : d.applyUDP(to: old))
+            }
+        case .icmpEchoRequest, .icmpEchoReply:
+            let oldWord = ld16(il4o, 0)
+            let newType = it.kind == .icmpEchoRequest ? ICMPv4Type.echoRequest : ICMPv4Type.echoReply
+            let newWord = UInt16(newType) << 8 | oldWord & 0xFF
+            let oldID = ld16(il4o, ICMPv6Layout.identifier)
+            let newID = it.kind == .icmpEchoRequest ? im.ports.source : im.ports.destination
+            let iph = Checksum.pseudoHeaderSum(source: isrc6, destination: idst6, nextHeader: IPProtocol.icmpv6,
+                                               length: innerStatedUpper)
+            let d = ChecksumDelta(oldSum: iph &+ UInt64(oldWord) &+ UInt64(oldID), newSum: UInt64(newWord) &+ UInt64(newID))
+            st16(il4o, 0, newWord)
+            st16(il4o, ICMPv4Layout.identifier, newID)
+            st16(il4o, ICMPv4Layout.checksum, d.apply(to: ld16(il4o, ICMPv4Layout.checksum)))
+        case .icmpError, .other:
+            break
+        }
+
+        // The ICMPv4 header and checksum.
+        let m4 = o + IPv4Layout.minimumHeaderLength
+        st8(m4, 0, mapped.type)
+        st8(m4, 1, mapped.code)
+        st16(m4, 2, 0)
+        st32(m4, 4, rest4)
+        st16(m4, 2, Checksum.finish(Checksum.sum(m4, count: size - IPv4Layout.minimumHeaderLength)))
+
+        // The outer IPv4 header: at most 576 bytes, so DF is clear and the Identification is counted.
+        let tc = UInt8(truncatingIfNeeded: ld32(p, 0) >> IPv6Layout.trafficClassShift)
+        writeIPv4Header(o, tos: trafficClass(tc), totalLength: size,
+                        identification: size > 1260 ? 0 : takeIdentification(),
+                        flagsAndOffset: size > 1260 ? IPv4Layout.flagDF : 0, ttl: hopLimit &- 1,
+                        protocolNumber: IPProtocol.icmp, source: om.source, destination: om.destination)
+        counters.icmpErrorsTranslated &+= 1
+        counters6to4.icmpErrorsTranslated &+= 1
+        if hairpin {
+            counters.hairpinnedPackets &+= 1
+            counters6to4.hairpinnedPackets &+= 1
+            return try translate4to6(UnsafeRawPointer(o), available: size, out: out, capacity: capacity, hairpin: true, now: now)
+        }
+        counters.outboundPackets &+= 1
+        counters.outboundBytes &+= UInt64(size)
+        counters6to4.outboundPackets &+= 1
+        counters6to4.outboundBytes &+= UInt64(size)
+        return (.toOutside, size)
+    }
+
+    /// RFC 7915 §4.2 and §4.3: an ICMPv4 error becomes an ICMPv6 error.
+    ///
+    /// The ICMPv4 checksum must verify, and so must the checksum of the quoted IPv4 header. Type and code
+    /// follow §4.2 (untranslatable ones are dropped); Fragmentation Needed's MTU becomes
+    /// max(1280, min(MTU + 20, IPv6 MTU, IPv4 MTU + 20)), with the RFC 1191 plateau below the quoted Total
+    /// Length when the MTU field is zero; a Parameter Problem pointer follows Figure 3. The packet in error
+    /// is translated as an IPv4 packet would be (TTL kept), its addresses mapped with
+    /// ``NAT64Mapping/mapInner4to6(source:destination:transport:hairpin:now:)``, its transport checksum
+    /// updated incrementally. The result is cut to 1280 bytes (the IPv6 minimum MTU, RFC 4443 §2.4 (c)) and
+    /// the ICMPv6 checksum computed with the pseudo-header. ICMP extensions (RFC 4884) are not carried over.
+    @inlinable
+    mutating func translateICMPv4Error(_ p: UnsafeRawPointer, headerLength hl: Int, total: Int,
+                                       out: UnsafeMutableRawPointer, capacity: Int, hairpin: Bool,
+                                       now: Timestamp) throws(DropReason) -> (verdict: Verdict, length: Int) {
+        let icmp = p + hl
+        let icmpLength = total - hl
+        guard Checksum.fold(Checksum.sum(icmp, count: icmpLength)) == 0xFFFF else { throw .badICMPChecksum }
+        let type = ld8(icmp, ICMPv4Layout.type), code = ld8(icmp, ICMPv4Layout.code)
+        guard let mapped = ICMPTranslationTables.error4to6(type: type, code: code) else { throw .untranslatableICMP }
+        var rest6: UInt32 = 0
+        switch mapped.rest {
+        case .translatedPointer:
+            guard let v = ICMPTranslationTables.pointer4to6(ld8(icmp, ICMPv4Layout.pointer)) else { throw .untranslatableICMP }
+            rest6 = v
+        case .fixedPointer(let v):
+            rest6 = v
+        case .zero, .mtu:
+            break
+        }
+
+        let inner = icmp + ICMPv4Layout.headerLength
+        var innerAvailable = icmpLength - ICMPv4Layout.headerLength
+        // RFC 4884 §4.1: a non-zero length attribute (32-bit words) ends the original datagram.
+        let words = Int(ld8(icmp, 5))
+        if words > 0 { innerAvailable = min(innerAvailable, words << 2) }
+        guard innerAvailable >= IPv4Layout.minimumHeaderLength, ld8(inner, 0) >> 4 == 4 else { throw .malformedICMPError }
+        let ihl = Int(ld8(inner, 0) & 0x0F) << 2
+        guard ihl >= IPv4Layout.minimumHeaderLength, ihl <= innerAvailable else { throw .malformedICMPError }
+        guard ipv4HeaderChecksumValid(inner, headerLength: ihl) else { throw .badEmbeddedPacket }
+        let innerTotal = Int(ld16(inner, IPv4Layout.totalLength))
+        guard innerTotal >= ihl else { throw .badEmbeddedPacket }
+        let ifo = ld16(inner, IPv4Layout.flagsFragmentOffset)
+        let imf = ifo & IPv4Layout.flagMF != 0
+        let ioffset = Int(ifo & IPv4Layout.offsetMask) << 3
+        let iIsFragment = imf || ioffset != 0
+        let iid = ld16(inner, IPv4Layout.identification)
+        let iproto = ld8(inner, IPv4Layout.protocolNumber)
+        let isrc4 = IPv4Address(ld32(inner, IPv4Layout.source))
+        let idst4 = IPv4Address(ld32(inner, IPv4Layout.destination))
+        let il4 = inner + ihl
+        let il4Available = innerAvailable - ihl
+        var it = NAT64Transport(kind: .other, protocolNumber: iproto, isFragment: iIsFragment,
+                                fragmentIdentification: UInt32(iid))
+        if ioffset == 0 {
+            switch iproto {
+            case IPProtocol.tcp, IPProtocol.udp:
+                guard il4Available >= 4 else { throw .badEmbeddedPacket }
+                it.kind = iproto == IPProtocol.tcp ? .tcp : .udp
+                it.ports = NAT64Ports(source: ld16(il4, 0), destination: ld16(il4, 2))
+                if it.kind == .tcp && il4Available > TCPLayout.flags {
+                    it.tcpFlags = TCPFlags(rawValue: ld8(il4, TCPLayout.flags))
+                }
+            case IPProtocol.icmp:
+                guard il4Available >= ICMPv4Layout.headerLength else { throw .badEmbeddedPacket }
+                let itype = ld8(il4, 0)
+                if ICMPv4Type.isError(itype) { throw .icmpErrorAboutICMPError }
+                if itype == ICMPv4Type.echoRequest {
+                    it.kind = .icmpEchoRequest
+                    it.ports = NAT64Ports(source: ld16(il4, ICMPv4Layout.identifier), destination: 0)
+                } else if itype == ICMPv4Type.echoReply {
+                    it.kind = .icmpEchoReply
+                    it.ports = NAT64Ports(source: 0, destination: ld16(il4, ICMPv4Layout.identifier))
+                } else {
+                    throw .untranslatableICMP
+                }
+            default:
+                break
+            }
+        }
+
+        let im = try mapping.mapInner4to6(source: isrc4, destination: idst4, transport: it, hairpin: hairpin, now: now)
+        let om = try mapping.map4to6(source: IPv4Address(ld32(p, IPv4Layout.source)),
+                                     destination: IPv4Address(ld32(p, IPv4Layout.destination)),
+                                     transport: NAT64Transport(kind: .icmpError, protocolNumber: IPProtocol.icmp),
+                                     hairpin: hairpin, now: now)
+        let ttl = ld8(p, IPv4Layout.ttl)
+        // No ICMP error about an ICMP error (RFC 1812 §4.3.2.7).
+        guard hairpin || ttl > 1 else { throw .ttlExceeded }
+
+        if mapped.rest == .mtu {
+            var mtu = Int(ld16(icmp, ICMPv4Layout.nextHopMTU))
+            if mtu == 0 { mtu = ICMPTranslationTables.plateau(below: innerTotal) }
+            rest6 = UInt32(max(1280, min(mtu + 20, ipv6MTU, ipv4MTU + 20)))
+        }
+
+        let innerHeader = IPv6Layout.headerLength + (iIsFragment ? IPv6ExtensionLayout.fragmentHeaderLength : 0)
+        let headers = IPv6Layout.headerLength + ICMPv6Layout.headerLength + innerHeader
+        let limit = min(1280, capacity)
+        guard limit >= headers else { throw .outputTooSmall }
+        let size = min(headers + il4Available, limit)
+        let copied = size - headers
+
+        let iproto6 = iproto == IPProtocol.icmp ? IPProtocol.icmpv6 : iproto
+        let ih = out + IPv6Layout.headerLength + ICMPv6Layout.headerLength
+        writeIPv6Header(ih, trafficClass: trafficClass(ld8(inner, IPv4Layout.tos)),
+                        payloadLength: innerTotal - ihl + (iIsFragment ? IPv6ExtensionLayout.fragmentHeaderLength : 0),
+                        nextHeader: iIsFragment ? IPProtocol.ipv6Fragment : iproto6, hopLimit: ld8(inner, IPv4Layout.ttl),
+                        source: im.source, destination: im.destination)
+        if iIsFragment {
+            writeFragmentHeader(ih + IPv6Layout.headerLength, nextHeader: iproto6, offset: ioffset, more: imf,
+                                identification: UInt32(iid))
+        }
+        let il4o = ih + innerHeader
+        il4o.copyMemory(from: il4, byteCount: copied)
+        switch it.kind {
+        case .tcp, .udp:
+            var d = ChecksumDelta(oldSum: wordSum(isrc4) &+ wordSum(idst4), newSum: im.source.wordSum &+ im.destination.wordSum)
+            if copied >= 4 && im.ports != it.ports {
+                d.replace(it.ports.source, with: im.ports.source)
+                d.replace(it.ports.destination, with: im.ports.destination)
+                st16(il4o, 0, im.ports.source)
+                st16(il4o, 2, im.ports.destination)
+            }
+            let at = it.kind == .tcp ? TCPLayout.checksum : UDPLayout.checksum
+            if copied >= at + 2 {
+                let old = ld16(il4o, at)
+                // A quoted UDP datagram without a checksum keeps zero: it cannot be computed from a quote.
+                if !(it.kind == .udp && old == 0) {
+                    var v = d.apply(to: old)
+                    if it.kind == .udp && v == 0 { v = 0xFFFF }
+                    st16(il4o, at, v)
+                }
+            }
+        case .icmpEchoRequest, .icmpEchoReply:
+            let oldWord = ld16(il4o, 0)
+            let newType = it.kind == .icmpEchoRequest ? ICMPv6Type.echoRequest : ICMPv6Type.echoReply
+            let newWord = UInt16(newType) << 8 | oldWord & 0xFF
+            let oldID = ld16(il4o, ICMPv4Layout.identifier)
+            let newID = it.kind == .icmpEchoRequest ? im.ports.source : im.ports.destination
+            let iph = Checksum.pseudoHeaderSum(source: im.source, destination: im.destination,
+                                               nextHeader: IPProtocol.icmpv6, length: innerTotal - ihl)
+            let d = ChecksumDelta(oldSum: UInt64(oldWord) &+ UInt64(oldID), newSum: iph &+ UInt64(newWord) &+ UInt64(newID))
+            st16(il4o, 0, newWord)
+            st16(il4o, ICMPv6Layout.identifier, newID)
+            st16(il4o, ICMPv6Layout.checksum, d.apply(to: ld16(il4o, ICMPv6Layout.checksum)))
+        case .icmpError, .other:
+            break
+        }
+
+        let m6 = out + IPv6Layout.headerLength
+        let icmp6Length = size - IPv6Layout.headerLength
+        st8(m6, 0, mapped.type)
+        st8(m6, 1, mapped.code)
+        st16(m6, 2, 0)
+        st32(m6, 4, rest6)
+        let ph = Checksum.pseudoHeaderSum(source: om.source, destination: om.destination, nextHeader: IPProtocol.icmpv6,
+                                          length: icmp6Length)
+        st16(m6, 2, Checksum.finish(Checksum.sum(m6, count: icmp6Length, initial: ph)))
+        writeIPv6Header(out, trafficClass: trafficClass(ld8(p, IPv4Layout.tos)), payloadLength: icmp6Length,
+                        nextHeader: IPProtocol.icmpv6, hopLimit: hairpin ? ttl : ttl &- 1,
+                        source: om.source, destination: om.destination)
+        if !hairpin {
+            counters.icmpErrorsTranslated &+= 1
+            counters4to6.icmpErrorsTranslated &+= 1
+            counters.inboundPackets &+= 1
+            counters.inboundBytes &+= UInt64(size)
+            counters4to6.inboundPackets &+= 1
+            counters4to6.inboundBytes &+= UInt64(size)
+        }
+        return (.toInside(tenant: 0), size)
+    }
+}

@@ -1,0 +1,175 @@
+import NATCore
+import NATWire
+
+/// The IP/ICMP translator (RFC 7915): IPv6 packets become IPv4 packets and IPv4 packets become IPv6
+/// packets, with addresses (and, for stateful mappings, ports) from a ``NAT64Mapping``. Packet bytes and
+/// `now` in, bytes and a ``Verdict`` out; no I/O, no clock, no locks. Nothing allocates per packet: the
+/// output buffers and the outbox are allocated in `init`.
+///
+/// - An IPv6 packet that is translated to IPv4 gives `.toOutside`; an IPv4 packet translated to IPv6
+///   (including a hairpinned IPv6 packet, RFC 7757 §4.3) gives `.toInside(tenant: 0)`.
+/// - The translated packet is in ``output`` (after ``process(_:now:)``) or in the caller's buffer (after
+///   ``process(_:into:now:)``), valid until the next call.
+/// - Packets the translator makes itself — further fragments (RFC 7915 §4.1, RFC 791 §2.3) and ICMP
+///   errors (TTL/Hop Limit exceeded, Fragmentation Needed, Packet Too Big, Parameter Problem, Source
+///   Route Failed) — wait in an outbox: drain it with ``nextOutput()`` after every call. A dropped
+///   packet can still leave an ICMP error there.
+/// - Every drop has a ``DropReason`` and is counted in ``counters`` and in the per-direction counters.
+public struct NAT64Translator<Mapping: NAT64Mapping & ~Copyable>: ~Copyable {
+    public let configuration: NAT64Configuration
+    /// The address mapping; the control plane may reach it between packets (for example to add EAM rows
+    /// or read a pool's bindings).
+    public var mapping: Mapping
+    /// All directions together.
+    public var counters = Counters()
+    /// IPv6 → IPv4 only (`outboundPackets`, drops of IPv6 input).
+    public var counters6to4 = Counters()
+    /// IPv4 → IPv6 only (`inboundPackets`, drops of IPv4 input).
+    public var counters4to6 = Counters()
+    /// Packets the translator generated: drain with ``nextOutput()``.
+    public var outbox: Outbox
+
+    @usableFromInline let buffer: UnsafeMutableRawPointer
+    @usableFromInline let scratch: UnsafeMutableRawPointer
+    /// The capacity of ``buffer`` and ``scratch``: the largest IPv4 or IPv6 packet plus a fragment header.
+    @inlinable static var bufferCapacity: Int { 65_535 + 64 }
+    @usableFromInline var outputLength = 0
+    @usableFromInline var nextIdentification: UInt16
+    @usableFromInline let trafficClassOverride: Int
+    @usableFromInline let lowestIPv6MTU: Int
+    @usableFromInline let ipv6MTU: Int
+    @usableFromInline let ipv4MTU: Int
+    public var lastNow: Timestamp = .zero
+    @usableFromInline var icmpTokens = 0
+    @usableFromInline var icmpTokenSecond: UInt32 = .max
+
+    /// Builds a translator; the configuration must pass ``NAT64Configuration/validate()``.
+    public init(configuration c: NAT64Configuration, mapping: consuming Mapping) throws(NAT64ConfigurationError) {
+        try c.validate()
+        configuration = c
+        self.mapping = mapping
+        buffer = .allocate(byteCount: Self.bufferCapacity, alignment: 16)
+        scratch = .allocate(byteCount: Self.bufferCapacity, alignment: 16)
+        outbox = Outbox(slots: c.outboxSlots, slotSize: max(1280, c.lowestIPv6MTU, c.ipv4MTU))
+        nextIdentification = c.identificationSeed
+        trafficClassOverride = c.trafficClassOverride.map { Int($0) } ?? -1
+        lowestIPv6MTU = c.lowestIPv6MTU
+        ipv6MTU = c.ipv6MTU
+        ipv4MTU = c.ipv4MTU
+    }
+
+    deinit {
+        buffer.deallocate()
+        scratch.deallocate()
+    }
+
+    // MARK: Entry points
+
+    /// Translates one packet (IPv6 or IPv4, told apart by the version nibble). The packet's bytes are
+    /// only read. On `.toOutside`/`.toInside` the translated packet is in ``output``.
+    @inlinable
+    public mutating func process(_ packet: UnsafeMutableRawBufferPointer, now: Timestamp) -> Verdict {
+        let r = translate(UnsafeRawBufferPointer(packet), into: buffer, capacity: Self.bufferCapacity, now: now)
+        outputLength = r.length
+        return r.verdict
+    }
+
+    /// As ``process(_:now:)``, writing the translated packet into `output` (at most 65,599 bytes are ever
+    /// needed; a smaller buffer drops larger translations with `.outputTooSmall`). Returns its length.
+    @inlinable
+    public mutating func process(_ packet: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer,
+                                 now: Timestamp) -> (verdict: Verdict, length: Int) {
+        guard let o = output.baseAddress else {
+            record(.outputTooSmall, sixToFour: nil)
+            return (.drop(.outputTooSmall), 0)
+        }
+        return translate(packet, into: o, capacity: output.count, now: now)
+    }
+
+    /// Convenience for tests and tools: translates the bytes of an array and replaces them with the
+    /// translated packet (allocates; not for the packet path).
+    public mutating func process(_ packet: inout [UInt8], now: Timestamp) -> Verdict {
+        let v = packet.withUnsafeMutableBytes { process($0, now: now) }
+        if v.isForwarded { packet = Array(UnsafeRawBufferPointer(output)) }
+        return v
+    }
+
+    /// The packet that the last ``process(_:now:)`` translated (empty after a drop).
+    @inlinable public var output: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: buffer, count: outputLength)
+    }
+
+    /// Takes the next packet the translator generated; its bytes are valid until the next call.
+    public mutating func nextOutput() -> (bytes: UnsafeMutableRawBufferPointer, verdict: Verdict)? {
+        outbox.pop()
+    }
+
+    // MARK: Dispatch
+
+    @inlinable
+    mutating func translate(_ packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer, capacity: Int,
+                            now: Timestamp) -> (verdict: Verdict, length: Int) {
+        lastNow = now
+        guard let p = packet.baseAddress, packet.count >= 1 else {
+            record(.truncated, sixToFour: nil)
+            return (.drop(.truncated), 0)
+        }
+        switch ld8(p, 0) >> 4 {
+        case 6:
+            do throws(DropReason) {
+                return try translate6to4(p, available: packet.count, out: out, capacity: capacity, now: now)
+            } catch {
+                record(error, sixToFour: true)
+                return (.drop(error), 0)
+            }
+        case 4:
+            do throws(DropReason) {
+                return try translate4to6(p, available: packet.count, out: out, capacity: capacity, hairpin: false, now: now)
+            } catch {
+                record(error, sixToFour: false)
+                return (.drop(error), 0)
+            }
+        default:
+            record(.badIPVersion, sixToFour: nil)
+            return (.drop(.badIPVersion), 0)
+        }
+    }
+
+    @inlinable @inline(__always)
+    mutating func record(_ r: DropReason, sixToFour: Bool?) {
+        counters.recordDrop(r)
+        if let s = sixToFour {
+            if s { counters6to4.recordDrop(r) } else { counters4to6.recordDrop(r) }
+        }
+    }
+
+    /// The next IPv4 Identification for an unfragmented packet sent with DF clear (RFC 6864 §4.2).
+    @inlinable @inline(__always)
+    mutating func takeIdentification() -> UInt16 {
+        let v = nextIdentification
+        nextIdentification &+= 1
+        return v
+    }
+
+    /// RFC 4443 §2.4 (f): takes a token for one generated ICMP error, refilled every second of `lastNow`.
+    @inlinable
+    mutating func takeICMPToken(sixToFour: Bool) -> Bool {
+        guard let limit = configuration.icmpErrorsPerSecond else { return true }
+        let second = lastNow.seconds
+        if second != icmpTokenSecond {
+            icmpTokenSecond = second
+            icmpTokens = limit
+        }
+        guard icmpTokens > 0 else {
+            record(.icmpRateLimited, sixToFour: sixToFour)
+            return false
+        }
+        icmpTokens -= 1
+        return true
+    }
+
+    @inlinable @inline(__always)
+    func trafficClass(_ original: UInt8) -> UInt8 {
+        trafficClassOverride < 0 ? original : UInt8(truncatingIfNeeded: trafficClassOverride)
+    }
+}

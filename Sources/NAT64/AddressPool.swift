@@ -250,10 +250,11 @@ public struct AddressPool: ~Copyable {
 
     @inlinable @inline(__always)
     func findSlot(_ v6: IPv6Address) -> UInt32 {
-        var id = byIPv6.first(hash(v6))
+        let h = hash(v6)
+        var id = byIPv6.first(h)
         while id != 0 {
             if slots[Int(id)].ipv6 == v6 { return id }
-            id = byIPv6.next(id)
+            id = byIPv6.next(id, hash: h)
         }
         return 0
     }

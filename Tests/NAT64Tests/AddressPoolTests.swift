@@ -99,6 +99,15 @@ private func destination(_ p: inout AddressPool, _ a: String, at now: Double) ->
         #expect(p.reservationCount == 0)
     }
 
+    @Test func aClockThatGoesBackNeverExpiresAnything() throws {
+        var p = try pool(["192.0.2.0/29"], idle: 100)
+        _ = source(&p, "2001:db8::1", at: 500)
+        #expect(destination(&p, "192.0.2.1", at: 400) == .success(v6("2001:db8::1")))
+        #expect(p.expire(now: t(300)) == 0)
+        #expect(p.reservations(now: t(300)).first?.idleSeconds == 0)
+        #expect(p.expire(now: t(599)) == 0 && p.expire(now: t(600)) == 1, "the later last use counts")
+    }
+
     @Test func releasedAddressIsHandedOutLast() throws {
         var p = try pool(["192.0.2.0/29"], idle: 10)
         _ = source(&p, "2001:db8::1", at: 0)          // .1

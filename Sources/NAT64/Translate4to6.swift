@@ -45,6 +45,7 @@ extension NAT64Translator where Mapping: ~Copyable {
         var t = NAT64Transport(kind: .other, protocolNumber: proto, isFragment: isFragment,
                                fragmentIdentification: UInt32(identification))
         var computeUDPChecksum = false
+        var refuseZeroUDPChecksum = false
         if offset == 0 {
             switch proto {
             case IPProtocol.tcp:
@@ -58,8 +59,13 @@ extension NAT64Translator where Mapping: ~Copyable {
                 t.ports = NAT64Ports(source: ld16(l4, 0), destination: ld16(l4, 2))
                 if ld16(l4, UDPLayout.checksum) == 0 {
                     // RFC 7915 §4.5: a fragment cannot be summed; an unfragmented datagram per the setting.
-                    guard !isFragment, configuration.zeroUDPChecksum == .compute else { throw .udpChecksumZero }
-                    computeUDPChecksum = true
+                    // Refused after the address and TTL checks (below), so that an expiring or
+                    // untranslatable datagram is answered as such.
+                    if isFragment || configuration.zeroUDPChecksum != .compute {
+                        refuseZeroUDPChecksum = true
+                    } else {
+                        computeUDPChecksum = true
+                    }
                 }
             case IPProtocol.icmp:
                 guard !isFragment else { throw .fragmentedICMP }
@@ -119,6 +125,16 @@ extension NAT64Translator where Mapping: ~Copyable {
                 }
                 throw .sourceRouteRefused
             }
+        }
+        if refuseZeroUDPChecksum {
+            // RFC 7915 §4.4: the discarded datagram's sender hears ICMPv4 3/13 (not about a hairpinned
+            // packet, whose sender is on the IPv6 side).
+            if !hairpin {
+                sendICMPv4Error(type: ICMPv4Type.destinationUnreachable,
+                                code: ICMPv4UnreachableCode.communicationAdministrativelyProhibited,
+                                rest: 0, about: p, length: total)
+            }
+            throw .udpChecksumZero
         }
 
         // The IPv6 Fragment Offset ends at 65535 too (RFC 8200 §4.5).

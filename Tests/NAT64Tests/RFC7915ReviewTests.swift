@@ -1,0 +1,60 @@
+import Testing
+import NATCore
+import NATWire
+@testable import NAT64
+
+/// Conformance review of the translator against RFC 7915 (and the packet vectors of its graybox
+/// requirement analysis): one golden packet per deviation found, expected bytes built independently with
+/// the NATWire builders.
+@Suite struct RFC7915ReviewTests {
+    // MARK: §4.4/§4.5: zero UDP checksums are rejected with ICMPv4 3/13
+
+    static func zeroChecksumUDP4(mf: Bool = false) -> [UInt8] {
+        let udp = PacketBuilder.udp4(source: server4, sourcePort: 53, destination: host4, destinationPort: 5000,
+                                     payload: payload(4), checksum: false)
+        if !mf { return udp }
+        var h = IPv4Header(protocolNumber: IPProtocol.udp, source: server4, destination: host4, ttl: 64,
+                           identification: 0x4242)
+        h.moreFragments = true
+        return PacketBuilder.ipv4(h, payload: Array(udp[20...]))
+    }
+
+    /// RFC 7915 §4.5 option 1 ("dropping the packet") with §4.4: the discarded packet gets ICMPv4 3/13.
+    @Test func rfc7915_4_5_zeroUDPChecksumRefusedWithAdministrativelyProhibited() {
+        var t = makeTranslator { $0.zeroUDPChecksum = .drop }
+        let in4 = Self.zeroChecksumUDP4()
+        let r = run(&t, in4)
+        #expect(r.verdict == .drop(.udpChecksumZero))
+        let want = PacketBuilder.icmp4(source: translator4, destination: server4,
+                                       header: ICMPv4Header(type: 3, code: 13), body: in4, ttl: 64, identification: 1)
+        #expect(r.generated.map(\.bytes) == [want])
+        #expect(r.generated.map(\.verdict) == [toIPv4])
+    }
+
+    /// RFC 7915 §4.5: the first fragment of a zero-checksum datagram cannot be summed; dropped and, by
+    /// §4.4, answered with ICMPv4 3/13 whatever the zero-checksum setting.
+    @Test(arguments: [ZeroUDPChecksumPolicy.compute, .drop])
+    func rfc7915_4_5_fragmentedZeroUDPChecksumRefusedWithAdministrativelyProhibited(policy: ZeroUDPChecksumPolicy) {
+        var t = makeTranslator { $0.zeroUDPChecksum = policy }
+        let in4 = Self.zeroChecksumUDP4(mf: true)
+        let r = run(&t, in4)
+        #expect(r.verdict == .drop(.udpChecksumZero))
+        let want = PacketBuilder.icmp4(source: translator4, destination: server4,
+                                       header: ICMPv4Header(type: 3, code: 13), body: in4, ttl: 64, identification: 1)
+        #expect(r.generated.map(\.bytes) == [want])
+    }
+
+    /// §4.4 does not apply when the TTL runs out first: the sender hears Time Exceeded, not 3/13.
+    @Test func rfc7915_4_4_expiringZeroChecksumGetsTimeExceededOnly() {
+        var t = makeTranslator { $0.zeroUDPChecksum = .drop }
+        var in4 = Self.zeroChecksumUDP4()
+        in4[8] = 1
+        in4[10] = 0; in4[11] = 0
+        let sum = Checksum.finish(in4.withUnsafeBytes { Checksum.sum($0.baseAddress!, count: 20) })
+        in4[10] = UInt8(sum >> 8); in4[11] = UInt8(sum & 0xFF)
+        let r = run(&t, in4)
+        #expect(r.verdict == .drop(.ttlExceeded))
+        #expect(r.generated.count == 1)
+        #expect(r.generated.first?.bytes[20] == ICMPv4Type.timeExceeded)
+    }
+}

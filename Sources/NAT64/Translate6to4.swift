@@ -25,7 +25,17 @@ extension NAT64Translator where Mapping: ~Copyable {
         guard available >= IPv6Layout.headerLength else { throw .truncated }
         let total = IPv6Layout.headerLength + Int(ld16(p, IPv6Layout.payloadLength))
         guard total <= available else { throw .badIPLength }
-        let c = try walkIPv6ForTranslation(p, count: total)
+        let c: IPv6TranslationChain
+        do {
+            c = try walkIPv6ForTranslation(p, count: total)
+        } catch {
+            if error == .extensionHeaderAfterFragment {
+                // RFC 7915 §5.1.1 "SHOULD be dropped and logged", and §5.4: the sender hears ICMPv6 1/1.
+                sendICMPv6Error(type: ICMPv6Type.destinationUnreachable, code: ICMPv6UnreachableCode.administrativelyProhibited,
+                                rest: 0, about: p, length: total)
+            }
+            throw error
+        }
         let src6 = loadIPv6Address(p, IPv6Layout.source)
         let dst6 = loadIPv6Address(p, IPv6Layout.destination)
         let l4 = p + c.upperOffset

@@ -57,4 +57,33 @@ import NATWire
         #expect(r.generated.count == 1)
         #expect(r.generated.first?.bytes[20] == ICMPv4Type.timeExceeded)
     }
+
+    // MARK: §5.1.1/§5.4: extension headers after the Fragment header are rejected with ICMPv6 1/1
+
+    static let afterFragment: [[IPv6ExtensionHeader]] = [
+        [.fragment(offset: 0, moreFragments: true, identification: 9), .hopByHop(options: [])],
+        [.fragment(offset: 0, moreFragments: true, identification: 9), .destinationOptions(options: [])],
+        [.fragment(offset: 0, moreFragments: true, identification: 9), .routing(type: 4, segmentsLeft: 0, data: [])],
+        [.hopByHop(options: []), .fragment(offset: 0, moreFragments: true, identification: 9), .hopByHop(options: [])],
+        [.destinationOptions(options: []), .fragment(offset: 0, moreFragments: true, identification: 9),
+         .destinationOptions(options: [])],
+        [.routing(type: 4, segmentsLeft: 0, data: []), .fragment(offset: 0, moreFragments: true, identification: 9),
+         .routing(type: 4, segmentsLeft: 0, data: [])],
+        [.fragment(offset: 0, moreFragments: true, identification: 9), .authentication(spi: 1, sequenceNumber: 1, icv: [])],
+    ]
+
+    /// RFC 7915 §5.1.1 "Total Length": such a packet "SHOULD be dropped and logged"; §5.4: the sender gets
+    /// ICMPv6 Destination Unreachable, Communication administratively prohibited (1/1), quoting it unchanged.
+    @Test(arguments: 0..<afterFragment.count)
+    func rfc7915_5_1_1_extensionHeaderAfterFragmentRejected(row: Int) {
+        var t = makeTranslator()
+        let in6 = PacketBuilder.udp6(source: host6, sourcePort: 5000, destination: server6, destinationPort: 53,
+                                     payload: payload(20), extensionHeaders: Self.afterFragment[row])
+        let r = run(&t, in6)
+        #expect(r.verdict == .drop(.extensionHeaderAfterFragment))
+        let want = PacketBuilder.icmp6Error(source: translator6, destination: host6, type: ICMPv6Type.destinationUnreachable,
+                                            code: ICMPv6UnreachableCode.administrativelyProhibited, original: in6)
+        #expect(r.generated.map(\.bytes) == [want])
+        #expect(r.generated.map(\.verdict) == [toIPv6])
+    }
 }

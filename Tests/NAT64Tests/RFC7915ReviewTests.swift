@@ -86,4 +86,38 @@ import NATWire
         #expect(r.generated.map(\.bytes) == [want])
         #expect(r.generated.map(\.verdict) == [toIPv6])
     }
+
+    // MARK: §5.1/§5.1.1: an IPv6 fragment too big for the IPv4 link
+
+    /// RFC 7915 §1.4/§5: the translator "MUST send a Packet Too Big error message or fragment the packet".
+    /// A fragment of more than 1280 bytes can be made smaller by its IPv6 source, so it gets Packet Too
+    /// Big (MTU = IPv4 MTU + 20), as an unfragmented packet with DF would (graybox vector cg, packet 2).
+    @Test func rfc7915_5_1_1_largeFragmentOverTheIPv4LinkGetsPacketTooBig() {
+        var t = makeTranslator { $0.ipv4MTU = 1400 }
+        let tcp = Array(PacketBuilder.tcp6(source: host6, sourcePort: 5000, destination: server6, destinationPort: 80,
+                                           flags: [.ack], payload: payload(1361))[40...])
+        let in6 = PacketBuilder.ipv6(IPv6Header(nextHeader: IPProtocol.tcp, source: host6, destination: server6),
+                                     extensionHeaders: [.fragment(offset: 0, moreFragments: true, identification: 1234)],
+                                     payload: tcp)
+        #expect(in6.count == 1429)
+        let r = run(&t, in6)
+        #expect(r.verdict == .drop(.packetTooBig))
+        let want = PacketBuilder.icmp6Error(source: translator6, destination: host6, type: ICMPv6Type.packetTooBig,
+                                            code: 0, restOfHeader: 1420, original: in6)
+        #expect(r.generated.map(\.bytes) == [want])
+    }
+
+    /// A later fragment too big for the link gets Packet Too Big too (RFC 4443 §3.2: any packet a router
+    /// cannot forward because of the link MTU).
+    @Test func rfc7915_5_1_1_largeLaterFragmentOverTheIPv4LinkGetsPacketTooBig() {
+        var t = makeTranslator { $0.ipv4MTU = 1400 }
+        let in6 = PacketBuilder.ipv6(IPv6Header(nextHeader: IPProtocol.tcp, source: host6, destination: server6),
+                                     extensionHeaders: [.fragment(offset: 1376, moreFragments: false, identification: 1234)],
+                                     payload: payload(1392))
+        let r = run(&t, in6)
+        #expect(r.verdict == .drop(.packetTooBig))
+        let want = PacketBuilder.icmp6Error(source: translator6, destination: host6, type: ICMPv6Type.packetTooBig,
+                                            code: 0, restOfHeader: 1420, original: in6)
+        #expect(r.generated.map(\.bytes) == [want])
+    }
 }

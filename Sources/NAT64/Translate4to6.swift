@@ -13,7 +13,7 @@ extension NAT64Translator where Mapping: ~Copyable {
     ///   made (RFC 8021).
     /// - DF clear and larger than ``NAT64Configuration/lowestIPv6MTU``: fragmented so that every IPv6
     ///   packet fits. DF set and larger than ``NAT64Configuration/ipv6MTU``: ICMPv4 Fragmentation Needed
-    ///   with the IPv6 MTU − 20 (− 28 when a Fragment header is needed).
+    ///   with the IPv6 MTU − 20 (− 28 for a fragment that fits only without its Fragment header).
     /// - Transport checksums absorb the pseudo-header change incrementally (§4.5); a zero UDP checksum is
     ///   computed (or the datagram dropped, a setting), and a fragmented one is dropped. ICMPv4 echo gains
     ///   the ICMPv6 pseudo-header and the type change (§4.2).
@@ -144,7 +144,11 @@ extension NAT64Translator where Mapping: ~Copyable {
         var fragmentTo = 0
         if df {
             if !hairpin && size6 > ipv6MTU {
-                let mtu = ipv6MTU - 20 - (withFragmentHeader ? IPv6ExtensionLayout.fragmentHeaderLength : 0)
+                // RFC 7915 §4.1: Fragmentation Needed when "the MTU of the next-hop interface is less than
+                // the total length value of the IPv4 packet plus 20", reporting that MTU − 20. A fragment
+                // that fits by that rule but not with its Fragment header is told MTU − 28.
+                let mtu = withFragmentHeader && total + 20 <= ipv6MTU
+                    ? ipv6MTU - 20 - IPv6ExtensionLayout.fragmentHeaderLength : ipv6MTU - 20
                 if offset == 0 {
                     sendICMPv4Error(type: ICMPv4Type.destinationUnreachable, code: ICMPv4UnreachableCode.fragmentationNeeded,
                                     rest: UInt32(mtu), about: p, length: total)

@@ -120,4 +120,44 @@ import NATWire
                                             code: 0, restOfHeader: 1420, original: in6)
         #expect(r.generated.map(\.bytes) == [want])
     }
+
+    // MARK: §4.1: Fragmentation Needed for an IPv4 fragment with DF
+
+    static func dfFragment(total: Int) -> [UInt8] {
+        let tcp = Array(PacketBuilder.tcp4(source: server4, sourcePort: 80, destination: host4, destinationPort: 5000,
+                                           flags: [.ack], payload: payload(total - 40))[20...])
+        var h = IPv4Header(protocolNumber: IPProtocol.tcp, source: server4, destination: host4, ttl: 64,
+                           identification: 1234, dontFragment: true)
+        h.moreFragments = true
+        return PacketBuilder.ipv4(h, payload: tcp)
+    }
+
+    /// RFC 7915 §4.1: "If the DF bit is set and the MTU of the next-hop interface is less than the total
+    /// length value of the IPv4 packet plus 20, the translator MUST send an ICMPv4 'Fragmentation Needed'":
+    /// the MTU reported is the IPv6 MTU − 20 also for a fragment (graybox vector ca, packet 2).
+    @Test func rfc7915_4_1_dfFragmentOverTheIPv6MTUGetsIPv6MTUMinus20() {
+        var t = makeTranslator { $0.ipv6MTU = 1280 }
+        let in4 = Self.dfFragment(total: 1261)
+        let r = run(&t, in4)
+        #expect(r.verdict == .drop(.packetTooBig))
+        let want = PacketBuilder.icmp4(source: translator4, destination: server4,
+                                       header: ICMPv4Header(type: 3, code: 4, restOfHeader: 1260),
+                                       body: Array(in4.prefix(548)), ttl: 64, identification: 1)
+        #expect(r.generated.map(\.bytes) == [want])
+    }
+
+    /// A DF fragment within "total length + 20" of the MTU still does not fit once the Fragment header is
+    /// added: Fragmentation Needed then reports IPv6 MTU − 28, the largest fragment that fits.
+    @Test func rfc7915_4_1_dfFragmentThatFitsOnlyWithoutTheFragmentHeaderGetsIPv6MTUMinus28() {
+        var t = makeTranslator { $0.ipv6MTU = 1280 }
+        let in4 = Self.dfFragment(total: 1256)
+        let r = run(&t, in4)
+        #expect(r.verdict == .drop(.packetTooBig))
+        let want = PacketBuilder.icmp4(source: translator4, destination: server4,
+                                       header: ICMPv4Header(type: 3, code: 4, restOfHeader: 1252),
+                                       body: Array(in4.prefix(548)), ttl: 64, identification: 1)
+        #expect(r.generated.map(\.bytes) == [want])
+        // And one of 1252 bytes passes as a 1280-byte IPv6 fragment.
+        #expect(run(&t, Self.dfFragment(total: 1252)).verdict == toIPv6)
+    }
 }

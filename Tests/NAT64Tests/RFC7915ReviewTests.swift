@@ -160,4 +160,118 @@ import NATWire
         // And one of 1252 bytes passes as a 1280-byte IPv6 fragment.
         #expect(run(&t, Self.dfFragment(total: 1252)).verdict == toIPv6)
     }
+
+    // MARK: §4.2/§5.2 "ICMP Error Payload": RFC 4884 extensions carried with the length attribute adjusted
+
+    /// An opaque ICMP extension structure of `n` bytes (version 2 header first).
+    static func ie(_ n: Int) -> [UInt8] { [0x20, 0] + payload(n - 2, seed: 99) }
+    static func zeros(_ n: Int) -> [UInt8] { [UInt8](repeating: 0, count: n) }
+
+    /// ICMPv6 → ICMPv4 vectors (after the graybox "ic"/"ia" analysis): (UDP payload of the packet in error,
+    /// ICMPv6 length attribute in 64-bit words, extension bytes) → (bytes of the translated datagram kept,
+    /// zero padding, extension kept, ICMPv4 length attribute in 32-bit words).
+    static let extensions6to4: [(n: Int, words6: UInt32, ie: Int, keep: Int, pad: Int, keepIE: Bool, words4: UInt32)] = [
+        (80, 16, 20, 108, 20, true, 32),     // small datagram padded to 128, extension kept
+        (480, 66, 40, 508, 0, true, 127),    // datagram just fits beside the extension: 576 bytes
+        (488, 67, 40, 508, 0, true, 127),    // datagram cut to make room for the extension
+        (1144, 149, 40, 508, 0, true, 127),  // datagram cut much more
+        (80, 16, 420, 108, 20, true, 32),    // largest extension that fits: 20 + 8 + 128 + 420 = 576
+        (80, 16, 421, 108, 0, false, 0),     // one byte more: the extension goes, with the length
+        (528, 72, 521, 548, 0, false, 0),    // both too large: extension gone, datagram cut at 576
+    ]
+
+    @Test(arguments: 0..<extensions6to4.count)
+    func rfc7915_5_2_icmpExtensionCarriedWithLengthAdjusted(row: Int) {
+        let v = Self.extensions6to4[row]
+        var t = makeTranslator()
+        let back6 = RFC7915ICMPErrorTests.back6(v.n)
+        #expect(back6.count == Int(v.words6) * 8)
+        let in6 = RFC7915ICMPErrorTests.error6to4(type: 1, code: 4, rest: v.words6 << 24, body: back6 + Self.ie(v.ie))
+        let body4 = Array(RFC7915ICMPErrorTests.back4(v.n).prefix(v.keep)) + Self.zeros(v.pad) + (v.keepIE ? Self.ie(v.ie) : [])
+        let want = RFC7915ICMPErrorTests.expected4(type: 3, code: 3, rest: v.words4 << 16, body: body4)
+        let r = run(&t, in6)
+        #expect(r.verdict == toIPv4)
+        #expect(r.bytes == want, "row \(row): \(diff(r.bytes, want))")
+        #expect(r.bytes.count <= 576)
+    }
+
+    @Test func rfc7915_5_2_timeExceededExtensionCarried() {
+        var t = makeTranslator()
+        let in6 = RFC7915ICMPErrorTests.error6to4(type: 3, code: 0, rest: 16 << 24,
+                                                  body: RFC7915ICMPErrorTests.back6(80) + Self.ie(24))
+        let want = RFC7915ICMPErrorTests.expected4(type: 11, code: 0, rest: 32 << 16,
+                                                   body: RFC7915ICMPErrorTests.back4(80) + Self.zeros(20) + Self.ie(24))
+        let r = run(&t, in6)
+        #expect(r.bytes == want, "\(diff(r.bytes, want))")
+    }
+
+    /// RFC 4884 §4.5: a length attribute that covers the whole payload means no extension (the translated
+    /// error has none, and a zero length); one below 128 bytes or past the payload is malformed.
+    @Test func rfc4884_4_5_lengthAttributeEdges() {
+        var t = makeTranslator()
+        let whole = RFC7915ICMPErrorTests.error6to4(type: 1, code: 4, rest: 16 << 24, body: RFC7915ICMPErrorTests.back6(80))
+        let r = run(&t, whole)
+        let want = RFC7915ICMPErrorTests.expected4(type: 3, code: 3, body: RFC7915ICMPErrorTests.back4(80))
+        #expect(r.bytes == want, "\(diff(r.bytes, want))")
+        let short = RFC7915ICMPErrorTests.error6to4(type: 1, code: 4, rest: 15 << 24,
+                                                    body: RFC7915ICMPErrorTests.back6(80) + Self.ie(20))
+        #expect(run(&t, short).verdict == .drop(.malformedICMPError))
+        let past = RFC7915ICMPErrorTests.error6to4(type: 1, code: 4, rest: 20 << 24,
+                                                   body: RFC7915ICMPErrorTests.back6(80) + Self.ie(20))
+        #expect(run(&t, past).verdict == .drop(.malformedICMPError))
+    }
+
+    /// ICMPv4 → ICMPv6 vectors (after the graybox "id" analysis): (UDP payload of the packet in error,
+    /// ICMPv4 length attribute in 32-bit words, extension bytes) → (bytes of the translated datagram kept,
+    /// zero padding, extension kept, ICMPv6 length attribute in 64-bit words).
+    static let extensions4to6: [(n: Int, words4: UInt32, ie: Int, keep: Int, pad: Int, keepIE: Bool, words6: UInt32)] = [
+        (104, 33, 40, 152, 0, true, 19),     // small datagram and extension
+        (100, 32, 20, 148, 4, true, 19),     // 148 bytes of IPv6 datagram padded to 64 bits (RFC 4884 §4.5)
+        (104, 33, 1080, 152, 0, true, 19),   // 40 + 8 + 152 + 1080 = 1280
+        (552, 145, 640, 592, 0, true, 74),   // datagram cut to make room for the extension
+        (992, 255, 200, 1032, 0, true, 129), // datagram cut a little
+        (992, 255, 1104, 128, 0, true, 16),  // largest extension: datagram cut to 128
+        (100, 32, 1105, 148, 0, false, 0),   // extension too large: it goes
+        (992, 255, 1105, 1040, 0, false, 0), // extension too large: it goes, the datagram stays whole
+    ]
+
+    @Test(arguments: 0..<extensions4to6.count)
+    func rfc7915_4_2_icmpExtensionCarriedWithLengthAdjusted(row: Int) {
+        let v = Self.extensions4to6[row]
+        var t = makeTranslator()
+        let inner4 = RFC7915ICMPErrorTests.inner4(v.n)
+        #expect(inner4.count == Int(v.words4) * 4)
+        let in4 = RFC7915ICMPErrorTests.error4(type: 3, code: 3, rest: v.words4 << 16, body: inner4 + Self.ie(v.ie))
+        let body6 = Array(RFC7915ICMPErrorTests.inner6(v.n).prefix(v.keep)) + Self.zeros(v.pad) + (v.keepIE ? Self.ie(v.ie) : [])
+        let want = RFC7915ICMPErrorTests.error6(type: 1, code: 4, rest: v.words6 << 24, body: body6)
+        let r = run(&t, in4)
+        #expect(r.verdict == toIPv6)
+        #expect(r.bytes == want, "row \(row): \(diff(r.bytes, want))")
+        #expect(r.bytes.count <= 1280)
+    }
+
+    /// Packet Too Big and Parameter Problem have no length attribute in ICMPv6: the extension is left out
+    /// and the datagram ends where the ICMPv4 length attribute said.
+    @Test func rfc7915_4_2_extensionDroppedWhereICMPv6HasNoLength() {
+        var t = makeTranslator()
+        let inner4 = RFC7915ICMPErrorTests.inner4(100)
+        let fn = RFC7915ICMPErrorTests.error4(type: 3, code: 4, rest: 32 << 16 | 1400, body: inner4 + Self.ie(20))
+        let ptb = RFC7915ICMPErrorTests.error6(type: 2, code: 0, rest: 1420, body: RFC7915ICMPErrorTests.inner6(100))
+        let r = run(&t, fn)
+        #expect(r.bytes == ptb, "\(diff(r.bytes, ptb))")
+        let pp = RFC7915ICMPErrorTests.error4(type: 12, code: 0, rest: 8 << 24 | 32 << 16, body: inner4 + Self.ie(20))
+        let pp6 = RFC7915ICMPErrorTests.error6(type: 4, code: 0, rest: 7, body: RFC7915ICMPErrorTests.inner6(100))
+        let r2 = run(&t, pp)
+        #expect(r2.bytes == pp6, "\(diff(r2.bytes, pp6))")
+    }
+
+    @Test func rfc7915_4_2_timeExceededExtensionCarried() {
+        var t = makeTranslator()
+        let in4 = RFC7915ICMPErrorTests.error4(type: 11, code: 0, rest: 33 << 16,
+                                               body: RFC7915ICMPErrorTests.inner4(104) + Self.ie(24))
+        let want = RFC7915ICMPErrorTests.error6(type: 3, code: 0, rest: 19 << 24,
+                                                body: RFC7915ICMPErrorTests.inner6(104) + Self.ie(24))
+        let r = run(&t, in4)
+        #expect(r.bytes == want, "\(diff(r.bytes, want))")
+    }
 }

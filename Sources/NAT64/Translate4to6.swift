@@ -95,6 +95,10 @@ extension NAT64Translator where Mapping: ~Copyable {
         } else if proto == IPProtocol.icmp {
             throw .fragmentedICMP
         }
+        // RFC 7915 §4.1 "Source Address": an illegal source (RFC 1812 §5.3.7: 0/8, 127/8, multicast, class E
+        // and broadcast) SHOULD be silently dropped, whatever the prefix; so is such a destination (RFC 1812
+        // §5.3.7 forbids forwarding it). ICMPv4 errors (handled above) keep theirs for troubleshooting.
+        if !hairpin && (isMartianIPv4(src4) || isMartianIPv4(dst4)) { throw .nonGlobalIPv4Address }
 
         let m: NAT64Mapped6
         do {

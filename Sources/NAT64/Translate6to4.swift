@@ -38,6 +38,8 @@ extension NAT64Translator where Mapping: ~Copyable {
         }
         let src6 = loadIPv6Address(p, IPv6Layout.source)
         let dst6 = loadIPv6Address(p, IPv6Layout.destination)
+        // RFC 7915 §5.1 "Source Address": an illegal source SHOULD be silently dropped.
+        if isIllegalIPv6Source(src6) { throw .notNATTraffic }
         let l4 = p + c.upperOffset
         let l4Length = total - c.upperOffset
         let isFragment = c.isFragment

@@ -274,4 +274,61 @@ import NATWire
         let r = run(&t, in4)
         #expect(r.bytes == want, "\(diff(r.bytes, want))")
     }
+
+    // MARK: §4.1/§5.1: illegal addresses are dropped whatever the prefix
+
+    static let martians: [IPv4Address] = [
+        IPv4Address("0.0.0.0")!, IPv4Address("0.1.2.3")!, IPv4Address("127.0.0.1")!, IPv4Address("224.0.0.1")!,
+        IPv4Address("239.1.2.3")!, IPv4Address("240.0.0.1")!, IPv4Address("255.255.255.255")!,
+    ]
+
+    /// RFC 7915 §4.1 "Source Address": "If the translator gets an illegal source address (e.g., 0.0.0.0,
+    /// 127.0.0.1, etc.), the translator SHOULD silently drop the packet (as discussed in Section 5.3.7 of
+    /// [RFC1812])" — also under a prefix that may carry non-global addresses (the test prefix here).
+    @Test(arguments: martians)
+    func rfc7915_4_1_illegalIPv4SourceSilentlyDropped(source: IPv4Address) {
+        var t = makeTranslator { $0.sendProhibitedErrors = true }
+        let in4 = PacketBuilder.udp4(source: source, sourcePort: 53, destination: host4, destinationPort: 5000,
+                                     payload: payload(8))
+        let r = run(&t, in4)
+        #expect(r.verdict == .drop(.nonGlobalIPv4Address))
+        #expect(r.generated.isEmpty)
+    }
+
+    /// RFC 1812 §5.3.7: nor is a packet for such a destination forwarded (an EAM row could name one).
+    @Test func rfc7915_4_1_illegalIPv4DestinationDropped() {
+        var t = makeTranslator(siit: {
+            $0.explicitMappings.append(try! ExplicitAddressMapping(ipv4: "127.0.0.0/24", ipv6: "2001:db8:7f::/120"))
+        })
+        let in4 = PacketBuilder.udp4(source: server4, sourcePort: 53, destination: IPv4Address("127.0.0.5")!,
+                                     destinationPort: 5000, payload: payload(8))
+        #expect(run(&t, in4).verdict == .drop(.nonGlobalIPv4Address))
+    }
+
+    /// RFC 7915 §1/§4.1: "when translating ICMPv4 Error Messages into ICMPv6, the 'illegal' source address
+    /// will be translated for the purpose of trouble shooting" (graybox vector ha).
+    @Test(arguments: [IPv4Address("127.0.0.1")!, IPv4Address("0.0.0.0")!])
+    func rfc7915_4_1_icmpErrorFromIllegalSourceTranslated(source: IPv4Address) {
+        var t = makeTranslator()
+        let in4 = PacketBuilder.icmp4(source: source, destination: host4, header: ICMPv4Header(type: 3, code: 3),
+                                      body: RFC7915ICMPErrorTests.inner4())
+        let want = PacketBuilder.icmp6(source: IPv6Address(high: 0x0064_ff9b_0000_0000, low: UInt64(source.rawValue)),
+                                       destination: host6, header: ICMPv6Header(type: 1, code: 4),
+                                       body: RFC7915ICMPErrorTests.inner6(), hopLimit: 63)
+        let r = run(&t, in4)
+        #expect(r.verdict == toIPv6)
+        #expect(r.bytes == want, "\(diff(r.bytes, want))")
+    }
+
+    /// RFC 7915 §5.1 "Source Address": an illegal IPv6 source (e.g. ::1) SHOULD be silently dropped: no
+    /// "administratively prohibited" error goes back to it.
+    @Test(arguments: [IPv6Address("::1")!, IPv6Address("::")!, IPv6Address("ff02::1")!])
+    func rfc7915_5_1_illegalIPv6SourceSilentlyDropped(source: IPv6Address) {
+        var t = makeTranslator { $0.sendProhibitedErrors = true }
+        let in6 = PacketBuilder.udp6(source: source, sourcePort: 5000, destination: server6, destinationPort: 53,
+                                     payload: payload(8))
+        let r = run(&t, in6)
+        #expect(r.verdict == .drop(.notNATTraffic))
+        #expect(r.generated.isEmpty)
+    }
 }

@@ -211,6 +211,10 @@ extension NAT64Translator where Mapping: ~Copyable {
         // RFC 7915 §4.1: the source of an ICMPv4 error is translated even when illegal (for troubleshooting);
         // the destination is not (RFC 1812 §5.3.7).
         if !hairpin && isMartianIPv4(IPv4Address(ld32(p, IPv4Layout.destination))) { throw .nonGlobalIPv4Address }
+        // RFC 7915 §4.1: a packet with an unexpired source route is not translated; no error about an error.
+        if !hairpin && hl > IPv4Layout.minimumHeaderLength && hasUnexpiredSourceRoute(p, headerLength: hl) {
+            throw .sourceRouteRefused
+        }
         guard Checksum.fold(Checksum.sum(icmp, count: icmpLength)) == 0xFFFF else { throw .badICMPChecksum }
         let type = ld8(icmp, ICMPv4Layout.type), code = ld8(icmp, ICMPv4Layout.code)
         guard let mapped = ICMPTranslationTables.error4to6(type: type, code: code) else { throw .untranslatableICMP }

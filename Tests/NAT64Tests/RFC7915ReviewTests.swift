@@ -331,4 +331,44 @@ import NATWire
         #expect(r.verdict == .drop(.notNATTraffic))
         #expect(r.generated.isEmpty)
     }
+
+    // MARK: §4.1: IPv4 options
+
+    /// RFC 7915 §4.1: "if an unexpired source route option is present, then the packet MUST instead be
+    /// discarded" — an ICMPv4 error too (silently: no error about an error, RFC 1812 §4.3.2.7).
+    @Test func rfc7915_4_1_icmpErrorWithUnexpiredSourceRouteDiscarded() {
+        var t = makeTranslator()
+        let icmp = Array(RFC7915ICMPErrorTests.error4(type: 3, code: 3)[20...])
+        // Loose Source and Record Route, length 11, pointer 4 (the first address not yet used), then EOL.
+        var h = IPv4Header(protocolNumber: IPProtocol.icmp, source: router4, destination: host4, ttl: 64)
+        h.options = [131, 11, 4, 203, 0, 113, 7, 198, 51, 100, 5, 0]
+        let r = run(&t, PacketBuilder.ipv4(h, payload: icmp))
+        #expect(r.verdict == .drop(.sourceRouteRefused))
+        #expect(r.generated.isEmpty)
+        // With the route used up (pointer past its length) the option is ignored and the error translated.
+        h.options = [131, 11, 12, 203, 0, 113, 7, 198, 51, 100, 5, 0]
+        let r2 = run(&t, PacketBuilder.ipv4(h, payload: icmp))
+        let want = RFC7915ICMPErrorTests.error6(type: 1, code: 4)
+        #expect(r2.bytes == want, "\(diff(r2.bytes, want))")
+    }
+
+    /// Graybox vector aa: the options of RFC 791 (expired source routes among them) are ignored.
+    @Test(arguments: [
+        [130, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 131, 11, 12, 198, 51, 100, 2, 198, 51, 100, 1,
+         137, 11, 12, 198, 51, 100, 2, 198, 51, 100, 1, 136, 4, 1, 2, 0, 1, 1] as [UInt8],
+        [7, 11, 8, 198, 51, 100, 2, 0, 0, 0, 0, 68, 20, 13, 1, 198, 51, 100, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+         0] as [UInt8],
+    ])
+    func rfc7915_4_1_optionsIgnored(options: [UInt8]) {
+        var t = makeTranslator()
+        let plain = PacketBuilder.udp4(source: server4, sourcePort: 53, destination: host4, destinationPort: 5000,
+                                       payload: payload(20), identification: 0x4242)
+        var h = IPv4Header(protocolNumber: IPProtocol.udp, source: server4, destination: host4, ttl: 64, identification: 0x4242)
+        h.options = options
+        let in4 = PacketBuilder.ipv4(h, payload: Array(plain[20...]))
+        let want = PacketBuilder.udp6(source: server6, sourcePort: 53, destination: host6, destinationPort: 5000,
+                                      payload: payload(20), hopLimit: 63)
+        let r = run(&t, in4)
+        #expect(r.bytes == want, "\(diff(r.bytes, want))")
+    }
 }

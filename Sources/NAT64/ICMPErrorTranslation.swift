@@ -83,9 +83,18 @@ extension NAT64Translator where Mapping: ~Copyable {
         }
 
         let im = try mapping.mapInner6to4(source: isrc6, destination: idst6, transport: it, now: now)
-        let om = try mapping.map6to4(source: src6, destination: dst6,
+        let om: NAT64Mapped4
+        do {
+            om = try mapping.map6to4(source: src6, destination: dst6,
                                      transport: NAT64Transport(kind: .icmpError, protocolNumber: IPProtocol.icmpv6),
                                      now: now)
+        } catch {
+            // RFC 6791 §4: an error from a router without an IPv4 form and no pool for it takes the
+            // translator's own public IPv4 address, when the error goes to the source of the packet in error
+            // (whose IPv4 form the inner mapping just gave).
+            guard error == .noMapping, dst6 == isrc6, let own = configuration.ipv4ErrorSource else { throw error }
+            om = NAT64Mapped4(source: own, destination: im.source, ports: NAT64Ports(source: 0, destination: 0))
+        }
         let hopLimit = ld8(p, IPv6Layout.hopLimit)
         // No ICMP error about an ICMP error (RFC 4443 §2.4 (e.1)).
         guard hopLimit > 1 else { throw .ttlExceeded }

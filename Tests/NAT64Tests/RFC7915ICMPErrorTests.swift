@@ -332,9 +332,15 @@ import NATWire
         #expect(run(&t, udp).verdict == .drop(.noMapping))
     }
 
-    @Test func rfc6791_withoutAPoolTheErrorIsDropped() {
+    /// RFC 6791 §4: without a pool, the translator's own IPv4 address (the one its own errors come from);
+    /// without that either, the error cannot be translated.
+    @Test func rfc6791_4_withoutAPoolTheTranslatorsAddressIsUsed() {
         var t = makeTranslator(siit: { $0.rfc6791Pool = [] })
-        #expect(run(&t, Self.error6to4(type: 1, code: 0, from: router6Untranslatable)).verdict == .drop(.noMapping))
+        let r = run(&t, Self.error6to4(type: 1, code: 0, from: router6Untranslatable))
+        let want = Self.expected4(type: 3, code: 1, from: translator4)
+        #expect(r.bytes == want, "\(diff(r.bytes, want))")
+        var none = makeTranslator({ $0.ipv4ErrorSource = nil }, siit: { $0.rfc6791Pool = [] })
+        #expect(run(&none, Self.error6to4(type: 1, code: 0, from: router6Untranslatable)).verdict == .drop(.noMapping))
     }
 
     @Test func rfc7915_5_3_errorAboutErrorDropped() {

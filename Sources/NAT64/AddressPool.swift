@@ -485,9 +485,10 @@ public struct AddressPool: ~Copyable {
 ///
 /// ICMP errors: the packet inside maps the other way round with lookups only (an error never creates a
 /// reservation for the host it is about); the outer source of an ICMPv6 error from a router without a
-/// reservation takes an RFC 6791 address when a pool of them is configured, else it gets a pool address
-/// of its own as any other IPv6 source would (protomask's behaviour). An ICMPv4 error's source is embedded
-/// even when it is not global (RFC 7915 §4.1, for troubleshooting).
+/// reservation takes an RFC 6791 address when a pool of them is configured, else the mapping refuses it
+/// (`noMapping`) and the translator uses its own IPv4 address (RFC 6791 §4, as Jool): a router never
+/// takes a pool address away from the hosts. An ICMPv4 error's source is embedded even when it is not
+/// global (RFC 7915 §4.1, for troubleshooting).
 public struct AddressPoolMapping: NAT64Mapping, ~Copyable {
     public var pool: AddressPool
     public let prefix: NAT64Prefix
@@ -538,7 +539,9 @@ public struct AddressPoolMapping: NAT64Mapping, ~Copyable {
                                  now: Timestamp) throws(DropReason) -> NAT64Mapped4 {
         let d = try extract(destination)
         let s: IPv4Address
-        if transport.kind == .icmpError, pool.reservedIPv4(for: source) == nil, let r = rfc6791Address(for: source) {
+        if transport.kind == .icmpError, pool.reservedIPv4(for: source) == nil {
+            // A router's error: never a reservation of its own.
+            guard let r = rfc6791Address(for: source) else { throw .noMapping }
             s = r
         } else {
             s = try pool.ipv4(forSource: source, now: now)

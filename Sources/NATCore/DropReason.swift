@@ -41,6 +41,11 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
     // Output.
     case icmpRateLimited
     case outboxFull
+    // Runtime (TUN device, packet threads).
+    /// A virtio-net header (TUN offloads) that does not fit its packet or asks for an unknown offload.
+    case badOffloadHeader
+    /// A packet for another packet thread found that thread's hand-off queue full.
+    case handoffQueueFull
 
     /// The snake_case metrics label.
     public var name: String {
@@ -78,6 +83,8 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
         case .ttlExceeded: "ttl_exceeded"
         case .icmpRateLimited: "icmp_rate_limited"
         case .outboxFull: "outbox_full"
+        case .badOffloadHeader: "bad_offload_header"
+        case .handoffQueueFull: "handoff_queue_full"
         }
     }
 

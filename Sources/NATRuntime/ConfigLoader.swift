@@ -40,6 +40,8 @@ public enum ConfigLoader {
                 guard v == 1 else { throw t.error("queues", "is \(v); only 1 queue is supported so far", hint: "set queues = 1") }
                 cfg.tun.queues = v
             }
+            if let v = try t.bool("offload") { cfg.tun.offload = v }
+            if let v = try t.int("txqueuelen", in: 1...1_000_000) { cfg.tun.txQueueLength = v }
             try t.finish()
         }
         if let t = try r.table("routing") {

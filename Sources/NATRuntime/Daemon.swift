@@ -24,7 +24,8 @@ public enum Daemon {
 
         let tun: TunDevice
         do {
-            tun = try TunDevice(name: cfg.tun.name, mtu: cfg.tun.mtu, queues: cfg.tun.queues)
+            tun = try TunDevice(name: cfg.tun.name, mtu: cfg.tun.mtu, queues: cfg.tun.queues, offload: cfg.tun.offload,
+                                txQueueLength: cfg.tun.txQueueLength)
         } catch {
             throw DaemonError("\(cfg.file): [tun]: \(error.description)")
         }
@@ -39,10 +40,10 @@ public enum Daemon {
         }
         let control = LoopControl()
         for (q, fd) in tun.fds.enumerated() {
-            PacketLoop.start(fd: fd, queue: q, configuration: cfg.nat44, mtu: cfg.tun.mtu, control: control, logger: logger)
+            PacketLoop.start(fd: fd, queue: q, vnetHeaderSize: tun.vnetHeaderSize, configuration: cfg.nat44, control: control, logger: logger)
         }
         let n = cfg.nat44
-        logger.info("ready: tun=\(tun.name) mtu=\(cfg.tun.mtu) queues=\(tun.fds.count) inside=\(n.insidePrefixes.map(\.description).joined(separator: ",")) pool=\(n.pool.map(\.description).joined(separator: ",")) tcp=\(n.tcp) udp=\(n.udp) icmp=\(n.icmp) forwards=\(n.forwards.count) routes=\(cfg.routing.enabled ? "on" : "off") pid=\(getpid())")
+        logger.info("ready: tun=\(tun.name) mtu=\(cfg.tun.mtu) queues=\(tun.fds.count) offload=\(tun.offloadDescription) inside=\(n.insidePrefixes.map(\.description).joined(separator: ",")) pool=\(n.pool.map(\.description).joined(separator: ",")) tcp=\(n.tcp) udp=\(n.udp) icmp=\(n.icmp) forwards=\(n.forwards.count) routes=\(cfg.routing.enabled ? "on" : "off") pid=\(getpid())")
 
         var ts = timespec(tv_sec: 0, tv_nsec: 200_000_000)
         while true {

@@ -29,6 +29,16 @@ private func parseError(_ text: String) -> ConfigFileError? {
         #expect(c.nat44.insidePrefixes == [IPv4Prefix("100.64.0.0/10")!])
         #expect(c.nat44.udp == .portRestrictedCone)
         #expect(c.insideInterfaces.isEmpty)
+        #expect(c.tun.offload)
+        #expect(c.tun.txQueueLength == nil)
+    }
+
+    @Test func tunOffloadAndQueueLength() throws {
+        let c = try ConfigLoader.parse("[tun]\noffload = false\ntxqueuelen = 4000\n" + minimal, file: "test.toml")
+        #expect(!c.tun.offload)
+        #expect(c.tun.txQueueLength == 4000)
+        #expect(parseError("[tun]\noffload = 1\n" + minimal)?.key == "tun.offload")
+        #expect(parseError("[tun]\ntxqueuelen = 0\n" + minimal)?.key == "tun.txqueuelen")
     }
 
     @Test func exampleFileLoads() throws {

@@ -36,10 +36,7 @@ public enum ConfigLoader {
                 cfg.tun.name = v
             }
             if let v = try t.int("mtu", in: 576...65535) { cfg.tun.mtu = v }
-            if let v = try t.int("queues", in: 1...64) {
-                guard v == 1 else { throw t.error("queues", "is \(v); only 1 queue is supported so far", hint: "set queues = 1") }
-                cfg.tun.queues = v
-            }
+            if let v = try t.int("queues", in: 1...64) { cfg.tun.queues = v }
             if let v = try t.bool("offload") { cfg.tun.offload = v }
             if let v = try t.int("txqueuelen", in: 1...1_000_000) { cfg.tun.txQueueLength = v }
             try t.finish()
@@ -64,6 +61,14 @@ public enum ConfigLoader {
             try cfg.nat44.validate()
         } catch {
             throw ConfigFileError(file: file, key: tomlKey(forEngineKey: error.key), problem: error.problem)
+        }
+        if cfg.tun.queues > 1 {
+            do {
+                for c in try ShardPlan(cfg.nat44, shards: cfg.tun.queues).configurations { try c.validate() }
+            } catch {
+                throw ConfigFileError(file: file, key: "tun.queues", problem: "is \(cfg.tun.queues): \(error.description)",
+                                      hint: "use fewer queues or more ports")
+            }
         }
         return cfg
     }

@@ -22,6 +22,15 @@ public enum Daemon {
         pthread_sigmask(SIG_BLOCK, &set, nil)
         defer { pthread_sigmask(SIG_UNBLOCK, &set, nil) }
 
+        // Several queues: one engine per queue, each with its slice of the outside ports.
+        let plan: ShardPlan
+        do {
+            plan = try ShardPlan(cfg.nat44, shards: cfg.tun.queues)
+        } catch {
+            throw DaemonError("\(cfg.file): tun.queues: \(error.description)")
+        }
+        let rings = cfg.tun.queues > 1 ? try ShardRings(count: plan.count, router: ShardRouter(plan: plan, configuration: cfg.nat44)) : nil
+
         let tun: TunDevice
         do {
             tun = try TunDevice(name: cfg.tun.name, mtu: cfg.tun.mtu, queues: cfg.tun.queues, offload: cfg.tun.offload,
@@ -38,9 +47,10 @@ public enum Daemon {
                 throw DaemonError("route setup failed, nothing was left behind: \(error.description) (check nat44.inside_interfaces / nat44.outside_interface and [routing] in \(cfg.file), or run with --no-routes)")
             }
         }
-        let control = LoopControl()
+        let control = LoopControl(queues: tun.fds.count)
         for (q, fd) in tun.fds.enumerated() {
-            PacketLoop.start(fd: fd, queue: q, vnetHeaderSize: tun.vnetHeaderSize, configuration: cfg.nat44, control: control, logger: logger)
+            PacketLoop.start(fd: fd, queue: q, vnetHeaderSize: tun.vnetHeaderSize, configuration: plan.configurations[q],
+                             rings: rings, control: control, logger: logger)
         }
         let n = cfg.nat44
         logger.info("ready: tun=\(tun.name) mtu=\(cfg.tun.mtu) queues=\(tun.fds.count) offload=\(tun.offloadDescription) inside=\(n.insidePrefixes.map(\.description).joined(separator: ",")) pool=\(n.pool.map(\.description).joined(separator: ",")) tcp=\(n.tcp) udp=\(n.udp) icmp=\(n.icmp) forwards=\(n.forwards.count) routes=\(cfg.routing.enabled ? "on" : "off") pid=\(getpid())")
@@ -49,7 +59,7 @@ public enum Daemon {
         while true {
             let sig = sigtimedwait(&set, nil, &ts)
             if sig == SIGUSR1 {
-                control.dumpSessions.store(true, ordering: .relaxed)
+                control.requestDump()
             } else if sig == SIGINT || sig == SIGTERM {
                 logger.info("signal \(sig == SIGINT ? "SIGINT" : "SIGTERM"): stopping")
                 break
@@ -57,12 +67,27 @@ public enum Daemon {
                 logger.notice("SIGHUP: configuration reload is not supported yet; restart the daemon to apply changes")
             }
             if control.failed.load(ordering: .relaxed) { break }
+            if let d = control.collectDumps() { log(d, logger) }
         }
         control.stop.store(true, ordering: .relaxed)
         for _ in tun.fds { control.finished.wait() }
+        if let d = control.collectDumps() { log(d, logger) }
         routes.rollback()
         tun.closeAll()
         logger.info("stopped: routes and \(tun.name) removed")
         if control.failed.load(ordering: .relaxed) { throw DaemonError("a packet thread failed; see the log above") }
+        withExtendedLifetime(rings) {}
+    }
+
+    /// Logs every queue's dump (stats line, sessions), then one total line.
+    static func log(_ dumps: [[String]], _ logger: Logger) {
+        var sessions = 0
+        for lines in dumps {
+            for l in lines {
+                if l.hasPrefix("session ") { sessions += 1 }
+                logger.info("\(l)")
+            }
+        }
+        logger.info("sessions listed: \(sessions) in \(dumps.count) queue\(dumps.count == 1 ? "" : "s")")
     }
 }

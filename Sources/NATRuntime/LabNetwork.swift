@@ -243,7 +243,7 @@ public final class LabNetwork: @unchecked Sendable {
         let end = Date().addingTimeInterval(3)
         while Date() < end && log("daemon.log").components(separatedBy: "sessions listed:").count == before { usleep(50_000) }
         let text = log("daemon.log")
-        guard let lastStats = text.range(of: "stats queue=", options: .backwards) else { return [] }
+        guard let lastStats = text.range(of: "stats queue=0 ", options: .backwards) else { return [] }
         return text[lastStats.lowerBound...].split(separator: "\n").compactMap { line in
             guard let r = line.range(of: "session ") , !line.contains("sessions listed") else { return nil }
             return String(line[r.upperBound...])

@@ -9,10 +9,33 @@ import Synchronization
 /// Flags the control side sets and the packet threads read between batches.
 public final class LoopControl: Sendable {
     public let stop = Atomic<Bool>(false)
-    public let dumpSessions = Atomic<Bool>(false)
+    /// Bumped to ask every packet thread for its counters and sessions.
+    public let dumpGeneration = Atomic<Int>(0)
     public let failed = Atomic<Bool>(false)
     public let finished = DispatchSemaphore(value: 0)
-    public init() {}
+    private let dumps: Mutex<[[String]?]>
+
+    public init(queues: Int = 1) {
+        dumps = Mutex([[String]?](repeating: nil, count: queues))
+    }
+
+    /// Asks every packet thread for a dump.
+    public func requestDump() { dumpGeneration.add(1, ordering: .relaxed) }
+
+    /// A packet thread's dump lines.
+    func deposit(queue: Int, lines: [String]) {
+        dumps.withLock { $0[queue] = lines }
+    }
+
+    /// Once every thread has deposited: all lines in queue order, and the slots are emptied.
+    public func collectDumps() -> [[String]]? {
+        dumps.withLock { d in
+            guard d.allSatisfy({ $0 != nil }) else { return nil }
+            let all = d.map { $0! }
+            for i in d.indices { d[i] = nil }
+            return all
+        }
+    }
 }
 
 /// The monotonic clock, as the engine's `Timestamp`.
@@ -35,9 +58,12 @@ struct IOCounters {
     var softwareChecksums: UInt64 = 0
     var softwareSegments: UInt64 = 0
     var wakeups: UInt64 = 0
+    /// Packets put on another shard's ring, and taken from others' rings.
+    var handedOff: UInt64 = 0
+    var received: UInt64 = 0
 
     var description: String {
-        "reads=\(reads) writes=\(writes) read_errors=\(readErrors) write_errors=\(writeErrors) offloaded=\(offloaded) sw_checksums=\(softwareChecksums) sw_segments=\(softwareSegments) wakeups=\(wakeups)"
+        "reads=\(reads) writes=\(writes) read_errors=\(readErrors) write_errors=\(writeErrors) offloaded=\(offloaded) sw_checksums=\(softwareChecksums) sw_segments=\(softwareSegments) wakeups=\(wakeups) handed_off=\(handedOff) received=\(received)"
     }
 }
 
@@ -56,11 +82,16 @@ struct TunQueueIO: ~Copyable {
     let zeroHeader: UnsafeMutableRawPointer
     let iov: UnsafeMutablePointer<iovec>
     var io = IOCounters()
+    /// Shards to wake (bit per shard) after this batch's hand-offs.
+    var wake: UInt64 = 0
+    /// Set when the NAT is sharded over several queues.
+    let shard: ShardContext?
 
     static let packetCapacity = 65536 + 64
 
-    init(fd: Int32, vnetHeaderSize: Int) {
+    init(fd: Int32, vnetHeaderSize: Int, shard: ShardContext?) {
         self.fd = fd
+        self.shard = shard
         vnet = vnetHeaderSize
         // The header goes 16 - vnet bytes into the buffer, so the IP header starts 16-byte aligned.
         buffer = .allocate(byteCount: Self.packetCapacity + 16, alignment: 64)
@@ -122,40 +153,30 @@ struct TunQueueIO: ~Copyable {
         }
     }
 
-    /// Translates the packet in `buffer` (length `n`, header before it) and writes it back if forwarded.
+    /// Translates the packet at `p` (`n` bytes; with offloads its virtio-net header is the `vnet` bytes
+    /// before it) and writes it back if forwarded. `kind` says which engine entry to use (sharded mode);
+    /// without a shard context the engine works out the direction itself.
     ///
     /// With offloads: a partial TCP/UDP checksum over IPv4 of the usual shape goes through the engine as
     /// it is and is fixed up afterwards (``IPv4PartialChecksum``); a GSO super-packet keeps its header
     /// and the kernel segments it on the way out. Anything else that is not plain (another shape, or
     /// not IPv4) has its checksum completed, or is cut into segments, in software first.
     @inline(__always)
-    mutating func handle(_ n: Int, engine: inout NAPT44Engine, now: Timestamp) {
-        let p = packetStart
-        let packet = UnsafeMutableRawBufferPointer(start: p, count: n)
+    mutating func handle(_ p: UnsafeMutableRawPointer, _ n: Int, kind: ShardRouter.Kind, engine: inout NAPT44Engine,
+                         now: Timestamp) {
         if vnet == 0 {
-            if engine.process(packet, tenant: 0, now: now).isForwarded { writeFramed(p, n) }
-            drainOutbox(&engine)
+            finish(p, n, kind: kind, fix: nil, engine: &engine, now: now)
             return
         }
-        var h = VirtioNetHeader(loading: frame)
+        let packet = UnsafeMutableRawBufferPointer(start: p, count: n)
+        let h = VirtioNetHeader(loading: p - vnet)
         if h.isPlain {
-            if engine.process(packet, tenant: 0, now: now).isForwarded {
-                h.flags = 0
-                h.store(to: frame, size: vnet)
-                writeFramed(p, n)
-            }
-            drainOutbox(&engine)
+            finish(p, n, kind: kind, fix: nil, engine: &engine, now: now)
             return
         }
         if let fix = IPv4PartialChecksum(UnsafeRawBufferPointer(packet), header: h) {
-            if engine.process(packet, tenant: 0, now: now).isForwarded {
-                fix.apply(to: packet)
-                h.flags &= VirtioNetHeader.flagNeedsChecksum
-                h.store(to: frame, size: vnet)
-                io.offloaded &+= 1
-                writeFramed(p, n)
-            }
-            drainOutbox(&engine)
+            io.offloaded &+= 1
+            finish(p, n, kind: kind, fix: fix, engine: &engine, now: now)
             return
         }
         if !h.isSegmentationOffload {
@@ -164,45 +185,166 @@ struct TunQueueIO: ~Copyable {
                 return
             }
             io.softwareChecksums &+= 1
-            h = VirtioNetHeader()
-            h.store(to: frame, size: vnet)
-            if engine.process(packet, tenant: 0, now: now).isForwarded { writeFramed(p, n) }
-            drainOutbox(&engine)
+            VirtioNetHeader().store(to: p - vnet, size: vnet)
+            finish(p, n, kind: kind, fix: nil, engine: &engine, now: now)
             return
         }
-        // A super-packet the engine cannot take whole: one plain packet per segment.
+        // A super-packet the engine cannot take whole: one plain packet per segment, behind a zero header.
         let seg = UnsafeMutableRawBufferPointer(rebasing: scratch[16...])
+        VirtioNetHeader().store(to: seg.baseAddress! - vnet, size: vnet)
         do throws(VirtioNet.SegmentationError) {
             try VirtioNet.segment(UnsafeRawBufferPointer(packet), header: h, into: seg) { s in
                 io.softwareSegments &+= 1
-                if engine.process(s, tenant: 0, now: now).isForwarded { writePlain(s.baseAddress!, s.count) }
-                drainOutbox(&engine)
+                finish(s.baseAddress!, s.count, kind: kind, fix: nil, engine: &engine, now: now)
             }
         } catch {
             engine.counters.recordDrop(.badOffloadHeader)
         }
     }
+
+    /// Runs the engine on a packet in its final form and writes it back (or hands the second half of a
+    /// hairpin to the shard that owns the destination).
+    @inline(__always)
+    mutating func finish(_ p: UnsafeMutableRawPointer, _ n: Int, kind: ShardRouter.Kind, fix: IPv4PartialChecksum?,
+                         engine: inout NAPT44Engine, now: Timestamp) {
+        let packet = UnsafeMutableRawBufferPointer(start: p, count: n)
+        var fix = fix
+        var v: Verdict
+        if let shard {
+            switch kind {
+            case .outbound: v = engine.translateOutbound(packet, tenant: 0, now: now)
+            case .inbound: v = engine.translateInbound(packet, now: now)
+            case .hairpin: v = engine.translateHairpinned(packet, now: now)
+            case .other: v = engine.process(packet, tenant: 0, now: now)
+            }
+            if kind == .outbound && v == .toOutside && shard.router.hairpinning
+                && shard.router.isOutside(UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt32.self))) {
+                // Hairpin: the inbound half belongs to the owner of the destination port.
+                fix?.apply(to: packet)
+                let o = shard.router.hairpinOwner(p, n, me: shard.me)
+                if o != shard.me {
+                    handOff(p, n, to: o, kind: .hairpin, engine: &engine, shard: shard)
+                    drainOutbox(&engine)
+                    return
+                }
+                if vnet > 0 { fix = IPv4PartialChecksum(UnsafeRawBufferPointer(packet), header: VirtioNetHeader(loading: p - vnet)) }
+                v = engine.translateHairpinned(packet, now: now)
+            }
+        } else {
+            v = engine.process(packet, tenant: 0, now: now)
+        }
+        if v.isForwarded {
+            if let fix { fix.apply(to: packet) }
+            if vnet > 0 {
+                // Whatever the kernel said was verified, we changed: keep only NEEDS_CSUM.
+                let flags = (p - vnet).load(as: UInt8.self)
+                (p - vnet).storeBytes(of: flags & VirtioNetHeader.flagNeedsChecksum, as: UInt8.self)
+            }
+            writeFramed(p, n)
+        }
+        drainOutbox(&engine)
+    }
+
+    /// Puts a packet (with its header) on the ring to shard `o`; counted as a drop when the ring is full.
+    @inline(__always)
+    mutating func handOff(_ p: UnsafeMutableRawPointer, _ n: Int, to o: Int, kind: ShardRouter.Kind,
+                          engine: inout NAPT44Engine, shard: ShardContext) {
+        if shard.outRing(o).push(p, length: n, vnet: vnet, kind: kind) {
+            io.handedOff &+= 1
+            wake |= 1 << UInt64(o)
+        } else {
+            engine.counters.recordDrop(.handoffQueueFull)
+        }
+    }
+
+    /// Wakes the shards that were handed packets since the last call.
+    @inline(__always)
+    mutating func signalHandoffs(_ shard: ShardContext) {
+        while wake != 0 {
+            let o = wake.trailingZeroBitCount
+            wake &= wake - 1
+            _ = ctun_eventfd_signal(shard.eventFDs[o])
+        }
+    }
+}
+
+/// What a packet thread needs when the NAT is sharded over several queues: the router, the rings to and
+/// from the other threads, and their eventfds. Shared memory, owned by ``ShardRings``.
+struct ShardContext {
+    let me: Int
+    let count: Int
+    let router: ShardRouter
+    let rings: UnsafeMutablePointer<HandoffRing>
+    let eventFDs: UnsafeMutablePointer<Int32>
+
+    @inline(__always) func outRing(_ to: Int) -> HandoffRing { rings[me * count + to] }
+    @inline(__always) func inRing(_ from: Int) -> HandoffRing { rings[from * count + me] }
+}
+
+/// The hand-off rings between every pair of packet threads (ring i→j at i·N + j) and one eventfd per
+/// thread; created before the threads start, freed after they stop.
+public final class ShardRings: @unchecked Sendable {
+    let count: Int
+    let rings: UnsafeMutablePointer<HandoffRing>
+    let eventFDs: UnsafeMutablePointer<Int32>
+    public let router: ShardRouter
+
+    /// Ring size per pair: 8 MiB of incoming hand-off space per thread, at least 256 KiB per ring.
+    public init(count n: Int, router: ShardRouter) throws(DaemonError) {
+        count = n
+        self.router = router
+        let size = max(256 << 10, (8 << 20) / max(1, n - 1))
+        rings = .allocate(capacity: n * n)
+        for i in 0..<(n * n) { (rings + i).initialize(to: HandoffRing(capacity: i / n == i % n ? 16 : size)) }
+        eventFDs = .allocate(capacity: n)
+        for i in 0..<n {
+            let fd = ctun_eventfd()
+            if fd < 0 {
+                for k in 0..<i { close(eventFDs[k]) }
+                for k in 0..<(n * n) { rings[k].deallocate() }
+                rings.deallocate()
+                eventFDs.deallocate()
+                throw DaemonError("cannot create an eventfd for the packet threads: \(String(cString: strerror(-fd)))")
+            }
+            eventFDs[i] = fd
+        }
+    }
+
+    func context(for me: Int) -> ShardContext {
+        ShardContext(me: me, count: count, router: router, rings: rings, eventFDs: eventFDs)
+    }
+
+    deinit {
+        for i in 0..<count { close(eventFDs[i]) }
+        for k in 0..<(count * count) { rings[k].deallocate() }
+        rings.deallocate()
+        eventFDs.deallocate()
+    }
 }
 
 /// One packet thread: reads a TUN queue, runs each packet through its own engine, writes the result
 /// back, drains the engine's own packets, runs its timers every 100 ms. Nothing allocates per packet.
+/// Sharded (several queues): packets another shard owns go to it through a hand-off ring, and the
+/// thread also drains the rings from the others (woken by its eventfd).
 public enum PacketLoop {
-    /// Packets read per wake-up before the timers get a look.
+    /// Packets read (and taken from each hand-off ring) per wake-up before the timers get a look.
     static let batch = 256
     static let expireIntervalNanoseconds: UInt64 = 100_000_000
 
-    /// Starts the thread for `fd`; it builds its engine from `configuration` and owns it.
+    /// Starts the thread for `fd`; it builds its engine from `configuration` and owns it. With `rings`,
+    /// it is shard `queue` of `rings.count`.
     public static func start(fd: Int32, queue: Int, vnetHeaderSize: Int, configuration: NAPT44Configuration,
-                             control: LoopControl, logger: Logger) {
+                             rings: ShardRings?, control: LoopControl, logger: Logger) {
         let t = Thread {
-            run(fd: fd, queue: queue, vnetHeaderSize: vnetHeaderSize, configuration: configuration, control: control, logger: logger)
+            run(fd: fd, queue: queue, vnetHeaderSize: vnetHeaderSize, configuration: configuration, rings: rings,
+                control: control, logger: logger)
             control.finished.signal()
         }
         t.name = "swiftnat-q\(queue)"
         t.start()
     }
 
-    static func run(fd: Int32, queue: Int, vnetHeaderSize: Int, configuration: NAPT44Configuration,
+    static func run(fd: Int32, queue: Int, vnetHeaderSize: Int, configuration: NAPT44Configuration, rings: ShardRings?,
                     control: LoopControl, logger: Logger) {
         var engine: NAPT44Engine
         do {
@@ -210,45 +352,94 @@ public enum PacketLoop {
         } catch {
             logger.critical("queue \(queue): the engine refused the configuration: \(error)")
             control.failed.store(true, ordering: .relaxed)
+            control.deposit(queue: queue, lines: [])
             return
         }
-        var q = TunQueueIO(fd: fd, vnetHeaderSize: vnetHeaderSize)
-        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let shard = rings?.context(for: queue)
+        engine.deferHairpinning = shard != nil
+        var q = TunQueueIO(fd: fd, vnetHeaderSize: vnetHeaderSize, shard: shard)
+        let frags = FragmentOwners()
+        let pfds = UnsafeMutablePointer<pollfd>.allocate(capacity: 2)
+        defer { pfds.deallocate() }
+        pfds[0] = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        pfds[1] = pollfd(fd: shard.map { $0.eventFDs[queue] } ?? -1, events: Int16(POLLIN), revents: 0)
+        let nfds: nfds_t = shard == nil ? 1 : 2
         var lastExpire = monotonicNow()
+        var dumped = 0
+        var busy = false
 
         while !control.stop.load(ordering: .relaxed) {
-            let r = poll(&pfd, 1, 100)
+            let r = poll(pfds, nfds, busy ? 0 : 100)
             var now = monotonicNow()
+            busy = false
             if r > 0 {
                 q.io.wakeups &+= 1
-                for _ in 0..<batch {
+                if pfds[1].revents != 0, let shard { ctun_eventfd_drain(shard.eventFDs[shard.me]) }
+                for i in 0..<batch {
                     let n = q.readPacket()
                     if n == 0 { break }
                     if n < 0 { continue }
-                    q.handle(n, engine: &engine, now: now)
+                    if i == batch - 1 { busy = true }
+                    let p = q.packetStart
+                    guard let shard else {
+                        q.handle(p, n, kind: .other, engine: &engine, now: now)
+                        continue
+                    }
+                    var (owner, kind) = shard.router.route(p, n, me: shard.me)
+                    if kind != .other && n >= 20 {
+                        // Fragments: later ones follow the owner of their first fragment.
+                        let frag = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 6, as: UInt16.self))
+                        if frag & IPv4Layout.offsetMask != 0 {
+                            if let o = frags.lookup(p) { owner = o } else if kind == .inbound { owner = shard.me }
+                        } else if frag & IPv4Layout.flagMF != 0 {
+                            frags.record(p, owner: owner)
+                        }
+                    }
+                    if owner == shard.me {
+                        q.handle(p, n, kind: kind, engine: &engine, now: now)
+                    } else {
+                        q.handOff(p, n, to: owner, kind: kind, engine: &engine, shard: shard)
+                    }
                 }
-                now = monotonicNow()
             }
+            if let shard {
+                for from in 0..<shard.count where from != shard.me {
+                    let ring = shard.inRing(from)
+                    var k = 0
+                    while k < batch, let rec = ring.peek() {
+                        q.io.received &+= 1
+                        q.handle(rec.packet, rec.length, kind: rec.kind, engine: &engine, now: now)
+                        ring.pop(length: rec.length)
+                        k += 1
+                    }
+                    if k == batch { busy = true }
+                }
+                q.signalHandoffs(shard)
+            }
+            if r > 0 { now = monotonicNow() }
             if now.nanoseconds &- lastExpire.nanoseconds >= expireIntervalNanoseconds {
                 engine.expire(now: now)
                 q.drainOutbox(&engine)
                 lastExpire = now
             }
-            if control.dumpSessions.exchange(false, ordering: .relaxed) {
-                dump(engine, queue: queue, logger: logger, io: q.io)
+            let generation = control.dumpGeneration.load(ordering: .relaxed)
+            if generation != dumped {
+                dumped = generation
+                control.deposit(queue: queue, lines: dump(engine, queue: queue, io: q.io))
             }
         }
-        dump(engine, queue: queue, logger: logger, io: q.io)
+        control.deposit(queue: queue, lines: dump(engine, queue: queue, io: q.io))
     }
 
-    /// Logs the counters and the sessions (control-plane work, off the packet path).
-    static func dump(_ engine: borrowing NAPT44Engine, queue: Int, logger: Logger, io: IOCounters) {
+    /// The counters and the sessions as log lines (control-plane work, off the packet path).
+    static func dump(_ engine: borrowing NAPT44Engine, queue: Int, io: IOCounters) -> [String] {
         let c = engine.counters
         var drops: [String] = []
         for r in DropReason.allCases where c.dropped(r) > 0 { drops.append("\(r.name)=\(c.dropped(r))") }
-        logger.info("stats queue=\(queue) outbound=\(c.outboundPackets) inbound=\(c.inboundPackets) hairpinned=\(c.hairpinnedPackets) sessions=\(engine.sessionCount) mappings=\(engine.mappingCount) created=\(c.sessionsCreated) expired=\(c.sessionsExpired) icmp_errors_translated=\(c.icmpErrorsTranslated) icmp_errors_generated=\(c.icmpErrorsGenerated) \(io.description) dropped=[\(drops.joined(separator: " "))]")
-        let list = engine.sessions(limit: 1000)
-        for s in list { logger.info("session \(s.description) idle=\(s.idleSeconds)s\(s.isStatic ? " static" : "")") }
-        logger.info("sessions listed: \(list.count) of \(engine.sessionCount)")
+        var lines = ["stats queue=\(queue) outbound=\(c.outboundPackets) inbound=\(c.inboundPackets) hairpinned=\(c.hairpinnedPackets) sessions=\(engine.sessionCount) mappings=\(engine.mappingCount) created=\(c.sessionsCreated) expired=\(c.sessionsExpired) icmp_errors_translated=\(c.icmpErrorsTranslated) icmp_errors_generated=\(c.icmpErrorsGenerated) \(io.description) dropped=[\(drops.joined(separator: " "))]"]
+        for s in engine.sessions(limit: 1000) {
+            lines.append("session \(s.description) idle=\(s.idleSeconds)s\(s.isStatic ? " static" : "")")
+        }
+        return lines
     }
 }

@@ -220,6 +220,75 @@ struct EndToEndTests {
         }
     }
 
+    /// Two queues, two engines, each with half of the outside ports: ping, TCP, UDP, a port forward and
+    /// hairpinning from eight inside addresses (spread over both shards by the host hash) all work, every
+    /// mapping's outside port is in its shard's slice, and both shards hold sessions.
+    @Test func shardedOverTwoQueues() throws {
+        guard requireTools(["ping", "curl", "socat", "python3"]) else { return }
+        try withLab("mq", extraTables: Self.forward, tunKeys: "queues = 2") { net, daemon in
+            #expect(net.log("daemon.log").contains("queues=2"), "\(net.log("daemon.log"))")
+            let hosts = (2...9).map { "100.64.0.\($0)" }
+            for h in hosts.dropFirst() { net.exec(net.client, ["ip", "addr", "add", "\(h)/24", "dev", "eth0"]) }
+            let ping = net.exec(net.client, ["ping", "-c", "3", "-i", "0.2", "-W", "2", LabNetwork.serverAddress])
+            #expect(ping.stdout.contains("3 received"), "ping: \(ping.stdout)")
+
+            try "sharded\n".write(toFile: net.directory + "/index.html", atomically: true, encoding: .utf8)
+            try net.startHTTPServer(net.server, address: LabNetwork.serverAddress, port: 8000, logName: "http.log")
+            let echo = try script(net, "echo.py", """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("\(LabNetwork.serverAddress)", 7777))
+            while True:
+                d, a = s.recvfrom(2000)
+                s.sendto(d, a)
+            """)
+            try net.spawn(net.server, ["python3", echo], logName: "udp.log")
+            #expect(net.waitForListener(net.server, port: 7777, udp: true))
+            try net.startHTTPServer(net.client, address: LabNetwork.clientAddress, port: 8080, logName: "inside-http.log")
+            for h in hosts {
+                let curl = net.exec(net.client, ["curl", "-sS", "-m", "5", "--interface", h, "http://\(LabNetwork.serverAddress):8000/index.html"])
+                #expect(curl.stdout == "sharded\n", "curl from \(h): \(curl.stdout) \(curl.stderr)")
+                let udp = net.exec(net.client, ["sh", "-c", "echo from-\(h) | socat -T 2 - UDP4:\(LabNetwork.serverAddress):7777,bind=\(h)"])
+                #expect(udp.stdout == "from-\(h)\n", "udp echo from \(h): \(udp.stdout) \(udp.stderr)")
+                let icmp = net.exec(net.client, ["ping", "-c", "1", "-W", "2", "-I", h, LabNetwork.serverAddress])
+                #expect(icmp.ok, "ping from \(h): \(icmp.stdout)")
+                // Hairpin to the forward (owned by one shard) from every host (spread over both).
+                let hp = net.exec(net.client, ["curl", "-sS", "-m", "5", "--interface", h, "http://\(LabNetwork.poolAddress):8080/index.html"])
+                #expect(hp.stdout == "sharded\n", "hairpin from \(h): \(hp.stdout) \(hp.stderr)")
+            }
+            let outside = net.exec(net.server, ["curl", "-sS", "-m", "5", "http://\(LabNetwork.poolAddress):8080/index.html"])
+            #expect(outside.stdout == "sharded\n", "forward from outside: \(outside.stdout) \(outside.stderr)")
+
+            let sessions = net.sessions(daemon: daemon)
+            for h in hosts {
+                #expect(sessions.contains { $0.hasPrefix("udp \(h):") && $0.contains("203.0.113.2:7777") }, "no UDP session for \(h): \(sessions)")
+            }
+            // Each queue's block: its sessions' outside ports are in its slice (ports split at the index middle).
+            let log = net.log("daemon.log")
+            let start = log.range(of: "stats queue=0 ", options: .backwards)!.lowerBound
+            var queue = -1, perQueue = [0, 0]
+            for line in log[start...].split(separator: "\n") {
+                if line.contains("stats queue=0 ") { queue = 0 } else if line.contains("stats queue=1 ") { queue = 1 }
+                guard let r = line.range(of: "session "), queue >= 0, !line.contains("sessions listed") else { continue }
+                let f = line[r.upperBound...].split(separator: " ")
+                guard f.count > 3, f[3].hasPrefix("198.51.100.1:"), let port = Int(f[3].split(separator: ":")[1]) else { continue }
+                let owner = port < 1024 ? (port <= 511 ? 0 : 1) : (port <= 33279 ? 0 : 1)
+                #expect(owner == queue, "session in queue \(queue) has outside port \(port): \(line)")
+                perQueue[queue] += 1
+            }
+            #expect(perQueue[0] > 0 && perQueue[1] > 0, "sessions per queue: \(perQueue)")
+            // Packets read on the queue that does not own them went through the hand-off rings, and all arrived.
+            func total(_ key: String) -> Int {
+                log[start...].split(separator: "\n").filter { $0.contains("stats queue=") }.compactMap { l in
+                    l.split(separator: " ").first { $0.hasPrefix(key + "=") }.flatMap { Int($0.dropFirst(key.count + 1)) }
+                }.reduce(0, +)
+            }
+            #expect(total("handed_off") > 0 && total("handed_off") == total("received"),
+                    "handed_off=\(total("handed_off")) received=\(total("received"))")
+            #expect(!log.contains("handoff_queue_full"), "\(log)")
+        }
+    }
+
     /// coturn's RFC 5780 discovery, run from the client, must see what each preset configures.
     @Test(.enabled(if: Shell.which("turnserver") != nil && Shell.which("turnutils_natdiscovery") != nil,
                    "needs coturn (turnserver, turnutils_natdiscovery): apt-get install coturn"),

@@ -1,17 +1,40 @@
 #!/usr/bin/env bash
-# Measures NAT44 throughput through swiftnat and through the kernel's nftables masquerade (snat to the
-# same pool address), side by side on the same namespaces: iperf3 TCP 1 and 4 streams, UDP 64-byte pps.
-# Usage: sudo scripts/bench-nat44.sh [seconds per run, default 5]   (needs iperf3, nft, python3)
+# Measures NAT44 throughput through swiftnat and through the kernel's nftables NAT (snat to the same pool
+# address), side by side on the same namespaces:
+#   - iperf3 TCP, 1 stream and 4 streams (Gbit/s);
+#   - UDP 64-byte blast (iperf3 -u -b 0 -l 64): received kpps and loss (this measures the receiver as
+#     much as the NAT);
+#   - UDP 64-byte highest rate with < 1 % loss: a short search over the offered rate (iperf3 -u -b R -l 64)
+#     for the highest rate whose loss stays under 1 %; reports the received kpps at that rate.
+# The systems alternate within each repeat (the order flips every repeat); the table shows medians over
+# the repeats and each swiftnat variant's ratio to the kernel. Before every measurement it waits (up to
+# IDLE_WAIT seconds) for the machine's CPUs to be at least IDLE_PCT % idle, and prints the load seen.
+#
+# Usage: sudo scripts/bench-nat44.sh [seconds per TCP/blast run, default 5] [repeats, default 3] [systems]
+#   systems: space-separated, default "swiftnat kernel". swiftnat variants: swiftnat-q<N> (N queues),
+#   swiftnat-nooffload, swiftnat-txq<N> (TUN txqueuelen), combinable: swiftnat-q2-nooffload.
+# Environment: UDP_PROBE (seconds per search probe, default 3), UDP_STEPS (bisection steps, default 6),
+#   LOSS_PCT (loss bound, default 1), IDLE_PCT (default 80), IDLE_WAIT (default 120), SKIP_BUILD=1.
+# Needs iperf3, nft, python3, ip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=${1:-5}
+REPEATS=${2:-3}
+SYSTEMS=${3:-"swiftnat kernel"}
+UDP_PROBE=${UDP_PROBE:-3}
+UDP_STEPS=${UDP_STEPS:-6}
+LOSS_PCT=${LOSS_PCT:-1}
+IDLE_PCT=${IDLE_PCT:-80}
+IDLE_WAIT=${IDLE_WAIT:-120}
 P="snbench-$$-"
 C=${P}client N=${P}nat S=${P}server
 BIN=.build/release/swiftnat
 DIR=$(mktemp -d)
 PIDS=()
+DPID=""
 
 cleanup() {
+    [ -n "$DPID" ] && kill -TERM "$DPID" 2>/dev/null && sleep 0.5
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     sleep 0.5
     for ns in $C $N $S; do ip netns del "$ns" 2>/dev/null || true; done
@@ -21,7 +44,8 @@ trap cleanup EXIT INT TERM
 
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 for t in iperf3 nft python3 ip; do command -v $t >/dev/null || { echo "needs $t" >&2; exit 1; }; done
-[ -x $BIN ] || swift build -c release >/dev/null
+if [ "${SKIP_BUILD:-0}" != 1 ]; then swift build -c release --product swiftnat >/dev/null; fi
+[ -x $BIN ] || { echo "no $BIN" >&2; exit 1; }
 
 for ns in $C $N $S; do ip netns add $ns; ip -n $ns link set lo up; done
 ip link add eth0 netns $C type veth peer name in0 netns $N
@@ -30,10 +54,96 @@ ip -n $C addr add 100.64.0.2/24 dev eth0; ip -n $C link set eth0 up; ip -n $C ro
 ip -n $N addr add 100.64.0.1/24 dev in0; ip -n $N addr add 203.0.113.1/24 dev out0
 ip -n $N link set in0 up; ip -n $N link set out0 up; ip -n $N route add default via 203.0.113.2
 ip -n $S addr add 203.0.113.2/24 dev eth0; ip -n $S link set eth0 up; ip -n $S route add 198.51.100.0/24 via 203.0.113.1
+ip netns exec $N sysctl -qw net.ipv4.ip_forward=1
 
-cat > $DIR/nat44.toml <<TOML
+ip netns exec $S iperf3 -s -D -B 203.0.113.2 --pidfile $DIR/iperf.pid >/dev/null
+sleep 0.5; PIDS+=("$(cat $DIR/iperf.pid)")
+
+# Waits until the CPUs are IDLE_PCT % idle over one second (or IDLE_WAIT seconds pass); prints the idle %.
+wait_idle() {
+    timeout $((IDLE_WAIT + 5)) python3 - "$IDLE_PCT" "$IDLE_WAIT" <<'PY' || echo "?"
+import sys, time
+want, limit = float(sys.argv[1]), float(sys.argv[2])
+def sample():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return v[3] + v[4], sum(v)
+end = time.time() + limit
+while True:
+    i0, t0 = sample(); time.sleep(1); i1, t1 = sample()
+    idle = 100.0 * (i1 - i0) / max(t1 - t0, 1)
+    if idle >= want or time.time() >= end:
+        print("%.0f" % idle); break
+PY
+}
+
+run_iperf() {  # $1 seconds, rest: extra iperf3 args; prints the JSON
+    local t=$1; shift
+    timeout $((t + 15)) ip netns exec $C iperf3 -c 203.0.113.2 -t "$t" -J "$@" 2>/dev/null || echo '{}'
+}
+tcp_gbps() { python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.2f" % (d["end"]["sum_received"]["bits_per_second"]/1e9))' 2>/dev/null || echo 0; }
+udp_stats() { python3 -c '
+import json,sys
+d=json.load(sys.stdin); s=d["end"]["sum"]
+sent=s["packets"]; lost=s["lost_packets"]; secs=s["seconds"]
+print("%.1f %.2f" % ((sent-lost)/secs/1e3, 100.0*lost/max(sent,1)))' 2>/dev/null || echo "0 100"; }
+
+# The highest offered rate (kpps of 64-byte datagrams) whose loss stays under LOSS_PCT: from the blast's
+# received rate, grow until a probe fails, then bisect. Prints "received_kpps offered_kpps probes".
+udp_search() {  # $1: blast received kpps
+    local lo=0 hi="" r probes=0 best="0 0" out kpps loss
+    r=$(python3 -c "print(max(10, int(float('$1') * 0.9)))")
+    while :; do
+        out=$(run_iperf "$UDP_PROBE" -u -l 64 -b $((r * 1000 * 64 * 8)) | udp_stats); probes=$((probes + 1))
+        read -r kpps loss <<<"$out"
+        if python3 -c "import sys; sys.exit(0 if float('$loss') < $LOSS_PCT else 1)"; then
+            lo=$r; best="$kpps $r"
+            [ -n "$hi" ] && break
+            [ $probes -ge 3 ] && break
+            r=$((r * 3 / 2))
+        else
+            hi=$r; break
+        fi
+        sleep 0.5
+    done
+    if [ -n "$hi" ]; then
+        for _ in $(seq "$UDP_STEPS"); do
+            [ $((hi - lo)) -le 2 ] && break
+            r=$(((lo + hi) / 2))
+            [ "$r" -lt 1 ] && break
+            sleep 0.5
+            out=$(run_iperf "$UDP_PROBE" -u -l 64 -b $((r * 1000 * 64 * 8)) | udp_stats); probes=$((probes + 1))
+            read -r kpps loss <<<"$out"
+            if python3 -c "import sys; sys.exit(0 if float('$loss') < $LOSS_PCT else 1)"; then lo=$r; best="$kpps $r"; else hi=$r; fi
+        done
+    fi
+    echo "$best $probes"
+}
+
+measure() {  # $1 label; prints "label tcp1 tcp4 blast_kpps blast_loss max_kpps offered_kpps idle1 idle2 idle3 idle4"
+    local t1 t4 u s i1 i2 i3 i4
+    i1=$(wait_idle); t1=$(run_iperf "$T" | tcp_gbps)
+    i2=$(wait_idle); t4=$(run_iperf "$T" -P 4 | tcp_gbps)
+    i3=$(wait_idle); u=$(run_iperf "$T" -u -b 0 -l 64 | udp_stats)
+    i4=$(wait_idle); s=$(udp_search "${u%% *}")
+    echo "$1 $t1 $t4 $u ${s% *} $i1 $i2 $i3 $i4"
+}
+
+start_swiftnat() {  # $1 variant name (swiftnat[-qN][-nooffload][-txqN])
+    local q=1 off=true txq=""
+    for part in ${1//-/ }; do
+        case $part in
+            q[0-9]*) q=${part#q} ;;
+            nooffload) off=false ;;
+            txq[0-9]*) txq="txqueuelen = ${part#txq}" ;;
+        esac
+    done
+    cat > $DIR/nat44.toml <<TOML
 [tun]
 name = "snat0"
+queues = $q
+offload = $off
+$txq
 [nat44]
 inside = ["100.64.0.0/24"]
 inside_interfaces = ["in0"]
@@ -41,44 +151,19 @@ outside_interface = "out0"
 pool = ["198.51.100.1/32"]
 behavior = "port-restricted-cone"
 TOML
-
-ip netns exec $S iperf3 -s -D -B 203.0.113.2 --pidfile $DIR/iperf.pid >/dev/null
-sleep 0.5; PIDS+=("$(cat $DIR/iperf.pid)")
-
-run_iperf() {  # $@: extra iperf3 args; prints the JSON
-    timeout $((T + 15)) ip netns exec $C iperf3 -c 203.0.113.2 -t "$T" -J "$@" 2>/dev/null || echo '{}'
-}
-tcp_gbps() { python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.2f" % (d["end"]["sum_received"]["bits_per_second"]/1e9))' 2>/dev/null || echo 0; }
-udp_stats() { python3 -c '
-import json,sys
-d=json.load(sys.stdin); s=d["end"]["sum"]
-sent=s["packets"]; lost=s["lost_packets"]; secs=s["seconds"]
-print("%.0f %.1f" % ((sent-lost)/secs/1e3, 100.0*lost/max(sent,1)))' 2>/dev/null || echo "0 100"; }
-
-measure() {  # $1 label
-    sleep 1
-    local t1 t4 u
-    t1=$(run_iperf | tcp_gbps)
-    sleep 1
-    t4=$(run_iperf -P 4 | tcp_gbps)
-    sleep 1
-    u=$(run_iperf -u -b 0 -l 64 | udp_stats)
-    echo "$1 $t1 $t4 $u"
+    ip netns exec $N $BIN run --config $DIR/nat44.toml > $DIR/daemon.log 2>&1 &
+    DPID=$!
+    for _ in $(seq 50); do grep -q "ready:" $DIR/daemon.log && break; sleep 0.1; done
+    grep -q "ready:" $DIR/daemon.log || { cat $DIR/daemon.log; exit 1; }
+    ip netns exec $C ping -c 1 -W 2 203.0.113.2 >/dev/null
 }
 
-# swiftnat
-ip netns exec $N $BIN run --config $DIR/nat44.toml > $DIR/daemon.log 2>&1 &
-DPID=$!; PIDS+=("$DPID")
-for _ in $(seq 50); do grep -q "ready:" $DIR/daemon.log && break; sleep 0.1; done
-grep -q "ready:" $DIR/daemon.log || { cat $DIR/daemon.log; exit 1; }
-ip netns exec $C ping -c 1 -W 2 203.0.113.2 >/dev/null
-SW=$(measure swiftnat)
-echo "$SW"
-kill -TERM $DPID; wait $DPID || true
+stop_swiftnat() {
+    kill -TERM "$DPID"; wait "$DPID" || true; DPID=""
+}
 
-# kernel: nftables snat to the same pool address
-ip netns exec $N sysctl -qw net.ipv4.ip_forward=1
-ip netns exec $N nft -f - <<NFT
+start_kernel() {
+    ip netns exec $N nft -f - <<NFT
 table ip snbench {
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
@@ -86,17 +171,63 @@ table ip snbench {
   }
 }
 NFT
-ip netns exec $C ping -c 1 -W 2 203.0.113.2 >/dev/null
-KN=$(measure kernel)
-echo "$KN"
+    ip netns exec $C ping -c 1 -W 2 203.0.113.2 >/dev/null
+}
 
-python3 - "$SW" "$KN" <<'PY'
-import sys
-sw = sys.argv[1].split(); kn = sys.argv[2].split()
-rows = [("TCP 1 stream (Gbit/s)", 1), ("TCP 4 streams (Gbit/s)", 2), ("UDP 64 B received (kpps)", 3), ("UDP 64 B loss (%)", 4)]
-print("%-26s %12s %12s %8s" % ("", "swiftnat", "kernel nft", "ratio"))
-for name, i in rows:
-    a, b = float(sw[i]), float(kn[i])
-    ratio = "%.2f" % (a / b) if b > 0 and i != 4 else "-"
-    print("%-26s %12s %12s %8s" % (name, sw[i], kn[i], ratio))
+stop_kernel() {
+    ip netns exec $N nft delete table ip snbench
+}
+
+RESULTS=$DIR/results.txt
+: > $RESULTS
+read -r -a SYS <<<"$SYSTEMS"
+for rep in $(seq "$REPEATS"); do
+    order=("${SYS[@]}")
+    if [ $((rep % 2)) = 0 ]; then  # flip the order every other repeat
+        order=(); for ((i=${#SYS[@]}-1; i>=0; i--)); do order+=("${SYS[$i]}"); done
+    fi
+    for s in "${order[@]}"; do
+        case $s in
+            kernel) start_kernel; line=$(measure "$s"); stop_kernel ;;
+            swiftnat*) start_swiftnat "$s"; line=$(measure "$s"); stop_swiftnat ;;
+            *) echo "unknown system $s" >&2; exit 1 ;;
+        esac
+        echo "repeat $rep: $line" >&2
+        echo "$line" >> $RESULTS
+    done
+done
+
+echo
+echo "load when finished: $(uptime)"
+python3 - "$RESULTS" "$SYSTEMS" "$T" "$REPEATS" "$UDP_PROBE" "$LOSS_PCT" <<'PY'
+import sys, statistics
+path, systems, T, reps, probe, lossp = sys.argv[1], sys.argv[2].split(), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+rows = {}
+for line in open(path):
+    f = line.split()
+    rows.setdefault(f[0], []).append([float(x) if x != "?" else float("nan") for x in f[1:]])
+def med(s, i):
+    v = [r[i] for r in rows.get(s, []) if r[i] == r[i]]
+    return statistics.median(v) if v else float("nan")
+metrics = [("TCP 1 stream (Gbit/s)", 0, "%.2f"), ("TCP 4 streams (Gbit/s)", 1, "%.2f"),
+           ("UDP 64 B blast received (kpps)", 2, "%.1f"), ("UDP 64 B blast loss (%)", 3, "%.1f"),
+           ("UDP 64 B max rate, loss < %s %% (kpps)" % lossp, 4, "%.1f"),
+           ("  offered at that rate (kpps)", 5, "%.0f"),
+           ("CPU idle before runs (%, min)", None, "%.0f")]
+sw = [s for s in systems if s != "kernel"]
+head = "%-38s" % "" + "".join("%14s" % s for s in systems) + "".join("%14s" % (s + "/kern") for s in sw if "kernel" in systems)
+print("medians of %s repeats; TCP and blast runs %s s; UDP search probes %s s" % (reps, T, probe))
+print(head)
+for name, i, fmt in metrics:
+    if i is None:
+        vals = [min((min(r[6:10]) for r in rows.get(s, [])), default=float("nan")) for s in systems]
+        print("%-38s" % name + "".join("%14s" % (fmt % v) for v in vals))
+        continue
+    vals = {s: med(s, i) for s in systems}
+    line = "%-38s" % name + "".join("%14s" % (fmt % vals[s]) for s in systems)
+    if "kernel" in systems and i not in (3, 5):
+        for s in sw:
+            k = vals["kernel"]
+            line += "%14s" % ("%.2f" % (vals[s] / k) if k > 0 else "-")
+    print(line)
 PY

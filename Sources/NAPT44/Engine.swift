@@ -78,6 +78,11 @@ public struct NAPT44Engine: ~Copyable {
     var icmpTokens = 0
     var icmpTokenSecond: UInt32 = .max
     public private(set) var lastNow: Timestamp = .zero
+    /// For runtimes that shard the NAT over several engines by outside port: when true, outbound
+    /// translation stops before the hairpin step, so a packet whose new destination is one of our outside
+    /// addresses comes back as `.toOutside`, already translated outbound; the caller hands it to
+    /// ``translateHairpinned(_:now:)`` of the engine that owns the destination port (RFC 4787 REQ-9).
+    public var deferHairpinning = false
 
     /// Builds an engine; the configuration must pass ``NAPT44Configuration/validate()``.
     public init(configuration c: NAPT44Configuration) throws(ConfigurationError) {
@@ -220,6 +225,20 @@ public struct NAPT44Engine: ~Copyable {
             let ip = try Self.validate(packet)
             guard isOutside(ip.destination.rawValue) else { throw .notNATTraffic }
             return try inbound(ip, now: now, hairpin: false)
+        } catch {
+            return drop(error)
+        }
+    }
+
+    /// The second half of hairpinning (RFC 4787 REQ-9, RFC 5382 REQ-8, RFC 5508 REQ-7) for a packet that
+    /// an engine with ``deferHairpinning`` translated outbound: the inbound translation toward the inside
+    /// host that owns the destination. Only useful when `configuration.hairpinning` is on.
+    public mutating func translateHairpinned(_ packet: UnsafeMutableRawBufferPointer, now: Timestamp) -> Verdict {
+        lastNow = now
+        do throws(DropReason) {
+            let ip = try Self.validate(packet)
+            guard isOutside(ip.destination.rawValue) else { throw .notNATTraffic }
+            return try inbound(ip, now: now, hairpin: true)
         } catch {
             return drop(error)
         }

@@ -80,7 +80,7 @@ extension NAPT44Engine {
         counters.icmpErrorsTranslated &+= 1
         if inbound { return .toInside(tenant: s.tenant) }
         counters.outboundPackets &+= 1
-        if configuration.hairpinning && isOutside(newOuterDestination) {
+        if configuration.hairpinning && !deferHairpinning && isOutside(newOuterDestination) {
             // RFC 5508 REQ-7: hairpinned ICMP errors.
             return try translateICMPError(ip, inbound: true, tenant: 0, now: now)
         }

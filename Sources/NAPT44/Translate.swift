@@ -85,7 +85,7 @@ extension NAPT44Engine {
         counters.outboundPackets &+= 1
         counters.outboundBytes &+= UInt64(ip.count)
         var verdict = Verdict.toOutside
-        if isOutside(newDestination) {
+        if isOutside(newDestination) && !deferHairpinning {
             verdict = configuration.hairpinning ? try inbound(ip, now: now, hairpin: true) : .toOutside
         }
         if t.isFirstFragment {

@@ -1,6 +1,6 @@
 /// Why a packet was not forwarded. Every drop has one; its `name` is the metrics label
 /// (`swiftnat_dropped_packets_total{reason="no_mapping"}`). Thrown with typed throws: no boxing.
-/// At most 48 reasons (the inline counter array's size).
+/// At most 64 reasons (the inline counter array's size).
 public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConvertible {
     // Malformed input.
     case truncated
@@ -65,6 +65,11 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
     // NAT64 address pool (protomask's 1:1 mode).
     /// Every pool address is reserved by another IPv6 host and none has been idle long enough to reclaim.
     case poolExhausted
+    // Runtime (TUN device, packet threads).
+    /// A virtio-net header (TUN offloads) that does not fit its packet or asks for an unknown offload.
+    case badOffloadHeader
+    /// A packet for another packet thread found that thread's hand-off queue full.
+    case handoffQueueFull
 
     /// The snake_case metrics label.
     public var name: String {
@@ -113,6 +118,8 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
         case .nonGlobalIPv4Address: "non_global_ipv4_address"
         case .outputTooSmall: "output_too_small"
         case .poolExhausted: "pool_exhausted"
+        case .badOffloadHeader: "bad_offload_header"
+        case .handoffQueueFull: "handoff_queue_full"
         }
     }
 
@@ -157,7 +164,7 @@ public struct Counters: Sendable, Equatable {
     public var synsHeld: UInt64 = 0
     /// Per-reason drop counts, stored inline (a plain value: copying `Counters` for a scrape never makes
     /// the next drop allocate).
-    @usableFromInline var drops = InlineArray<48, UInt64>(repeating: 0)
+    @usableFromInline var drops = InlineArray<64, UInt64>(repeating: 0)
 
     public init() {}
 

@@ -36,10 +36,9 @@ public enum ConfigLoader {
                 cfg.tun.name = v
             }
             if let v = try t.int("mtu", in: 576...65535) { cfg.tun.mtu = v }
-            if let v = try t.int("queues", in: 1...64) {
-                guard v == 1 else { throw t.error("queues", "is \(v); only 1 queue is supported so far", hint: "set queues = 1") }
-                cfg.tun.queues = v
-            }
+            if let v = try t.int("queues", in: 1...64) { cfg.tun.queues = v }
+            if let v = try t.bool("offload") { cfg.tun.offload = v }
+            if let v = try t.int("txqueuelen", in: 1...1_000_000) { cfg.tun.txQueueLength = v }
             try t.finish()
         }
         if let t = try r.table("routing") {
@@ -76,6 +75,14 @@ public enum ConfigLoader {
             }
         }
         try checkOverlap(cfg)
+        if cfg.tun.queues > 1, let n44 = cfg.nat44 {
+            do {
+                for c in try ShardPlan(n44, shards: cfg.tun.queues).configurations { try c.validate() }
+            } catch {
+                throw ConfigFileError(file: file, key: "tun.queues", problem: "is \(cfg.tun.queues): \(error.description)",
+                                      hint: "use fewer queues or more ports")
+            }
+        }
         return cfg
     }
 

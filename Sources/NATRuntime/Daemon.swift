@@ -32,9 +32,22 @@ public enum Daemon {
         if let p = cfg.nat64?.prometheus {
             logger.warning("\(cfg.file): Prometheus = \"\(p)\" is accepted but swiftnat does not serve metrics over HTTP yet; SIGUSR1 logs the counters")
         }
+        // Several queues: one engine per queue, each with its slice of the outside ports.
+        var plan: ShardPlan? = nil
+        var rings: ShardRings? = nil
+        if let n44 = cfg.nat44 {
+            do {
+                plan = try ShardPlan(n44, shards: cfg.tun.queues)
+            } catch {
+                throw DaemonError("\(cfg.file): tun.queues: \(error.description)")
+            }
+            if let plan, cfg.tun.queues > 1 { rings = try ShardRings(count: plan.count, router: ShardRouter(plan: plan, configuration: n44)) }
+        }
+
         let tun: TunDevice
         do {
-            tun = try TunDevice(name: cfg.tun.name, mtu: cfg.tun.mtu, queues: cfg.tun.queues)
+            tun = try TunDevice(name: cfg.tun.name, mtu: cfg.tun.mtu, queues: cfg.tun.queues, offload: cfg.tun.offload,
+                                txQueueLength: cfg.tun.txQueueLength)
         } catch {
             throw DaemonError("\(cfg.file): [tun]: \(error.description)")
         }
@@ -48,12 +61,13 @@ public enum Daemon {
                 throw DaemonError("route setup failed, nothing was left behind: \(error.description) (check \(keys) and [routing] in \(cfg.file), or run with --no-routes)")
             }
         }
-        let control = LoopControl()
+        let control = LoopControl(queues: tun.fds.count)
         let setup64 = cfg.nat64.map {
             NAT64Setup(settings: $0, mtu: cfg.tun.mtu, restore: restore, claimsAllIPv4: cfg.nat44 == nil, control: nat64Control)
         }
         for (q, fd) in tun.fds.enumerated() {
-            PacketLoop.start(fd: fd, queue: q, configuration: cfg.nat44, nat64: setup64, mtu: cfg.tun.mtu, control: control, logger: logger)
+            PacketLoop.start(fd: fd, queue: q, vnetHeaderSize: tun.vnetHeaderSize, configuration: plan?.configurations[q],
+                             nat64: setup64, rings: rings, control: control, logger: logger)
         }
         var what: [String] = []
         if let n = cfg.nat44 {
@@ -62,14 +76,14 @@ public enum Daemon {
         if let n = cfg.nat64 {
             what.append("nat64=\(n.mode.rawValue)\(n.fromProtomask ? "(protomask file)" : "") prefix=\(n.prefix) ipv4=\(n.ipv4Prefixes.map(\.description).joined(separator: ","))\(n.pool.map { " max_idle=\($0.maxIdleSeconds)s static=\($0.staticMappings.count)" } ?? "")\(n.stateFile.map { " state_file=\($0)" } ?? "")")
         }
-        logger.info("ready: tun=\(tun.name) mtu=\(cfg.tun.mtu) queues=\(tun.fds.count) \(what.joined(separator: " ")) routes=\(cfg.routing.enabled ? "on" : "off") pid=\(getpid())")
+        logger.info("ready: tun=\(tun.name) mtu=\(cfg.tun.mtu) queues=\(tun.fds.count) offload=\(tun.offloadDescription) \(what.joined(separator: " ")) routes=\(cfg.routing.enabled ? "on" : "off") pid=\(getpid())")
         let keeper = cfg.nat64.flatMap { n in n.stateFile.map { NAT64StateKeeper(path: $0, interval: n.stateInterval, control: nat64Control, logger: logger) } }
 
         var ts = timespec(tv_sec: 0, tv_nsec: 200_000_000)
         while true {
             let sig = sigtimedwait(&set, nil, &ts)
             if sig == SIGUSR1 {
-                control.dumpSessions.store(true, ordering: .relaxed)
+                control.requestDump()
             } else if sig == SIGINT || sig == SIGTERM {
                 logger.info("signal \(sig == SIGINT ? "SIGINT" : "SIGTERM"): stopping")
                 break
@@ -78,14 +92,29 @@ public enum Daemon {
             }
             if control.failed.load(ordering: .relaxed) { break }
             keeper?.poll()
+            if let d = control.collectDumps() { log(d, logger) }
         }
         control.stop.store(true, ordering: .relaxed)
         for _ in tun.fds { control.finished.wait() }
+        if let d = control.collectDumps() { log(d, logger) }
         keeper?.finish()
         routes.rollback()
         tun.closeAll()
         logger.info("stopped: routes and \(tun.name) removed")
         if control.failed.load(ordering: .relaxed) { throw DaemonError("a packet thread failed; see the log above") }
+        withExtendedLifetime(rings) {}
+    }
+
+    /// Logs every queue's dump (stats line, sessions), then one total line.
+    static func log(_ dumps: [[String]], _ logger: Logger) {
+        var sessions = 0
+        for lines in dumps {
+            for l in lines {
+                if l.hasPrefix("session ") { sessions += 1 }
+                logger.info("\(l)")
+            }
+        }
+        logger.info("sessions listed: \(sessions) in \(dumps.count) queue\(dumps.count == 1 ? "" : "s")")
     }
 }
 

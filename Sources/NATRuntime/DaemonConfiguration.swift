@@ -6,8 +6,15 @@ import NATWire
 public struct TunSettings: Sendable, Equatable {
     public var name = "swiftnat0"
     public var mtu = 1500
-    /// Packet queues (threads). Only 1 is supported for now: sharding by outside port slices is to come.
+    /// Packet queues (threads, IFF_MULTI_QUEUE). With more than one, each thread owns an engine with a
+    /// slice of the outside ports (``ShardPlan``) and hands packets it does not own to their owner.
     public var queues = 1
+    /// TUN offloads (virtio-net header, partial checksums, TCP/UDP segmentation offload): the kernel hands
+    /// over and takes back 64 KiB super-packets instead of MTU-sized ones.
+    public var offload = true
+    /// The TUN device's transmit queue length (packets the kernel queues for the reader); the kernel's
+    /// default (500) when nil.
+    public var txQueueLength: Int? = nil
     public init() {}
 }
 

@@ -187,8 +187,13 @@ struct NAT64Path: ~Copyable {
         }
     }
 
-    /// Logs the counters and the reservations (control-plane work, off the packet path).
-    func dump(queue: Int, now: Timestamp, logger: Logger) {
+    /// A drop the runtime decided before the translator saw the packet (a bad offload header).
+    mutating func recordDrop(_ r: DropReason) {
+        if pool != nil { pool!.counters.recordDrop(r) } else if siit != nil { siit!.counters.recordDrop(r) }
+    }
+
+    /// The counters and the reservations as log lines (control-plane work, off the packet path).
+    func dumpLines(queue: Int, now: Timestamp) -> [String] {
         let c = counters
         var drops: [String] = []
         for r in DropReason.allCases where c.dropped(r) > 0 { drops.append("\(r.name)=\(c.dropped(r))") }
@@ -203,9 +208,10 @@ struct NAT64Path: ~Copyable {
         case .none:
             break
         }
-        logger.info("\(line) dropped=[\(drops.joined(separator: " "))]")
-        guard settings.mode == .pool else { return }
-        for r in list { logger.info("nat64 reservation \(r.ipv6) -> \(r.ipv4) idle=\(r.idleSeconds)s\(r.isStatic ? " static" : "")") }
-        logger.info("nat64 reservations listed: \(list.count) of \(total)")
+        var lines = ["\(line) dropped=[\(drops.joined(separator: " "))]"]
+        guard settings.mode == .pool else { return lines }
+        for r in list { lines.append("nat64 reservation \(r.ipv6) -> \(r.ipv4) idle=\(r.idleSeconds)s\(r.isStatic ? " static" : "")") }
+        lines.append("nat64 reservations listed: \(list.count) of \(total)")
+        return lines
     }
 }

@@ -33,14 +33,14 @@ func requireTools(_ tools: [String], sourceLocation: SourceLocation = #_sourceLo
 /// Builds the namespaces, starts the daemon with `behavior` (plus `extraTables` in its TOML), runs
 /// `body`, and removes everything, whatever happens.
 func withLab(_ tag: String, behavior: String = "port-restricted-cone", far: Bool = false, extraTables: String = "",
-             _ body: (LabNetwork, Process) throws -> Void) throws {
+             tunKeys: String = "", _ body: (LabNetwork, Process) throws -> Void) throws {
     guard FileManager.default.isExecutableFile(atPath: swiftnatBinary) else {
         Issue.record("swiftnat binary not found at \(swiftnatBinary): run `swift build` first")
         return
     }
     let net = try LabNetwork(tag: tag, withFar: far)
     defer { net.destroy() }
-    let daemon = try net.startDaemon(binary: swiftnatBinary, config: net.daemonConfig(behavior: behavior, extraTables: extraTables))
+    let daemon = try net.startDaemon(binary: swiftnatBinary, config: net.daemonConfig(behavior: behavior, extraTables: extraTables, tunKeys: tunKeys))
     do {
         try body(net, daemon)
     } catch {

@@ -29,6 +29,16 @@ private func parseError(_ text: String) -> ConfigFileError? {
         #expect(c.nat44?.insidePrefixes == [IPv4Prefix("100.64.0.0/10")!])
         #expect(c.nat44?.udp == .portRestrictedCone)
         #expect(c.insideInterfaces.isEmpty)
+        #expect(c.tun.offload)
+        #expect(c.tun.txQueueLength == nil)
+    }
+
+    @Test func tunOffloadAndQueueLength() throws {
+        let c = try ConfigLoader.parse("[tun]\noffload = false\ntxqueuelen = 4000\n" + minimal, file: "test.toml")
+        #expect(!c.tun.offload)
+        #expect(c.tun.txQueueLength == 4000)
+        #expect(parseError("[tun]\noffload = 1\n" + minimal)?.key == "tun.offload")
+        #expect(parseError("[tun]\ntxqueuelen = 0\n" + minimal)?.key == "tun.txqueuelen")
     }
 
     @Test func exampleFileLoads() throws {
@@ -104,7 +114,7 @@ private func parseError(_ text: String) -> ConfigFileError? {
         #expect(parseError(minimal + "\nunsolicited_syn = \"reset\"\n")?.key == "nat44.unsolicited_syn")
         #expect(parseError("[tun]\nmtu = 100\n" + minimal)?.key == "tun.mtu")
         #expect(parseError("[tun]\nname = \"a-name-that-is-too-long\"\n" + minimal)?.key == "tun.name")
-        #expect(parseError("[tun]\nqueues = 2\n" + minimal)?.key == "tun.queues")
+        #expect(parseError("[tun]\nqueues = 65\n" + minimal)?.key == "tun.queues")
         #expect(parseError("[routing]\ntable = 254\n" + minimal)?.key == "routing.table")
         #expect(parseError(minimal + "\n[nat44.ports]\nranges = [\"2000-1000\"]\n")?.key == "nat44.ports.ranges[0]")
         #expect(parseError(minimal + "\n[nat44.ports]\nranges = [\"1024-65535\"]\npsid = 1\npsid_length = 4\n")?.key == "nat44.ports.ranges")

@@ -1,18 +1,54 @@
 #ifndef CTUN_H
 #define CTUN_H
 
+#include <stdint.h>
+
 /// Opens /dev/net/tun and attaches it to the TUN interface `name` (IFF_TUN | IFF_NO_PI, plus
-/// IFF_MULTI_QUEUE when `multiQueue` is non-zero). Returns the file descriptor, or -errno.
-/// The descriptor is close-on-exec and non-blocking.
-int ctun_open(const char *name, int multiQueue);
+/// IFF_MULTI_QUEUE when `multiQueue` is non-zero and IFF_VNET_HDR when `vnetHeader` is non-zero).
+/// Returns the file descriptor, or -errno. The descriptor is close-on-exec and non-blocking.
+int ctun_open(const char *name, int multiQueue, int vnetHeader);
+
+/// TUNSETVNETHDRSZ: the size of the virtio-net header before every packet (10 or 12). 0 or -errno.
+int ctun_set_vnet_header_size(int fd, int size);
+
+/// TUNSETOFFLOAD with `flags` (TUN_F_*). 0 or -errno (-EINVAL: the kernel does not know a flag).
+int ctun_set_offload(int fd, unsigned int flags);
+
+/// The TUN_F_* offload flags (USO4/USO6 are defined here for older userspace headers).
+enum {
+    CTUN_F_CSUM = 0x01,
+    CTUN_F_TSO4 = 0x02,
+    CTUN_F_TSO6 = 0x04,
+    CTUN_F_TSO_ECN = 0x08,
+    CTUN_F_USO4 = 0x20,
+    CTUN_F_USO6 = 0x40,
+};
 
 /// Sets the MTU of interface `name` (SIOCSIFMTU). Returns 0 or -errno.
 int ctun_set_mtu(const char *name, int mtu);
+
+/// Sets the transmit queue length of interface `name` (SIOCSIFTXQLEN): how many packets the kernel
+/// queues for the reader before it drops. Returns 0 or -errno.
+int ctun_set_txqueuelen(const char *name, int length);
 
 /// Brings interface `name` up (SIOCGIFFLAGS, then SIOCSIFFLAGS with IFF_UP). Returns 0 or -errno.
 int ctun_set_up(const char *name);
 
 /// The largest interface name the kernel accepts (IFNAMSIZ - 1).
 int ctun_max_name_length(void);
+
+/// An eventfd (non-blocking, close-on-exec), or -errno.
+int ctun_eventfd(void);
+
+/// Adds 1 to an eventfd counter (wakes a poll on it). 0 or -errno.
+int ctun_eventfd_signal(int fd);
+
+/// Resets an eventfd counter (after a poll said it is readable).
+void ctun_eventfd_drain(int fd);
+
+/// Acquire load and release store of a 64-bit counter shared by two threads (a ring's head or tail).
+static inline uint64_t ctun_load_acquire(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void ctun_store_release(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint64_t ctun_load_relaxed(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 
 #endif

@@ -1,0 +1,418 @@
+import CTun
+import Foundation
+import NAPT44
+import NATCore
+import NATWire
+
+/// How several packet threads split one NAT44 (`[tun] queues = N`, one TUN queue per thread): each thread
+/// owns one engine, and each engine owns a disjoint slice of the outside ports (and ICMP identifiers).
+///
+/// - Every configured port range (or MAP-E port set) is cut into N slices by index, the ports below 1024
+///   and those from 1024 up separately, so every shard can keep a privileged source port privileged.
+/// - A port forward goes to the shard that owns its outside port (a range is split where ownership
+///   changes); ports outside the dynamic set are owned by blocks of 65536/N port numbers.
+/// - Session limits (`max_sessions`, the host table) are divided between the shards; per-host limits
+///   are not, as each inside host is handled by one shard.
+///
+/// The kernel spreads packets over the queues by a flow hash, so a thread often reads packets another
+/// shard owns: ``ShardRouter`` says which. (Once a flow has been written back by its owner, the TUN
+/// device's flow table steers both of its directions to the owner's queue.)
+public struct ShardPlan: Sendable {
+    public let count: Int
+    /// One engine configuration per shard.
+    public let configurations: [NAPT44Configuration]
+    /// The owner of every outside port number (65536 entries).
+    public let portOwner: [UInt8]
+
+    /// Splits `c` over `n` shards; refuses a port set too small to give every shard a port.
+    public init(_ c: NAPT44Configuration, shards n: Int) throws(ConfigurationError) {
+        precondition(n >= 1 && n <= 64)
+        count = n
+        guard n > 1 else {
+            configurations = [c]
+            portOwner = [UInt8](repeating: 0, count: 65536)
+            return
+        }
+        let (low, high) = c.ports.split()
+        var slices: [[ClosedRange<UInt16>]] = []
+        for i in 0..<n {
+            let r = Self.slice(low, i, of: n) + Self.slice(high, i, of: n)
+            guard !r.isEmpty else {
+                throw ConfigurationError(key: "ports", problem: "\(c.ports.count) ports cannot be shared by \(n) queues: give more ports or fewer queues")
+            }
+            slices.append(r)
+        }
+        var owner = [UInt8](repeating: 0, count: 65536)
+        for p in 0..<65536 { owner[p] = UInt8(p * n >> 16) }
+        for (i, rs) in slices.enumerated() {
+            for r in rs { for p in r { owner[Int(p)] = UInt8(i) } }
+        }
+        let seed = c.hashSeed ?? UInt64.random(in: 1...UInt64.max)
+        var configs: [NAPT44Configuration] = []
+        for i in 0..<n {
+            var s = c
+            s.ports = PortSet(ranges: slices[i])
+            s.forwards = []
+            s.maxSessions = max(1, (c.maxSessions + n - 1) / n)
+            s.maxHosts = c.maxHosts.map { max(1, ($0 + n - 1) / n) }
+            s.hashSeed = seed
+            configs.append(s)
+        }
+        for f in c.forwards {
+            var start = f.outsidePorts.lowerBound
+            while true {
+                let o = owner[Int(start)]
+                var end = start
+                while end < f.outsidePorts.upperBound && owner[Int(end) + 1] == o { end += 1 }
+                configs[Int(o)].forwards.append(PortForward(
+                    proto: f.proto, outsideAddress: f.outsideAddress, outsidePorts: start...end, insideAddress: f.insideAddress,
+                    insidePort: f.insidePort &+ (start &- f.outsidePorts.lowerBound), tenant: f.tenant, expires: f.expires))
+                if end == f.outsidePorts.upperBound { break }
+                start = end + 1
+            }
+        }
+        configurations = configs
+        portOwner = owner
+    }
+
+    /// The ports with indices [i·count/n, (i+1)·count/n) of `set`, as ranges.
+    static func slice(_ set: PortSet, _ i: Int, of n: Int) -> [ClosedRange<UInt16>] {
+        let lo = set.count * i / n, hi = set.count * (i + 1) / n
+        guard hi > lo else { return [] }
+        var out: [ClosedRange<UInt16>] = []
+        var index = 0
+        for r in set.ranges {
+            let len = Int(r.upperBound) - Int(r.lowerBound) + 1
+            let a = max(lo, index), b = min(hi, index + len)
+            if a < b { out.append(UInt16(Int(r.lowerBound) + a - index)...UInt16(Int(r.lowerBound) + b - 1 - index)) }
+            index += len
+        }
+        return out
+    }
+}
+
+/// Which shard owns a packet, from its headers alone; immutable and shared by the packet threads.
+///
+/// - Outbound (source in an inside prefix): the shard of the inside host, by a hash of (tenant, address)
+///   (so per-host limits and paired pooling stay in one shard), except that a forward's inside endpoint
+///   goes to the forward's shard (its replies use the forward's mapping), and an ICMP error about a
+///   packet delivered through a forward goes there too.
+/// - Inbound (destination one of our outside addresses): the owner of the destination port (TCP, UDP),
+///   identifier (ICMP queries) or, for ICMP errors, the source port or identifier of the quoted packet
+///   (the one we sent); a 1:1 address goes to the shard of its inside host; other protocols to shard 0.
+/// - Non-first fragments carry no ports: the thread that routed the first fragment remembers its owner
+///   (every fragment of a datagram hashes to the same TUN queue); see ``FragmentOwners``.
+public final class ShardRouter: @unchecked Sendable {
+    public enum Kind: UInt8 {
+        case outbound = 1
+        case inbound = 2
+        /// Translated outbound already; the inbound half of hairpinning is left.
+        case hairpin = 3
+        /// Neither: the engine drops it (and counts why).
+        case other = 4
+    }
+
+    public let count: Int
+    let portOwner: UnsafeMutablePointer<UInt8>
+    let insideNets: UnsafeMutablePointer<UInt64>
+    let insideNetCount: Int
+    let outsideNets: UnsafeMutablePointer<UInt64>
+    let outsideNetCount: Int
+    /// 1:1 NAT: outside address << 32 | inside address (tenant 0), scanned linearly (usually none).
+    let staticPairs: UnsafeMutablePointer<UInt64>
+    let staticCount: Int
+    /// Forward inside endpoints: proto << 48 | address << 16 | port → shard.
+    let forwardInside: [UInt64: UInt8]
+    public let hairpinning: Bool
+
+    public init(plan: ShardPlan, configuration c: NAPT44Configuration) {
+        count = plan.count
+        portOwner = .allocate(capacity: 65536)
+        portOwner.initialize(from: plan.portOwner, count: 65536)
+        insideNetCount = c.insidePrefixes.count
+        insideNets = .allocate(capacity: max(1, insideNetCount))
+        for (i, p) in c.insidePrefixes.enumerated() { insideNets[i] = UInt64(p.address.rawValue) << 32 | UInt64(p.mask) }
+        let outs = c.pool.map { ($0.address.rawValue, $0.mask) } + c.staticNAT.map { ($0.outside.rawValue, UInt32.max) }
+        outsideNetCount = outs.count
+        outsideNets = .allocate(capacity: max(1, outs.count))
+        for (i, o) in outs.enumerated() { outsideNets[i] = UInt64(o.0) << 32 | UInt64(o.1) }
+        let statics = c.staticNAT.filter { $0.tenant == 0 }
+        staticCount = statics.count
+        staticPairs = .allocate(capacity: max(1, statics.count))
+        for (i, s) in statics.enumerated() { staticPairs[i] = UInt64(s.outside.rawValue) << 32 | UInt64(s.inside.rawValue) }
+        var fi: [UInt64: UInt8] = [:]
+        for (shard, sc) in plan.configurations.enumerated() {
+            for f in sc.forwards where f.tenant == 0 {
+                for k in 0..<f.outsidePorts.count {
+                    let key = UInt64(f.proto) << 48 | UInt64(f.insideAddress.rawValue) << 16 | UInt64(f.insidePort &+ UInt16(k))
+                    if fi[key] == nil { fi[key] = UInt8(shard) }
+                }
+            }
+        }
+        forwardInside = fi
+        hairpinning = c.hairpinning
+    }
+
+    deinit {
+        portOwner.deallocate()
+        insideNets.deallocate()
+        outsideNets.deallocate()
+        staticPairs.deallocate()
+    }
+
+    @inline(__always)
+    func isInside(_ a: UInt32) -> Bool {
+        for i in 0..<insideNetCount {
+            let n = insideNets[i]
+            if a & UInt32(truncatingIfNeeded: n) == UInt32(truncatingIfNeeded: n >> 32) { return true }
+        }
+        return false
+    }
+
+    @inline(__always)
+    public func isOutside(_ a: UInt32) -> Bool {
+        for i in 0..<outsideNetCount {
+            let n = outsideNets[i]
+            if a & UInt32(truncatingIfNeeded: n) == UInt32(truncatingIfNeeded: n >> 32) { return true }
+        }
+        return false
+    }
+
+    /// The shard of an inside host.
+    @inline(__always)
+    public func hostOwner(tenant: UInt32 = 0, _ address: UInt32) -> Int {
+        var h = (UInt64(tenant) << 32 | UInt64(address)) &* 0x9E37_79B9_7F4A_7C15
+        h ^= h >> 29
+        return Int(((h & 0xFFFF_FFFF) &* UInt64(count)) >> 32)
+    }
+
+    @inline(__always)
+    public func portOwner(_ port: UInt16) -> Int { Int(portOwner[Int(port)]) }
+
+    @inline(__always)
+    func forwardOwner(proto: UInt8, address: UInt32, port: UInt16) -> Int? {
+        if forwardInside.isEmpty { return nil }
+        return forwardInside[UInt64(proto) << 48 | UInt64(address) << 16 | UInt64(port)].map { Int($0) }
+    }
+
+    @inline(__always)
+    func staticInside(outside: UInt32) -> UInt32? {
+        for i in 0..<staticCount where UInt32(truncatingIfNeeded: staticPairs[i] >> 32) == outside {
+            return UInt32(truncatingIfNeeded: staticPairs[i])
+        }
+        return nil
+    }
+
+    /// The owner and kind of the IPv4 packet at `p` (`n` bytes); `me` for what it cannot read (the local
+    /// engine then drops it with the reason). Non-first fragments get `me` (see ``FragmentOwners``).
+    @inline(__always)
+    public func route(_ p: UnsafeRawPointer, _ n: Int, me: Int) -> (owner: Int, kind: Kind) {
+        guard n >= 20, p.load(as: UInt8.self) >> 4 == 4 else { return (me, .other) }
+        let ihl = Int(p.load(as: UInt8.self) & 0x0F) << 2
+        let src = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+        let dst = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
+        let proto = p.load(fromByteOffset: 9, as: UInt8.self)
+        let frag = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 6, as: UInt16.self))
+        let nonFirst = frag & IPv4Layout.offsetMask != 0
+        if isInside(src) {
+            if !nonFirst && !forwardInside.isEmpty && ihl + 8 <= n {
+                if proto == IPProtocol.tcp || proto == IPProtocol.udp {
+                    let sport = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: ihl, as: UInt16.self))
+                    if let o = forwardOwner(proto: proto, address: src, port: sport) { return (o, .outbound) }
+                } else if proto == IPProtocol.icmp, ICMPv4Type.isError(p.load(fromByteOffset: ihl, as: UInt8.self)),
+                          ihl + 8 + 20 + 4 <= n {
+                    // The quoted packet went to the inside host: its destination is the forward's inside endpoint.
+                    let e = p + ihl + 8
+                    let eihl = Int(e.load(as: UInt8.self) & 0x0F) << 2
+                    let eproto = e.load(fromByteOffset: 9, as: UInt8.self)
+                    if ihl + 8 + eihl + 4 <= n && (eproto == IPProtocol.tcp || eproto == IPProtocol.udp) {
+                        let edst = UInt32(bigEndian: e.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
+                        let edport = UInt16(bigEndian: e.loadUnaligned(fromByteOffset: eihl + 2, as: UInt16.self))
+                        if let o = forwardOwner(proto: eproto, address: edst, port: edport) { return (o, .outbound) }
+                    }
+                }
+            }
+            return (hostOwner(src), .outbound)
+        }
+        guard isOutside(dst) else { return (me, .other) }
+        return (inboundOwner(p, n, ihl: ihl, dst: dst, proto: proto, nonFirst: nonFirst, me: me), .inbound)
+    }
+
+    /// The owner of a packet addressed to one of our outside addresses.
+    @inline(__always)
+    public func inboundOwner(_ p: UnsafeRawPointer, _ n: Int, ihl: Int, dst: UInt32, proto: UInt8, nonFirst: Bool, me: Int) -> Int {
+        if staticCount > 0, let inside = staticInside(outside: dst) { return hostOwner(inside) }
+        if nonFirst { return me }
+        switch proto {
+        case IPProtocol.tcp, IPProtocol.udp:
+            guard ihl + 4 <= n else { return me }
+            return portOwner(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: ihl + 2, as: UInt16.self)))
+        case IPProtocol.icmp:
+            guard ihl + 8 <= n else { return me }
+            let type = p.load(fromByteOffset: ihl, as: UInt8.self)
+            if !ICMPv4Type.isError(type) {
+                return portOwner(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: ihl + 4, as: UInt16.self)))
+            }
+            // An error about a packet we sent: its source port (or query identifier) is our outside port.
+            let e = p + ihl + 8
+            guard ihl + 8 + 20 <= n else { return me }
+            let eihl = Int(e.load(as: UInt8.self) & 0x0F) << 2
+            guard ihl + 8 + eihl + 8 <= n else { return me }
+            switch e.load(fromByteOffset: 9, as: UInt8.self) {
+            case IPProtocol.tcp, IPProtocol.udp:
+                return portOwner(UInt16(bigEndian: e.loadUnaligned(fromByteOffset: eihl, as: UInt16.self)))
+            case IPProtocol.icmp:
+                return portOwner(UInt16(bigEndian: e.loadUnaligned(fromByteOffset: eihl + 4, as: UInt16.self)))
+            default:
+                return me
+            }
+        default:
+            return 0
+        }
+    }
+
+    /// For a packet translated outbound whose new destination is ours: the shard that finishes hairpinning it.
+    @inline(__always)
+    public func hairpinOwner(_ p: UnsafeRawPointer, _ n: Int, me: Int) -> Int {
+        let ihl = Int(p.load(as: UInt8.self) & 0x0F) << 2
+        let dst = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
+        let proto = p.load(fromByteOffset: 9, as: UInt8.self)
+        let frag = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 6, as: UInt16.self))
+        return inboundOwner(p, n, ihl: ihl, dst: dst, proto: proto, nonFirst: frag & IPv4Layout.offsetMask != 0, me: me)
+    }
+}
+
+/// Per thread: the owner chosen for the first fragment of recent datagrams, so their later fragments
+/// (which carry no ports) follow it. Direct-mapped, 1024 entries; a later fragment whose first fragment
+/// was not seen (reordered, or evicted) goes by the address rules (inside host), or stays local.
+struct FragmentOwners: ~Copyable {
+    let keys: UnsafeMutablePointer<UInt64>
+    let owners: UnsafeMutablePointer<UInt8>
+    static let size = 1024
+
+    init() {
+        keys = .allocate(capacity: Self.size)
+        keys.initialize(repeating: 0, count: Self.size)
+        owners = .allocate(capacity: Self.size)
+        owners.initialize(repeating: 0, count: Self.size)
+    }
+
+    deinit {
+        keys.deallocate()
+        owners.deallocate()
+    }
+
+    @inline(__always)
+    static func key(_ p: UnsafeRawPointer) -> UInt64 {
+        let src = UInt64(p.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+        let dst = UInt64(p.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
+        let id = UInt64(p.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
+        let proto = UInt64(p.load(fromByteOffset: 9, as: UInt8.self))
+        var h = (src << 32 | dst) &* 0x9E37_79B9_7F4A_7C15 ^ (id << 8 | proto) &* 0xC2B2_AE3D_27D4_EB4F
+        h ^= h >> 31
+        return h | 1
+    }
+
+    @inline(__always)
+    func record(_ p: UnsafeRawPointer, owner: Int) {
+        let k = Self.key(p)
+        let i = Int(k & UInt64(Self.size - 1))
+        keys[i] = k
+        owners[i] = UInt8(owner)
+    }
+
+    @inline(__always)
+    func lookup(_ p: UnsafeRawPointer) -> Int? {
+        let k = Self.key(p)
+        let i = Int(k & UInt64(Self.size - 1))
+        return keys[i] == k ? Int(owners[i]) : nil
+    }
+}
+
+/// A single-producer, single-consumer ring of packets from one packet thread to another: variable-size
+/// records in preallocated memory, no locks and no allocation per packet. A record is a 32-byte header
+/// (length, kind) whose last bytes hold the packet's virtio-net header, then the packet, 16-byte aligned:
+/// the consumer translates and writes it in place. The producer publishes with a release store of its
+/// position, the consumer frees with a release store of its own; each side caches the other's.
+struct HandoffRing: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    let capacity: Int
+    /// [0] tail (producer), [8] producer's copy of head, [16] head (consumer), [24] consumer's copy of
+    /// tail: one 64-byte line each.
+    let positions: UnsafeMutablePointer<UInt64>
+
+    static let recordHeader = 32
+    static let wrapMarker: UInt8 = 0xFF
+
+    init(capacity: Int) {
+        let c = (capacity + 15) & ~15
+        self.capacity = c
+        base = .allocate(byteCount: c, alignment: 64)
+        positions = .allocate(capacity: 32)
+        positions.initialize(repeating: 0, count: 32)
+    }
+
+    func deallocate() {
+        base.deallocate()
+        positions.deallocate()
+    }
+
+    @inline(__always) static func recordSize(_ length: Int) -> Int { recordHeader + ((length + 15) & ~15) }
+
+    /// Copies a packet (and the `vnet` header bytes before it) in; false when the ring is full.
+    @inline(__always)
+    func push(_ packet: UnsafeRawPointer, length: Int, vnet: Int, kind: ShardRouter.Kind) -> Bool {
+        let need = Self.recordSize(length)
+        guard need <= capacity else { return false }
+        var tail = Int(positions[0])
+        let pos = tail % capacity
+        let contiguous = capacity - pos
+        let total = need <= contiguous ? need : contiguous + need
+        if tail + total - Int(positions[8]) > capacity {
+            positions[8] = ctun_load_acquire(positions + 16)
+            if tail + total - Int(positions[8]) > capacity { return false }
+        }
+        var at = pos
+        if need > contiguous {
+            (base + pos).storeBytes(of: Self.wrapMarker, toByteOffset: 4, as: UInt8.self)
+            tail += contiguous
+            at = 0
+        }
+        let r = base + at
+        r.storeBytes(of: UInt32(length), toByteOffset: 0, as: UInt32.self)
+        r.storeBytes(of: kind.rawValue, toByteOffset: 4, as: UInt8.self)
+        (r + Self.recordHeader - vnet).copyMemory(from: packet - vnet, byteCount: vnet + length)
+        ctun_store_release(positions, UInt64(tail + need))
+        return true
+    }
+
+    /// The oldest record: its packet (with the header `vnet` bytes before it), length and kind.
+    @inline(__always)
+    func peek() -> (packet: UnsafeMutableRawPointer, length: Int, kind: ShardRouter.Kind)? {
+        var head = Int(positions[16])
+        while true {
+            if head == Int(positions[24]) {
+                positions[24] = ctun_load_acquire(positions)
+                if head == Int(positions[24]) { return nil }
+            }
+            let pos = head % capacity
+            let r = base + pos
+            let k = r.load(fromByteOffset: 4, as: UInt8.self)
+            if k == Self.wrapMarker {
+                head += capacity - pos
+                ctun_store_release(positions + 16, UInt64(head))
+                continue
+            }
+            let len = Int(r.load(fromByteOffset: 0, as: UInt32.self))
+            return (r + Self.recordHeader, len, ShardRouter.Kind(rawValue: k) ?? .other)
+        }
+    }
+
+    /// Frees the record `peek` returned.
+    @inline(__always)
+    func pop(length: Int) {
+        ctun_store_release(positions + 16, positions[16] &+ UInt64(Self.recordSize(length)))
+    }
+
+    var isEmpty: Bool { positions[16] == ctun_load_acquire(positions) }
+}

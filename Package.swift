@@ -43,7 +43,7 @@ let package = Package(
         .testTarget(name: "NATCoreTests", dependencies: ["NATCore"]),
         .testTarget(name: "NAPT44Tests", dependencies: ["NAPT44", "NATCore", "NATWire"]),
         .testTarget(name: "NAT64Tests", dependencies: ["NAT64", "NATCore", "NATWire"]),
-        .testTarget(name: "NATRuntimeTests", dependencies: ["NATRuntime", "NAPT44", "NATCore", "NATWire"]),
+        .testTarget(name: "NATRuntimeTests", dependencies: ["NATRuntime", "NAPT44", "NAT64", "NATCore", "NATWire"]),
         // Real namespaces, the real daemon, real clients: needs root and /dev/net/tun (skipped otherwise).
         .testTarget(name: "EndToEndTests", dependencies: ["NATRuntime", "swiftnat"]),
     ],

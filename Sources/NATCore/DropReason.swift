@@ -62,6 +62,9 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
     case nonGlobalIPv4Address
     /// The caller's output buffer is too small for the translated packet.
     case outputTooSmall
+    // NAT64 address pool (protomask's 1:1 mode).
+    /// Every pool address is reserved by another IPv6 host and none has been idle long enough to reclaim.
+    case poolExhausted
 
     /// The snake_case metrics label.
     public var name: String {
@@ -109,6 +112,7 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
         case .untranslatableICMP: "untranslatable_icmp"
         case .nonGlobalIPv4Address: "non_global_ipv4_address"
         case .outputTooSmall: "output_too_small"
+        case .poolExhausted: "pool_exhausted"
         }
     }
 

@@ -27,7 +27,7 @@ public enum ConfigLoader {
             throw ConfigFileError(file: file, key: "", problem: "is not valid TOML: \(error)")
         }
         let r = TableReader(root, path: "", file: file)
-        var cfg = DaemonConfiguration(file: file, nat44: NAPT44Configuration())
+        var cfg = DaemonConfiguration(file: file)
         if let t = try r.table("tun") {
             if let v = try t.string("name") {
                 guard !v.isEmpty, v.utf8.count <= 15, v.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else {
@@ -53,16 +53,29 @@ public enum ConfigLoader {
             if let v = try t.bool("enabled") { cfg.routing.enabled = v }
             try t.finish()
         }
-        guard let n = try r.table("nat44") else {
-            throw ConfigFileError(file: file, key: "nat44", problem: "is missing", hint: "add a [nat44] table with at least pool = [\"198.51.100.1/32\"]")
+        if let n = try r.table("nat44") { try readNAT44(n, into: &cfg) }
+        if isProtomask(root) {
+            if r.has("nat64") {
+                throw ConfigFileError(file: file, key: "nat64", problem: "cannot be combined with protomask's keys (Nat64Prefix, Prometheus, [Pool])",
+                                      hint: "use either a protomask file or swiftnat's [nat64] table")
+            }
+            cfg.nat64 = try readProtomask(r, file: file)
+        } else if let t = try r.table("nat64") {
+            cfg.nat64 = try readNAT64(t)
         }
-        try readNAT44(n, into: &cfg)
+        guard cfg.nat44 != nil || cfg.nat64 != nil else {
+            throw ConfigFileError(file: file, key: "nat44", problem: "is missing",
+                                  hint: "add a [nat44] table with at least pool = [\"198.51.100.1/32\"], or a [nat64] table (Examples/nat64.toml)")
+        }
         try r.finish()
-        do {
-            try cfg.nat44.validate()
-        } catch {
-            throw ConfigFileError(file: file, key: tomlKey(forEngineKey: error.key), problem: error.problem)
+        if let n = cfg.nat44 {
+            do {
+                try n.validate()
+            } catch {
+                throw ConfigFileError(file: file, key: tomlKey(forEngineKey: error.key), problem: error.problem)
+            }
         }
+        try checkOverlap(cfg)
         return cfg
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NAPT44
+import NAT64
 
 /// A start-up problem that a person must fix; the message says what and how.
 public struct DaemonError: Error, CustomStringConvertible {
@@ -22,6 +23,15 @@ public enum Daemon {
         pthread_sigmask(SIG_BLOCK, &set, nil)
         defer { pthread_sigmask(SIG_UNBLOCK, &set, nil) }
 
+        // The NAT64 state file is read before anything is set up: a bad one stops the start cleanly.
+        let nat64Control = NAT64Control()
+        var restore: [AddressReservation] = []
+        if let n64 = cfg.nat64, let path = n64.stateFile {
+            restore = try NAT64StateKeeper.prepare(path: path, logger: logger)
+        }
+        if let p = cfg.nat64?.prometheus {
+            logger.warning("\(cfg.file): Prometheus = \"\(p)\" is accepted but swiftnat does not serve metrics over HTTP yet; SIGUSR1 logs the counters")
+        }
         let tun: TunDevice
         do {
             tun = try TunDevice(name: cfg.tun.name, mtu: cfg.tun.mtu, queues: cfg.tun.queues)
@@ -34,15 +44,26 @@ public enum Daemon {
                 try routes.apply(cfg, tun: tun.name)
             } catch {
                 tun.closeAll()
-                throw DaemonError("route setup failed, nothing was left behind: \(error.description) (check nat44.inside_interfaces / nat44.outside_interface and [routing] in \(cfg.file), or run with --no-routes)")
+                let keys = cfg.nat44 != nil ? "nat44.inside_interfaces / nat44.outside_interface" : "the NAT64 prefix and pool"
+                throw DaemonError("route setup failed, nothing was left behind: \(error.description) (check \(keys) and [routing] in \(cfg.file), or run with --no-routes)")
             }
         }
         let control = LoopControl()
-        for (q, fd) in tun.fds.enumerated() {
-            PacketLoop.start(fd: fd, queue: q, configuration: cfg.nat44, mtu: cfg.tun.mtu, control: control, logger: logger)
+        let setup64 = cfg.nat64.map {
+            NAT64Setup(settings: $0, mtu: cfg.tun.mtu, restore: restore, claimsAllIPv4: cfg.nat44 == nil, control: nat64Control)
         }
-        let n = cfg.nat44
-        logger.info("ready: tun=\(tun.name) mtu=\(cfg.tun.mtu) queues=\(tun.fds.count) inside=\(n.insidePrefixes.map(\.description).joined(separator: ",")) pool=\(n.pool.map(\.description).joined(separator: ",")) tcp=\(n.tcp) udp=\(n.udp) icmp=\(n.icmp) forwards=\(n.forwards.count) routes=\(cfg.routing.enabled ? "on" : "off") pid=\(getpid())")
+        for (q, fd) in tun.fds.enumerated() {
+            PacketLoop.start(fd: fd, queue: q, configuration: cfg.nat44, nat64: setup64, mtu: cfg.tun.mtu, control: control, logger: logger)
+        }
+        var what: [String] = []
+        if let n = cfg.nat44 {
+            what.append("inside=\(n.insidePrefixes.map(\.description).joined(separator: ",")) pool=\(n.pool.map(\.description).joined(separator: ",")) tcp=\(n.tcp) udp=\(n.udp) icmp=\(n.icmp) forwards=\(n.forwards.count)")
+        }
+        if let n = cfg.nat64 {
+            what.append("nat64=\(n.mode.rawValue)\(n.fromProtomask ? "(protomask file)" : "") prefix=\(n.prefix) ipv4=\(n.ipv4Prefixes.map(\.description).joined(separator: ","))\(n.pool.map { " max_idle=\($0.maxIdleSeconds)s static=\($0.staticMappings.count)" } ?? "")\(n.stateFile.map { " state_file=\($0)" } ?? "")")
+        }
+        logger.info("ready: tun=\(tun.name) mtu=\(cfg.tun.mtu) queues=\(tun.fds.count) \(what.joined(separator: " ")) routes=\(cfg.routing.enabled ? "on" : "off") pid=\(getpid())")
+        let keeper = cfg.nat64.flatMap { n in n.stateFile.map { NAT64StateKeeper(path: $0, interval: n.stateInterval, control: nat64Control, logger: logger) } }
 
         var ts = timespec(tv_sec: 0, tv_nsec: 200_000_000)
         while true {
@@ -56,12 +77,81 @@ public enum Daemon {
                 logger.notice("SIGHUP: configuration reload is not supported yet; restart the daemon to apply changes")
             }
             if control.failed.load(ordering: .relaxed) { break }
+            keeper?.poll()
         }
         control.stop.store(true, ordering: .relaxed)
         for _ in tun.fds { control.finished.wait() }
+        keeper?.finish()
         routes.rollback()
         tun.closeAll()
         logger.info("stopped: routes and \(tun.name) removed")
         if control.failed.load(ordering: .relaxed) { throw DaemonError("a packet thread failed; see the log above") }
+    }
+}
+
+/// Keeps the NAT64 pool's reservations in the state file: loads them at start, asks the packet thread
+/// for them every `interval` seconds and at stop, and writes them atomically (off the packet thread).
+final class NAT64StateKeeper {
+    let path: String
+    let interval: Double
+    let control: NAT64Control
+    let logger: Logger
+    private var lastRequest = Date()
+    private var lastWritten: [AddressReservation]?
+
+    init(path: String, interval: Int, control: NAT64Control, logger: Logger) {
+        self.path = path
+        self.interval = Double(interval)
+        self.control = control
+        self.logger = logger
+    }
+
+    /// Reads the saved reservations (none on a first start) and checks that the file can be written.
+    static func prepare(path: String, logger: Logger) throws(DaemonError) -> [AddressReservation] {
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw DaemonError("NAT64 state file \(path): the folder \(dir) does not exist (create it, or change nat64.state_file)")
+        }
+        guard access(dir, W_OK) == 0 else {
+            throw DaemonError("NAT64 state file \(path): the folder \(dir) is not writable (fix its permissions, or change nat64.state_file)")
+        }
+        do {
+            guard let saved = try NAT64StateFile.load(path: path) else {
+                logger.info("nat64 state: no state file at \(path) yet; starting with no reservations")
+                return []
+            }
+            logger.info("nat64 state: read \(saved.count) reservations from \(path)")
+            return saved.sorted { $0.idleSeconds > $1.idleSeconds }
+        } catch {
+            throw DaemonError("\(error.description) (move it away or delete it to start with no reservations)")
+        }
+    }
+
+    /// Called by the main loop (every 200 ms): requests a snapshot when one is due, writes one that arrived.
+    func poll() {
+        if let r = control.takeSnapshot() { write(r) }
+        if Date().timeIntervalSince(lastRequest) >= interval {
+            control.requestSnapshot()
+            lastRequest = Date()
+        }
+    }
+
+    /// After the packet threads stopped (each published its final reservations).
+    func finish() {
+        if let r = control.takeSnapshot() {
+            write(r, force: true)
+            logger.info("nat64 state: \(r.count) reservations saved to \(path)")
+        }
+    }
+
+    private func write(_ r: [AddressReservation], force: Bool = false) {
+        // Idle times grow; rewrite only when the set of pairs changed or a minute passed (interval).
+        do {
+            try NAT64StateFile.write(r, to: path)
+            lastWritten = r
+        } catch {
+            logger.error("\(error.description); the reservations will be lost at a restart")
+        }
     }
 }

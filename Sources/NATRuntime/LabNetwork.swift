@@ -6,6 +6,9 @@ import Foundation
 ///  client 100.64.0.2/24 ── in0 100.64.0.1/24 [nat: swiftnat on snat0] out0 203.0.113.1/24 ── server 203.0.113.2/24, .3/24
 ///                                                      pool 198.51.100.1               (server ── far 192.0.2.2/24 when asked)
 /// ```
+/// With `ipv6: true` the client–nat link also carries IPv6 (client 2001:db8:1::2/64, nat 2001:db8:1::1/64,
+/// the client's default IPv6 route via the nat); with `ipv4Client: false` the client has no IPv4 at all
+/// (an IPv6-only host for NAT64: it reaches 203.0.113.2 as 2001:db8:64::cb00:7102 under 2001:db8:64::/96).
 /// Every name starts with `snlab-<pid>-`, so parallel or stale runs never collide; ``destroy()`` kills
 /// the processes it started and deletes the namespaces (and with them the veths and the TUN device).
 public final class LabNetwork: @unchecked Sendable {
@@ -28,6 +31,16 @@ public final class LabNetwork: @unchecked Sendable {
     public static let serverAddress2 = "203.0.113.3"
     public static let farAddress = "192.0.2.2"
     public static let poolAddress = "198.51.100.1"
+    public static let clientAddress6 = "2001:db8:1::2"
+    public static let natInsideAddress6 = "2001:db8:1::1"
+    /// The NAT64 prefix of the lab (network-specific: documentation IPv4 addresses may not use 64:ff9b::/96).
+    public static let nat64Prefix = "2001:db8:64::/96"
+    /// 203.0.113.2 as the IPv6-only client reaches it (RFC 6052 §2.2, /96).
+    public static let serverAddress6 = "2001:db8:64::cb00:7102"
+    /// The NAT64 address pool (usable .65 to .70).
+    public static let nat64Pool = "198.51.100.64/29"
+    public let ipv6: Bool
+    public let ipv4Client: Bool
 
     public struct LabError: Error, CustomStringConvertible {
         public var description: String
@@ -41,7 +54,9 @@ public final class LabNetwork: @unchecked Sendable {
         return nil
     }
 
-    public init(tag: String = "", withFar: Bool = false) throws(LabError) {
+    public init(tag: String = "", withFar: Bool = false, ipv6: Bool = false, ipv4Client: Bool = true) throws(LabError) {
+        self.ipv6 = ipv6
+        self.ipv4Client = ipv4Client || !ipv6
         let t = tag.isEmpty ? "" : "\(tag)-"
         prefix = "snlab-\(getpid())-\(t)"
         client = prefix + "client"
@@ -69,17 +84,33 @@ public final class LabNetwork: @unchecked Sendable {
             try ip(["netns", "add", ns])
             lock.withLock { namespaces.append(ns) }
             try ip(["-n", ns, "link", "set", "lo", "up"])
+            if ipv6 {
+                // No duplicate address detection on the lab's links: a link-local address still in DAD
+                // holds back neighbour discovery (and the first packets to a new client address) for a second.
+                _ = exec(ns, ["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"])
+            }
         }
         try ip(["link", "add", "eth0", "netns", client, "type", "veth", "peer", "name", "in0", "netns", nat])
         try ip(["link", "add", "out0", "netns", nat, "type", "veth", "peer", "name", "eth0", "netns", server])
-        try ip(["-n", client, "addr", "add", "100.64.0.2/24", "dev", "eth0"])
+        if ipv4Client {
+            try ip(["-n", client, "addr", "add", "100.64.0.2/24", "dev", "eth0"])
+        }
+        if ipv6 {
+            try ip(["-n", client, "addr", "add", "2001:db8:1::2/64", "dev", "eth0", "nodad"])
+            try ip(["-n", nat, "addr", "add", "2001:db8:1::1/64", "dev", "in0", "nodad"])
+        }
         try ip(["-n", client, "link", "set", "eth0", "up"])
-        try ip(["-n", client, "route", "add", "default", "via", "100.64.0.1"])
+        if ipv4Client {
+            try ip(["-n", client, "route", "add", "default", "via", "100.64.0.1"])
+        }
         try ip(["-n", nat, "addr", "add", "100.64.0.1/24", "dev", "in0"])
         try ip(["-n", nat, "addr", "add", "203.0.113.1/24", "dev", "out0"])
         try ip(["-n", nat, "link", "set", "in0", "up"])
         try ip(["-n", nat, "link", "set", "out0", "up"])
         try ip(["-n", nat, "route", "add", "default", "via", "203.0.113.2"])
+        if ipv6 {
+            try ip(["-n", client, "-6", "route", "add", "default", "via", "2001:db8:1::1", "dev", "eth0"])
+        }
         try ip(["-n", server, "addr", "add", "203.0.113.2/24", "dev", "eth0"])
         try ip(["-n", server, "addr", "add", "203.0.113.3/24", "dev", "eth0"])
         try ip(["-n", server, "link", "set", "eth0", "up"])
@@ -217,6 +248,41 @@ public final class LabNetwork: @unchecked Sendable {
 
         \(extraTables)
         """
+    }
+
+    /// A NAT64 configuration for this topology: `mode` "pool" (pool 198.51.100.64/29) or "siit" (EAM
+    /// 198.51.100.72 <-> 2001:db8:1::2); `extra` is appended inside [nat64]. With `nat44`, the NAT44 table
+    /// of ``daemonConfig(behavior:extraKeys:extraTables:)`` is added (a dual-stack client).
+    public func nat64Config(mode: String, extra: String = "", nat44 behavior: String? = nil) -> String {
+        let addresses = mode == "siit"
+            ? "eam = [{ v4 = \"198.51.100.72\", v6 = \"\(Self.clientAddress6)\" }]"
+            : "pool = [\"\(Self.nat64Pool)\"]"
+        var s = """
+        # Generated by swiftnat lab / the end-to-end tests.
+        [tun]
+        name = "snat0"
+        mtu = 1500
+
+        [nat64]
+        mode = "\(mode)"
+        prefix = "\(Self.nat64Prefix)"
+        \(addresses)
+        \(extra)
+
+        """
+        if let behavior {
+            s += """
+
+            [nat44]
+            inside = ["100.64.0.0/24"]
+            inside_interfaces = ["in0"]
+            outside_interface = "out0"
+            pool = ["198.51.100.1/32"]
+            behavior = "\(behavior)"
+
+            """
+        }
+        return s
     }
 
     /// Writes the configuration and starts `binary run` in the nat namespace; waits for "ready".

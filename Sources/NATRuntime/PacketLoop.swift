@@ -28,22 +28,25 @@ public enum PacketLoop {
     static let batch = 256
     static let expireIntervalNanoseconds: UInt64 = 100_000_000
 
-    /// Starts the thread for `fd`; it builds its engine from `configuration` and owns it.
-    public static func start(fd: Int32, queue: Int, configuration: NAPT44Configuration, mtu: Int,
+    /// Starts the thread for `fd`; it builds its engine from `configuration` (and its NAT64 from `nat64`)
+    /// and owns them.
+    public static func start(fd: Int32, queue: Int, configuration: NAPT44Configuration?, nat64: NAT64Setup? = nil, mtu: Int,
                              control: LoopControl, logger: Logger) {
         let t = Thread {
-            run(fd: fd, queue: queue, configuration: configuration, mtu: mtu, control: control, logger: logger)
+            run(fd: fd, queue: queue, configuration: configuration, nat64: nat64, mtu: mtu, control: control, logger: logger)
             control.finished.signal()
         }
         t.name = "swiftnat-q\(queue)"
         t.start()
     }
 
-    static func run(fd: Int32, queue: Int, configuration: NAPT44Configuration, mtu: Int,
+    static func run(fd: Int32, queue: Int, configuration: NAPT44Configuration?, nat64 setup64: NAT64Setup?, mtu: Int,
                     control: LoopControl, logger: Logger) {
-        var engine: NAPT44Engine
+        var engine: NAPT44Engine? = nil
+        var nat64: NAT64Path? = nil
         do {
-            engine = try NAPT44Engine(configuration: configuration)
+            if let configuration { engine = try NAPT44Engine(configuration: configuration) }
+            if let setup64 { nat64 = try NAT64Path(setup64, now: monotonicNow(), logger: logger) }
         } catch {
             logger.critical("queue \(queue): the engine refused the configuration: \(error)")
             control.failed.store(true, ordering: .relaxed)
@@ -72,26 +75,39 @@ public enum PacketLoop {
                         break
                     }
                     let packet = UnsafeMutableRawBufferPointer(start: buffer.baseAddress, count: n)
-                    let v = engine.process(packet, tenant: 0, now: now)
+                    if nat64 != nil && nat64!.claims(packet) {
+                        nat64!.process(packet, now: now, send: send)
+                        continue
+                    }
+                    guard engine != nil else { continue }
+                    let v = engine!.process(packet, tenant: 0, now: now)
                     if v.isForwarded { send(packet.baseAddress!, n) }
-                    while let out = engine.nextOutput() {
+                    while let out = engine!.nextOutput() {
                         if out.verdict.isForwarded { send(out.bytes.baseAddress!, out.bytes.count) }
                     }
                 }
                 now = monotonicNow()
             }
             if now.nanoseconds &- lastExpire.nanoseconds >= expireIntervalNanoseconds {
-                engine.expire(now: now)
-                while let out = engine.nextOutput() {
-                    if out.verdict.isForwarded { send(out.bytes.baseAddress!, out.bytes.count) }
+                if engine != nil {
+                    engine!.expire(now: now)
+                    while let out = engine!.nextOutput() {
+                        if out.verdict.isForwarded { send(out.bytes.baseAddress!, out.bytes.count) }
+                    }
                 }
+                if nat64 != nil { nat64!.tick(now: now) }
                 lastExpire = now
             }
             if control.dumpSessions.exchange(false, ordering: .relaxed) {
-                dump(engine, queue: queue, logger: logger, writeErrors: writeErrors, readErrors: readErrors)
+                if engine != nil { dump(engine!, queue: queue, logger: logger, writeErrors: writeErrors, readErrors: readErrors) }
+                if nat64 != nil { nat64!.dump(queue: queue, now: now, logger: logger) }
             }
         }
-        dump(engine, queue: queue, logger: logger, writeErrors: writeErrors, readErrors: readErrors)
+        if engine != nil { dump(engine!, queue: queue, logger: logger, writeErrors: writeErrors, readErrors: readErrors) }
+        if nat64 != nil {
+            nat64!.finish(now: monotonicNow())
+            nat64!.dump(queue: queue, now: monotonicNow(), logger: logger)
+        }
     }
 
     /// Logs the counters and the sessions (control-plane work, off the packet path).

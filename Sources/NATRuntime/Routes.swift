@@ -55,32 +55,53 @@ public final class RouteSetup {
 
     private func applyUnchecked(_ cfg: DaemonConfiguration, tun: String) throws(SetupError) {
         let r = cfg.routing
-        let table = String(r.table)
-        // Nothing on the TUN device but IPv4 NAT traffic; the kernel must accept packets from it whose
-        // source routes elsewhere (translated inbound traffic comes from remote addresses).
-        try? sysctl("net/ipv6/conf/\(tun)/disable_ipv6", "1", restore: false)
+        // Nothing on the TUN device but NAT traffic (IPv6 only with NAT64); the kernel must accept packets
+        // from it whose source routes elsewhere (translated inbound traffic comes from remote addresses).
+        try? sysctl("net/ipv6/conf/\(tun)/disable_ipv6", cfg.nat64 == nil ? "1" : "0", restore: false)
         try sysctl("net/ipv4/conf/\(tun)/rp_filter", "0", restore: false)
         if let all = try? String(contentsOfFile: "/proc/sys/net/ipv4/conf/all/rp_filter", encoding: .utf8),
            all.trimmingCharacters(in: .whitespacesAndNewlines) == "1" {
             logger.warning("net.ipv4.conf.all.rp_filter is 1 (strict): translated packets from \(tun) may be dropped; set it to 0 or 2")
         }
-        // The outside addresses route into the TUN device.
-        for p in cfg.nat44.pool {
+        if let n64 = cfg.nat64 { try applyNAT64(n64, tun: tun, forwarding: r.forwarding) }
+        if let n44 = cfg.nat44 { try applyNAT44(cfg, n44, tun: tun) }
+        if r.forwarding {
+            try sysctl("net/ipv4/ip_forward", "1", restore: true)
+        }
+    }
+
+    /// NAT64: the RFC 6052 prefix (IPv6) and the IPv4 addresses standing for IPv6 hosts route into the
+    /// TUN device; IPv6 forwarding on.
+    private func applyNAT64(_ n64: NAT64Settings, tun: String, forwarding: Bool) throws(SetupError) {
+        for p in n64.ipv4Prefixes {
             try ip(["route", "add", p.description, "dev", tun], undo: ["route", "del", p.description, "dev", tun])
         }
-        for s in cfg.nat44.staticNAT {
+        try ip(["-6", "route", "add", n64.prefix.description, "dev", tun], undo: ["-6", "route", "del", n64.prefix.description, "dev", tun])
+        if forwarding {
+            try sysctl("net/ipv6/conf/all/forwarding", "1", restore: true)
+        }
+    }
+
+    private func applyNAT44(_ cfg: DaemonConfiguration, _ n44: NAPT44Configuration, tun: String) throws(SetupError) {
+        let r = cfg.routing
+        let table = String(r.table)
+        // The outside addresses route into the TUN device.
+        for p in n44.pool {
+            try ip(["route", "add", p.description, "dev", tun], undo: ["route", "del", p.description, "dev", tun])
+        }
+        for s in n44.staticNAT {
             try ip(["route", "add", "\(s.outside)/32", "dev", tun], undo: ["route", "del", "\(s.outside)/32", "dev", tun])
         }
         // Inside traffic goes to a table whose default route is the TUN device; traffic to the inside
         // prefixes (replies coming out of the TUN device, and inside-to-inside) stays in the main table.
         try ip(["route", "add", "default", "dev", tun, "table", table], undo: ["route", "del", "default", "dev", tun, "table", table])
         let keep = String(r.priority - 1), steer = String(r.priority)
-        for p in cfg.nat44.insidePrefixes {
+        for p in n44.insidePrefixes {
             try ip(["rule", "add", "to", p.description, "lookup", "main", "priority", keep],
                    undo: ["rule", "del", "to", p.description, "lookup", "main", "priority", keep])
         }
         if cfg.insideInterfaces.isEmpty {
-            for p in cfg.nat44.insidePrefixes {
+            for p in n44.insidePrefixes {
                 try ip(["rule", "add", "from", p.description, "lookup", table, "priority", steer],
                        undo: ["rule", "del", "from", p.description, "lookup", table, "priority", steer])
             }
@@ -94,7 +115,7 @@ public final class RouteSetup {
         if r.proxyARP, let out = cfg.outsideInterface {
             let subnets = Self.subnets(of: out)
             var added = 0
-            for a in cfg.nat44.poolAddresses where subnets.contains(where: { $0.contains(a) }) {
+            for a in n44.poolAddresses where subnets.contains(where: { $0.contains(a) }) {
                 guard added < 4096 else {
                     logger.warning("more than 4096 pool addresses are on-link on \(out); proxy ARP set up for the first 4096 only")
                     break
@@ -102,9 +123,6 @@ public final class RouteSetup {
                 try ip(["neigh", "add", "proxy", a.description, "dev", out], undo: ["neigh", "del", "proxy", a.description, "dev", out])
                 added += 1
             }
-        }
-        if r.forwarding {
-            try sysctl("net/ipv4/ip_forward", "1", restore: true)
         }
     }
 

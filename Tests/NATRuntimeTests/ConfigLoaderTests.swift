@@ -25,9 +25,9 @@ private func parseError(_ text: String) -> ConfigFileError? {
         #expect(c.tun.name == "swiftnat0")
         #expect(c.tun.mtu == 1500)
         #expect(c.routing.table == 7744)
-        #expect(c.nat44.pool == [IPv4Prefix("198.51.100.1/32")!])
-        #expect(c.nat44.insidePrefixes == [IPv4Prefix("100.64.0.0/10")!])
-        #expect(c.nat44.udp == .portRestrictedCone)
+        #expect(c.nat44?.pool == [IPv4Prefix("198.51.100.1/32")!])
+        #expect(c.nat44?.insidePrefixes == [IPv4Prefix("100.64.0.0/10")!])
+        #expect(c.nat44?.udp == .portRestrictedCone)
         #expect(c.insideInterfaces.isEmpty)
     }
 
@@ -38,22 +38,22 @@ private func parseError(_ text: String) -> ConfigFileError? {
         #expect(c.tun.name == "swiftnat0")
         #expect(c.insideInterfaces == ["eth1"])
         #expect(c.outsideInterface == "eth0")
-        #expect(c.nat44.forwards.count == 2)
-        #expect(c.nat44.forwards[1].outsidePorts == 5000...5009)
-        #expect(c.nat44.forwards[1].proto == IPProtocol.udp)
-        #expect(c.nat44.redirects.count == 1)
-        #expect(c.nat44.staticNAT == [StaticNAT(inside: IPv4Address("100.64.0.20")!, outside: IPv4Address("198.51.100.100")!)])
-        #expect(c.nat44.ports == PortSet(ranges: [1024...65535]))
-        #expect(c.nat44.timeouts.synHoldMilliseconds == 6000)
-        #expect(c.nat44.limits.maxSessionsPerHost == 4096)
+        #expect(c.nat44?.forwards.count == 2)
+        #expect(c.nat44?.forwards[1].outsidePorts == 5000...5009)
+        #expect(c.nat44?.forwards[1].proto == IPProtocol.udp)
+        #expect(c.nat44?.redirects.count == 1)
+        #expect(c.nat44?.staticNAT == [StaticNAT(inside: IPv4Address("100.64.0.20")!, outside: IPv4Address("198.51.100.100")!)])
+        #expect(c.nat44?.ports == PortSet(ranges: [1024...65535]))
+        #expect(c.nat44?.timeouts.synHoldMilliseconds == 6000)
+        #expect(c.nat44?.limits.maxSessionsPerHost == 4096)
     }
 
     @Test(arguments: Behavior.presets.map(\.0))
     func presetsMapToBehaviors(name: String) throws {
         let c = try ConfigLoader.parse(minimal + "\nbehavior = \"\(name)\"\n", file: "t.toml")
-        #expect(c.nat44.tcp == Behavior(preset: name))
-        #expect(c.nat44.udp == Behavior(preset: name))
-        #expect(c.nat44.icmp == Behavior(preset: name))
+        #expect(c.nat44?.tcp == Behavior(preset: name))
+        #expect(c.nat44?.udp == Behavior(preset: name))
+        #expect(c.nat44?.icmp == Behavior(preset: name))
     }
 
     @Test func perProtocolBehaviorTable() throws {
@@ -62,8 +62,8 @@ private func parseError(_ text: String) -> ConfigFileError? {
         behavior = "symmetric"
         udp = { mapping = "endpoint-independent", filtering = "address-dependent" }
         """, file: "t.toml")
-        #expect(c.nat44.udp == .restrictedCone)
-        #expect(c.nat44.tcp == .symmetric)
+        #expect(c.nat44?.udp == .restrictedCone)
+        #expect(c.nat44?.tcp == .symmetric)
     }
 
     @Test func mapEPortSet() throws {
@@ -74,8 +74,8 @@ private func parseError(_ text: String) -> ConfigFileError? {
         psid_length = 8
         offset_bits = 4
         """, file: "t.toml")
-        #expect(c.nat44.ports == PortSet(psid: 52, psidLength: 8, offsetBits: 4)!)
-        #expect(c.nat44.ports.count == 240)
+        #expect(c.nat44?.ports == PortSet(psid: 52, psidLength: 8, offsetBits: 4)!)
+        #expect(c.nat44?.ports.count == 240)
     }
 
     @Test func unknownKeyIsNamed() {
@@ -121,7 +121,7 @@ private func parseError(_ text: String) -> ConfigFileError? {
         outside = "198.51.100.1:8080"
         inside = "100.64.0.2:80"
         """, file: "t.toml")
-        #expect(c.nat44.forwards == [PortForward(proto: IPProtocol.tcp, outsideAddress: IPv4Address("198.51.100.1")!,
+        #expect(c.nat44?.forwards == [PortForward(proto: IPProtocol.tcp, outsideAddress: IPv4Address("198.51.100.1")!,
                                                  outsidePorts: 8080...8080, insideAddress: IPv4Address("100.64.0.2")!, insidePort: 80)])
         let e = parseError(minimal + "\n[[nat44.forward]]\nprotocol = \"tcp\"\noutside = \"192.0.2.1:80\"\ninside = \"100.64.0.2:80\"\n")
         #expect(e?.key == "nat44.forward[0].outside")

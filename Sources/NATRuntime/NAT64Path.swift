@@ -1,0 +1,200 @@
+import Foundation
+import Logging
+import NAT64
+import NATCore
+import NATWire
+import Synchronization
+
+/// What the daemon's main thread and the packet thread share about NAT64: the main thread asks for the
+/// pool's reservations (for the state file) and the packet thread hands them over between batches; it
+/// never touches the pool itself.
+public final class NAT64Control: Sendable {
+    let snapshotRequested = Atomic<Bool>(false)
+    private let snapshot = Mutex<[AddressReservation]?>(nil)
+
+    public init() {}
+
+    /// Asks the packet thread for the reservations at its next batch boundary.
+    public func requestSnapshot() { snapshotRequested.store(true, ordering: .relaxed) }
+
+    /// The reservations the packet thread handed over since the last call, if any.
+    public func takeSnapshot() -> [AddressReservation]? { snapshot.withLock { s in defer { s = nil }; return s } }
+
+    func publish(_ r: [AddressReservation]) { snapshot.withLock { $0 = r } }
+}
+
+/// Everything a packet thread needs to build its NAT64.
+public struct NAT64Setup: Sendable {
+    public var settings: NAT64Settings
+    /// The TUN device's MTU: the MTU of both sides as far as the translator knows (RFC 7915 §4.1, §5.1).
+    public var mtu: Int
+    /// Reservations from the state file, least recently used first.
+    public var restore: [AddressReservation]
+    /// No NAT44 in this daemon: every packet is the NAT64's (and dropped by it when not NAT64 traffic).
+    public var claimsAllIPv4: Bool
+    public var control: NAT64Control
+
+    public init(settings: NAT64Settings, mtu: Int, restore: [AddressReservation] = [], claimsAllIPv4: Bool, control: NAT64Control) {
+        self.settings = settings
+        self.mtu = mtu
+        self.restore = restore
+        self.claimsAllIPv4 = claimsAllIPv4
+        self.control = control
+    }
+
+    /// The translator's settings for these NAT64 settings on a TUN device of this MTU.
+    public var translatorConfiguration: NAT64Configuration {
+        var c = NAT64Configuration()
+        c.lowestIPv6MTU = settings.lowestIPv6MTU
+        c.ipv6MTU = max(mtu, 1280)
+        c.ipv4MTU = mtu
+        // The translator's own ICMP errors (Fragmentation Needed, Packet Too Big, Time Exceeded) come from
+        // an address of the NAT64's own: the first RFC 6791 address, else the first address of its IPv4
+        // prefixes (a pool's network address, never handed out), and that address under the prefix.
+        let v4 = settings.rfc6791Pool.first?.address ?? settings.ipv4Prefixes.first?.address ?? IPv4Address(192, 0, 0, 8)
+        c.ipv4ErrorSource = v4
+        c.ipv6ErrorSource = (try? NAT64Prefix(settings.prefix, restrictsToGlobalIPv4: false))?.embedUnchecked(v4)
+        return c
+    }
+}
+
+/// The NAT64 of one packet thread: claims IPv6 packets and IPv4 packets to its addresses, runs them
+/// through the translator, writes the results. Owned by the thread (no locks); nothing allocates per packet.
+struct NAT64Path: ~Copyable {
+    var pool: NAT64Translator<AddressPoolMapping>?
+    var siit: NAT64Translator<SIITMapping>?
+    let ipv4Prefixes: [IPv4Prefix]
+    let claimsAll: Bool
+    let control: NAT64Control
+    let settings: NAT64Settings
+
+    struct SetupError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    init(_ s: NAT64Setup, now: Timestamp, logger: Logger) throws(SetupError) {
+        settings = s.settings
+        ipv4Prefixes = s.settings.ipv4Prefixes
+        claimsAll = s.claimsAllIPv4
+        control = s.control
+        let tc = s.translatorConfiguration
+        do {
+            let prefix = try NAT64Prefix(s.settings.prefix, restrictsToGlobalIPv4: s.settings.checkNonGlobal && s.settings.prefix == NAT64Settings.wellKnownPrefix)
+            switch s.settings.mode {
+            case .pool:
+                guard let pc = s.settings.pool else { throw SetupError(description: "pool mode without a pool") }
+                var m: AddressPoolMapping
+                do {
+                    m = try AddressPoolMapping(pool: AddressPool(configuration: pc), prefix: prefix, rfc6791Pool: s.settings.rfc6791Pool)
+                } catch {
+                    throw SetupError(description: "the address pool refused its configuration: \(error)")
+                }
+                var outcomes: [String: Int] = [:]
+                for r in s.restore {
+                    let o = m.pool.restore(r, now: now)
+                    outcomes["\(o)", default: 0] += 1
+                }
+                if !s.restore.isEmpty {
+                    let detail = outcomes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                    logger.info("nat64 state: \(s.restore.count) saved reservations: \(detail)")
+                }
+                pool = try NAT64Translator(configuration: tc, mapping: m)
+            case .siit:
+                var eam: [ExplicitAddressMapping] = []
+                for e in s.settings.eam { eam.append(try ExplicitAddressMapping(ipv4: e.ipv4, ipv6: e.ipv6)) }
+                let m = try SIITMapping(SIITConfiguration(prefix: prefix, explicitMappings: eam, rfc6791Pool: s.settings.rfc6791Pool))
+                siit = try NAT64Translator(configuration: tc, mapping: m)
+            }
+        } catch let e as SetupError {
+            throw e
+        } catch {
+            throw SetupError(description: "the translator refused its configuration: \(error)")
+        }
+    }
+
+    /// Whether `packet` is NAT64 traffic: any IPv6 packet, and IPv4 packets to the NAT64's own IPv4
+    /// addresses (every IPv4 packet when there is no NAT44).
+    @inline(__always)
+    func claims(_ packet: UnsafeMutableRawBufferPointer) -> Bool {
+        guard let p = packet.baseAddress, packet.count >= 20 else { return claimsAll }
+        let version = p.load(as: UInt8.self) >> 4
+        if version == 6 { return true }
+        if claimsAll { return true }
+        guard version == 4 else { return false }
+        let d = IPv4Address(UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
+        for q in ipv4Prefixes where q.contains(d) { return true }
+        return false
+    }
+
+    /// Translates one packet and writes what comes out (the translation, and any packets the translator
+    /// made: fragments, ICMP errors).
+    @inline(__always)
+    mutating func process(_ packet: UnsafeMutableRawBufferPointer, now: Timestamp, send: (UnsafeRawPointer, Int) -> Void) {
+        if pool != nil {
+            Self.run(&pool!, packet, now: now, send: send)
+        } else if siit != nil {
+            Self.run(&siit!, packet, now: now, send: send)
+        }
+    }
+
+    @inline(__always)
+    static func run<M: NAT64Mapping & ~Copyable>(_ t: inout NAT64Translator<M>, _ packet: UnsafeMutableRawBufferPointer,
+                                                 now: Timestamp, send: (UnsafeRawPointer, Int) -> Void) {
+        if t.process(packet, now: now).isForwarded {
+            let o = t.output
+            send(UnsafeRawPointer(o.baseAddress!), o.count)
+        }
+        while let out = t.nextOutput() {
+            if out.verdict.isForwarded { send(UnsafeRawPointer(out.bytes.baseAddress!), out.bytes.count) }
+        }
+    }
+
+    /// Timers (every 100 ms) and the control plane's requests, between batches.
+    mutating func tick(now: Timestamp) {
+        guard pool != nil else { return }
+        pool!.mapping.pool.expire(now: now)
+        if control.snapshotRequested.exchange(false, ordering: .relaxed) {
+            control.publish(pool!.mapping.pool.dynamicReservations(now: now))
+        }
+    }
+
+    /// Hands the final reservations over when the thread stops.
+    mutating func finish(now: Timestamp) {
+        guard pool != nil else { return }
+        pool!.mapping.pool.expire(now: now)
+        control.publish(pool!.mapping.pool.dynamicReservations(now: now))
+    }
+
+    var counters: Counters {
+        switch pool {
+        case .some(let t): return t.counters
+        case .none: break
+        }
+        switch siit {
+        case .some(let t): return t.counters
+        case .none: return Counters()
+        }
+    }
+
+    /// Logs the counters and the reservations (control-plane work, off the packet path).
+    func dump(queue: Int, now: Timestamp, logger: Logger) {
+        let c = counters
+        var drops: [String] = []
+        for r in DropReason.allCases where c.dropped(r) > 0 { drops.append("\(r.name)=\(c.dropped(r))") }
+        var line = "nat64 counters queue=\(queue) mode=\(settings.mode.rawValue) v6_to_v4=\(c.outboundPackets) v4_to_v6=\(c.inboundPackets) icmp_errors_translated=\(c.icmpErrorsTranslated) icmp_errors_generated=\(c.icmpErrorsGenerated) fragments=\(c.fragmentsTranslated)"
+        var list: [AddressReservation] = []
+        var total = 0
+        switch pool {
+        case .some(let t):
+            line += " reservations=\(t.mapping.pool.reservationCount) static=\(t.mapping.pool.staticCount) free=\(t.mapping.pool.freeCount) reserved_total=\(t.mapping.pool.reservationsMade) expired_total=\(t.mapping.pool.reservationsExpired)"
+            list = t.mapping.pool.reservations(now: now, limit: 1000)
+            total = t.mapping.pool.reservationCount
+        case .none:
+            break
+        }
+        logger.info("\(line) dropped=[\(drops.joined(separator: " "))]")
+        guard settings.mode == .pool else { return }
+        for r in list { logger.info("nat64 reservation \(r.ipv6) -> \(r.ipv4) idle=\(r.idleSeconds)s\(r.isStatic ? " static" : "")") }
+        logger.info("nat64 reservations listed: \(list.count) of \(total)")
+    }
+}

@@ -1,0 +1,239 @@
+import Foundation
+import NATRuntime
+import Testing
+
+// NAT64 through the real daemon: an IPv6-only client namespace (2001:db8:1::2), the nat namespace running
+// `swiftnat run`, an IPv4-only server (203.0.113.2, reached as 2001:db8:64::cb00:7102 under the lab's
+// network-specific prefix 2001:db8:64::/96). Real ping, curl, socat and python3 on both sides.
+
+/// Builds the namespaces (IPv6 client; dual-stack with `nat44`), starts the daemon with `config`, runs
+/// `body`, stops the daemon and checks it cleaned up; removes everything whatever happens.
+func withNAT64Lab(_ tag: String, config: (LabNetwork) -> String, dualStack: Bool = false,
+                  before: (LabNetwork) throws -> Void = { _ in },
+                  _ body: (LabNetwork, Process) throws -> Void) throws {
+    guard FileManager.default.isExecutableFile(atPath: swiftnatBinary) else {
+        Issue.record("swiftnat binary not found at \(swiftnatBinary): run `swift build` first")
+        return
+    }
+    let net = try LabNetwork(tag: tag, ipv6: true, ipv4Client: dualStack)
+    defer { net.destroy() }
+    try before(net)
+    let daemon = try net.startDaemon(binary: swiftnatBinary, config: config(net))
+    do {
+        try body(net, daemon)
+    } catch {
+        print("daemon log for \(tag):\n\(net.log("daemon.log"))")
+        throw error
+    }
+    net.stop(daemon)
+    let log = net.log("daemon.log")
+    #expect(log.contains("stopped: routes and snat0 removed"), "daemon did not stop cleanly:\n\(log)")
+    #expect(net.exec(net.nat, ["ip", "-6", "route", "show", LabNetwork.nat64Prefix]).stdout.isEmpty, "NAT64 prefix route left behind")
+}
+
+/// Asks the daemon for its NAT64 dump (SIGUSR1); returns the stats line and the reservation lines.
+func nat64Dump(_ net: LabNetwork, _ p: Process) -> (stats: String, reservations: [String]) {
+    let before = net.log("daemon.log").components(separatedBy: "nat64 counters queue=").count
+    kill(p.processIdentifier, SIGUSR1)
+    let end = Date().addingTimeInterval(3)
+    while Date() < end {
+        let t = net.log("daemon.log")
+        if t.components(separatedBy: "nat64 counters queue=").count > before,
+           t.range(of: "nat64 counters queue=", options: .backwards).map({ t[$0.lowerBound...].contains("\n") }) == true {
+            break
+        }
+        usleep(50_000)
+    }
+    usleep(200_000)
+    let text = net.log("daemon.log")
+    guard let last = text.range(of: "nat64 counters queue=", options: .backwards) else { return ("", []) }
+    let tail = text[last.lowerBound...]
+    let stats = String(tail.prefix { $0 != "\n" })
+    let rs = tail.split(separator: "\n").compactMap { l -> String? in
+        guard let r = l.range(of: "nat64 reservation ") else { return nil }
+        return String(l[r.upperBound...])
+    }
+    return (stats, rs)
+}
+
+private let server6 = LabNetwork.serverAddress6
+
+@Suite(.serialized, .enabled(if: canRunLab, "end-to-end tests need root, /dev/net/tun and iproute2 (ip): run `sudo swift test` or .ci/run"))
+struct NAT64EndToEndTests {
+    /// ping, HTTP and UDP from the IPv6-only client to the IPv4-only server, in both modes.
+    @Test(arguments: [("pool", "198.51.100.65"), ("siit", "198.51.100.72")])
+    func pingHTTPAndUDPCrossTheNAT64(mode: String, seenAs: String) throws {
+        guard requireTools(["ping", "curl", "socat", "python3"]) else { return }
+        try withNAT64Lab("n64-\(mode)", config: { $0.nat64Config(mode: mode) }) { net, daemon in
+            #expect(net.exec(net.client, ["ip", "-4", "addr", "show", "dev", "eth0"]).stdout.isEmpty, "the client must be IPv6-only")
+            let ping = net.exec(net.client, ["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", server6])
+            #expect(ping.ok && ping.stdout.contains("3 received"), "ping -6 through NAT64: \(ping.stdout) \(ping.stderr)")
+            #expect(ping.stdout.contains("from \(server6)"), "echo replies come from the server's IPv6 form: \(ping.stdout)")
+
+            try "nat64 body\n".write(toFile: net.directory + "/index.html", atomically: true, encoding: .utf8)
+            try net.startHTTPServer(net.server, address: LabNetwork.serverAddress, port: 8000, logName: "http.log")
+            let curl = net.exec(net.client, ["curl", "-sS", "-g", "-m", "5", "http://[\(server6)]:8000/index.html"])
+            #expect(curl.ok && curl.stdout == "nat64 body\n", "curl: \(curl.stdout) \(curl.stderr)")
+            #expect(net.log("http.log").contains("\(seenAs) - -"), "the IPv4 server should see \(seenAs): \(net.log("http.log"))")
+
+            try net.spawn(net.server, ["socat", "UDP4-RECVFROM:7777,bind=\(LabNetwork.serverAddress),fork", "SYSTEM:cat"], logName: "udp.log")
+            #expect(net.waitForListener(net.server, port: 7777, udp: true))
+            let udp = net.exec(net.client, ["sh", "-c", "echo datagram6 | socat -T 2 - UDP6:[\(server6)]:7777,sourceport=40000"])
+            #expect(udp.stdout == "datagram6\n", "udp echo: \(udp.stdout) \(udp.stderr)")
+
+            let dump = nat64Dump(net, daemon)
+            #expect(dump.stats.contains("mode=\(mode)"), "\(dump.stats)")
+            if mode == "pool" {
+                #expect(dump.reservations.contains { $0.hasPrefix("\(LabNetwork.clientAddress6) -> 198.51.100.65 ") }, "\(dump.reservations)")
+                #expect(dump.stats.contains("reservations=1 "), "\(dump.stats)")
+            }
+        }
+    }
+
+    /// RFC 7915 §4.2: ICMPv4 port unreachable from the IPv4 server comes back as ICMPv6 port unreachable.
+    @Test(arguments: ["pool", "siit"])
+    func rfc7915_4_2_udpToClosedPortIsRefusedOverIPv6(mode: String) throws {
+        guard requireTools(["python3"]) else { return }
+        try withNAT64Lab("n64-unreach-\(mode)", config: { $0.nat64Config(mode: mode) }) { net, daemon in
+            let py = try script(net, "unreach6.py", """
+            import socket
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            s.settimeout(3)
+            s.connect(("\(server6)", 9))
+            s.send(b"anyone?")
+            try:
+                s.recv(100)
+                print("DATA")
+            except ConnectionRefusedError:
+                print("REFUSED")
+            except socket.timeout:
+                print("TIMEOUT")
+            """)
+            let o = net.exec(net.client, ["python3", py])
+            #expect(o.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "REFUSED",
+                    "expected ICMPv6 port unreachable at the client: \(o.stdout) \(o.stderr)")
+            let stats = nat64Dump(net, daemon).stats
+            #expect(stats.contains("icmp_errors_translated=") && !stats.contains("icmp_errors_translated=0 "), "\(stats)")
+        }
+    }
+
+    /// RFC 7915 §5.2 / §4.1: a 1280-byte IPv6 hop that neither end knows about. The nat's kernel sends
+    /// ICMPv6 Packet Too Big (1280) for the server's translated segments; the NAT64 turns it into ICMPv4
+    /// Fragmentation Needed (1260); the server lowers its path MTU and a 300 kB download still completes.
+    @Test(arguments: ["pool", "siit"])
+    func rfc7915_5_2_packetTooBigBecomesFragmentationNeeded(mode: String) throws {
+        guard requireTools(["curl", "python3"]) else { return }
+        try withNAT64Lab("n64-ptb-\(mode)", config: { $0.nat64Config(mode: mode, extra: "rfc6791_pool = [\"198.51.100.254\"]") }) { net, daemon in
+            // The hidden bottleneck: the nat's route to the client's link allows 1280 bytes only.
+            let r = net.exec(net.nat, ["ip", "-6", "route", "change", "2001:db8:1::/64", "dev", "in0", "proto", "kernel", "metric", "256", "mtu", "1280"])
+            #expect(r.ok, "route mtu: \(r.stderr)")
+            var big = [UInt8](repeating: 0, count: 300_000)
+            for i in big.indices { big[i] = UInt8(truncatingIfNeeded: (i &* 2_654_435_761) >> 13) }
+            try Data(big).write(to: URL(fileURLWithPath: net.directory + "/big.bin"))
+            try net.startHTTPServer(net.server, address: LabNetwork.serverAddress, port: 8000, logName: "http.log")
+            let got = net.directory + "/got.bin"
+            let curl = net.exec(net.client, ["curl", "-sS", "-g", "-m", "20", "-o", got, "http://[\(server6)]:8000/big.bin"], timeout: 25)
+            #expect(curl.ok, "curl over the 1280-byte hop: \(curl.stderr)")
+            let received = FileManager.default.contents(atPath: got)
+            #expect(received == Data(big), "download has \(received?.count ?? 0) of \(big.count) bytes or differs")
+            // The server learnt the path MTU from the translated Fragmentation Needed.
+            let client4 = mode == "pool" ? "198.51.100.65" : "198.51.100.72"
+            let route = net.exec(net.server, ["ip", "route", "get", client4]).stdout
+            #expect(route.contains("mtu 1260"), "server's route cache should hold mtu 1260: \(route)")
+            let dump = nat64Dump(net, daemon)
+            if mode == "pool" {
+                #expect(dump.stats.contains("reservations=1 "), "the router's error must not take a pool address (RFC 6791 pool set): \(dump.stats)")
+            }
+        }
+    }
+
+    /// protomask's own configuration file runs as it is; its static mapping pins the client's address.
+    @Test func protomaskFileWithStaticMapping() throws {
+        guard requireTools(["curl", "ping", "python3"]) else { return }
+        let config = """
+        # protomask's format (with swiftnat's [tun] table added)
+        Nat64Prefix = "\(LabNetwork.nat64Prefix)"
+        Prometheus = "[::]:8080" # Optional, defaults to disabled
+
+        [Pool]
+        Prefixes = ["\(LabNetwork.nat64Pool)"]
+        MaxIdleDuration = 600
+        Static = [{ v4 = "198.51.100.70", v6 = "\(LabNetwork.clientAddress6)" }]
+
+        [tun]
+        name = "snat0"
+        """
+        try withNAT64Lab("n64-protomask", config: { _ in config }) { net, daemon in
+            #expect(net.log("daemon.log").contains("nat64=pool(protomask file)"), "\(net.log("daemon.log"))")
+            #expect(net.log("daemon.log").contains("Prometheus"), "the unserved Prometheus key is reported")
+            try "protomask\n".write(toFile: net.directory + "/index.html", atomically: true, encoding: .utf8)
+            try net.startHTTPServer(net.server, address: LabNetwork.serverAddress, port: 8000, logName: "http.log")
+            let curl = net.exec(net.client, ["curl", "-sS", "-g", "-m", "5", "http://[\(server6)]:8000/index.html"])
+            #expect(curl.ok && curl.stdout == "protomask\n", "curl: \(curl.stdout) \(curl.stderr)")
+            #expect(net.log("http.log").contains("198.51.100.70 - -"), "static mapping: \(net.log("http.log"))")
+            // And the pinned address is reachable from the IPv4 side first.
+            let ping4 = net.exec(net.server, ["ping", "-c", "1", "-W", "2", "198.51.100.70"])
+            #expect(ping4.ok, "IPv4 → static IPv6 host: \(ping4.stdout)")
+            #expect(nat64Dump(net, daemon).reservations.contains { $0.contains("-> 198.51.100.70") && $0.hasSuffix("static") })
+        }
+    }
+
+    /// Reservations survive a restart through the state file; a corrupt one refuses the start cleanly.
+    @Test func reservationsSurviveARestart() throws {
+        guard requireTools(["ping", "curl", "python3"]) else { return }
+        let net = try LabNetwork(tag: "n64-state", ipv6: true, ipv4Client: false)
+        defer { net.destroy() }
+        let state = net.directory + "/nat64.state"
+        let config = net.nat64Config(mode: "pool", extra: "state_file = \"\(state)\"\nstate_interval = 1")
+        _ = net.exec(net.client, ["ip", "addr", "add", "2001:db8:1::3/64", "dev", "eth0", "nodad"])
+        var daemon = try net.startDaemon(binary: swiftnatBinary, config: config)
+        #expect(net.log("daemon.log").contains("no state file"), "\(net.log("daemon.log"))")
+        // ::3 first, so ::2 gets the second address.
+        #expect(net.exec(net.client, ["ping", "-6", "-c", "1", "-W", "2", "-I", "2001:db8:1::3", server6]).ok)
+        #expect(net.exec(net.client, ["ping", "-6", "-c", "1", "-W", "2", "-I", "2001:db8:1::2", server6]).ok)
+        // Written periodically (state_interval = 1) while running...
+        let end = Date().addingTimeInterval(5)
+        while Date() < end && !((try? String(contentsOfFile: state, encoding: .utf8)) ?? "").contains("2001:db8:1::2") { usleep(100_000) }
+        let periodic = (try? String(contentsOfFile: state, encoding: .utf8)) ?? ""
+        #expect(periodic.contains("198.51.100.65 2001:db8:1::3 ") && periodic.contains("198.51.100.66 2001:db8:1::2 "), "periodic state: \(periodic)")
+        // ... and at stop.
+        net.stop(daemon)
+        #expect(net.log("daemon.log").contains("2 reservations saved"), "\(net.log("daemon.log"))")
+
+        daemon = try net.startDaemon(binary: swiftnatBinary, config: config)
+        #expect(net.log("daemon.log").contains("restored=2"), "\(net.log("daemon.log"))")
+        // ::2 now talks first and still gets .66, not the first free address.
+        try "after restart\n".write(toFile: net.directory + "/index.html", atomically: true, encoding: .utf8)
+        try net.startHTTPServer(net.server, address: LabNetwork.serverAddress, port: 8000, logName: "http.log")
+        let curl = net.exec(net.client, ["curl", "-sS", "-g", "-m", "5", "--interface", LabNetwork.clientAddress6, "http://[\(server6)]:8000/index.html"])
+        #expect(curl.ok && curl.stdout == "after restart\n", "curl: \(curl.stderr)")
+        #expect(net.log("http.log").contains("198.51.100.66 - -"), "kept address after restart: \(net.log("http.log"))")
+        #expect(nat64Dump(net, daemon).reservations.contains { $0.hasPrefix("2001:db8:1::2 -> 198.51.100.66 ") })
+        net.stop(daemon)
+
+        // A corrupt state file: refused with file, line and what to do; nothing is left behind.
+        try "swiftnat-nat64-state 1\nwritten 5\n198.51.100.65 not-an-address 3\n".write(toFile: state, atomically: true, encoding: .utf8)
+        try config.write(toFile: net.directory + "/nat64.toml", atomically: true, encoding: .utf8)
+        let bad = net.exec(net.nat, [swiftnatBinary, "run", "--config", net.directory + "/nat64.toml"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains(state) && bad.stderr.contains("line 3") && bad.stderr.contains("delete it"), "\(bad.stderr)")
+        #expect(!net.exec(net.nat, ["ip", "link", "show", "snat0"]).ok, "TUN device left behind")
+    }
+
+    /// One TUN device, both translators: IPv4 from the dual-stack client goes through NAPT44, IPv6 through NAT64.
+    @Test func nat44AndNAT64ShareTheDaemon() throws {
+        guard requireTools(["curl", "ping", "python3"]) else { return }
+        try withNAT64Lab("n64-dual", config: { $0.nat64Config(mode: "pool", nat44: "port-restricted-cone") }, dualStack: true) { net, daemon in
+            try "dual\n".write(toFile: net.directory + "/index.html", atomically: true, encoding: .utf8)
+            try net.startHTTPServer(net.server, address: LabNetwork.serverAddress, port: 8000, logName: "http.log")
+            let v4 = net.exec(net.client, ["curl", "-sS", "-m", "5", "http://\(LabNetwork.serverAddress):8000/index.html"])
+            let v6 = net.exec(net.client, ["curl", "-sS", "-g", "-m", "5", "http://[\(server6)]:8000/index.html"])
+            #expect(v4.ok && v4.stdout == "dual\n" && v6.ok && v6.stdout == "dual\n", "\(v4.stderr) \(v6.stderr)")
+            let log = net.log("http.log")
+            #expect(log.contains("198.51.100.1 - -") && log.contains("198.51.100.65 - -"), "NAT44 and NAT64 sources: \(log)")
+            #expect(net.exec(net.client, ["ping", "-c", "1", "-W", "2", LabNetwork.serverAddress]).ok)
+            #expect(net.exec(net.client, ["ping", "-6", "-c", "1", "-W", "2", server6]).ok)
+            #expect(net.sessions(daemon: daemon).contains { $0.hasPrefix("tcp 100.64.0.2:") })
+        }
+    }
+}

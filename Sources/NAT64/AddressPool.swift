@@ -567,7 +567,7 @@ public struct AddressPoolMapping: NAT64Mapping, ~Copyable {
     }
 
     @inlinable
-    public func isHairpin(_ destination: IPv4Address) -> Bool {
+    public func isHairpin(_ destination: IPv4Address, ipv6Destination: IPv6Address) -> Bool {
         pool.contains(destination)
     }
 }

@@ -65,6 +65,10 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
     // NAT64 address pool (protomask's 1:1 mode).
     /// Every pool address is reserved by another IPv6 host and none has been idle long enough to reclaim.
     case poolExhausted
+    // Stateful NAT64 (RFC 6146).
+    /// A later fragment whose first fragment was not translated (not seen, or its state expired): it
+    /// carries no ports to find its session by, and the NAT64 does not reassemble.
+    case fragmentBeforeFirst
 
     /// The snake_case metrics label.
     public var name: String {
@@ -113,6 +117,7 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
         case .nonGlobalIPv4Address: "non_global_ipv4_address"
         case .outputTooSmall: "output_too_small"
         case .poolExhausted: "pool_exhausted"
+        case .fragmentBeforeFirst: "fragment_before_first"
         }
     }
 

@@ -208,7 +208,7 @@ private let icmpError4 = NAT64Transport(kind: .icmpError, protocolNumber: 1)
         #expect(try m.map4to6(source: v4("203.0.113.2"), destination: v4("192.0.2.6"), transport: udp, hairpin: false, now: t(2)).destination == v6("2001:db8:1::6"))
         #expect(throws: DropReason.noMapping) { try m.map4to6(source: v4("203.0.113.2"), destination: v4("192.0.2.2"), transport: udp, hairpin: false, now: t(2)) }
         #expect(throws: DropReason.noMapping) { try m.map6to4(source: v6("2001:db8:1::a"), destination: v6("2001:db8:65::1"), transport: udp, now: t(2)) }
-        #expect(m.isHairpin(v4("192.0.2.3")) && !m.isHairpin(v4("203.0.113.2")))
+        #expect(m.isHairpin(v4("192.0.2.3"), ipv6Destination: .any) && !m.isHairpin(v4("203.0.113.2"), ipv6Destination: .any))
     }
 
     /// RFC 6052 §3.1: with the Well-Known Prefix, non-global IPv4 addresses are refused both ways.

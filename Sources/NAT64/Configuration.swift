@@ -35,6 +35,10 @@ public struct NAT64Configuration: Sendable, Hashable {
     /// RFC 7915 §4.1/§5.1: copy the TOS / traffic class (default). When set, the translator writes this
     /// value instead ("ignore the IPv4 TOS and always set the IPv6 traffic class to zero" is `0`).
     public var trafficClassOverride: UInt8?
+    /// RFC 4443 §2.4 (f), RFC 1812 §4.3.2.8: at most this many ICMP errors generated per second (both
+    /// families together; translated errors do not count). Nil: no limit. Errors over the limit are not
+    /// sent and are counted as `icmp_rate_limited`.
+    public var icmpErrorsPerSecond: Int? = 1000
     /// RFC 7915 §4.5: unfragmented IPv4 UDP with a zero checksum. Fragmented ones are always dropped.
     public var zeroUDPChecksum: ZeroUDPChecksumPolicy = .compute
     /// The first IPv4 Identification the translator uses for unfragmented IPv6 packets it sends with DF
@@ -62,6 +66,9 @@ public struct NAT64Configuration: Sendable, Hashable {
         guard ipv4MTU >= 68, ipv4MTU <= 65535 else {
             throw NAT64ConfigurationError(key: "ipv4_mtu", problem:
                 "is \(ipv4MTU); it must be between 68 (the IPv4 minimum, RFC 791) and 65535")
+        }
+        if let r = icmpErrorsPerSecond, r < 0 {
+            throw NAT64ConfigurationError(key: "icmp_errors_per_second", problem: "is \(r); it must be 0 or more")
         }
         guard outboxSlots >= 1, outboxSlots <= 4096 else {
             throw NAT64ConfigurationError(key: "outbox_slots", problem: "is \(outboxSlots); it must be between 1 and 4096")

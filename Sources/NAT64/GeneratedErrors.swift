@@ -12,6 +12,7 @@ extension NAT64Translator where Mapping: ~Copyable {
         guard let source = configuration.ipv6ErrorSource else { return }
         let destination = loadIPv6Address(p, IPv6Layout.source)
         guard destination != .any, destination.high >> 56 != 0xFF else { return }
+        guard takeICMPToken(sixToFour: true) else { return }
         guard let slot = outbox.reserve(), let o = slot.baseAddress else {
             record(.outboxFull, sixToFour: true)
             return
@@ -46,6 +47,7 @@ extension NAT64Translator where Mapping: ~Copyable {
         let destination = IPv4Address(ld32(p, IPv4Layout.source))
         let first = destination.rawValue >> 24
         guard first != 0, first != 127, first < 224 else { return }
+        guard takeICMPToken(sixToFour: false) else { return }
         guard let slot = outbox.reserve(), let o = slot.baseAddress else {
             record(.outboxFull, sixToFour: false)
             return

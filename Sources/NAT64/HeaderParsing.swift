@@ -165,5 +165,20 @@ func writeFragmentHeader(_ o: UnsafeMutableRawPointer, nextHeader: UInt8, offset
 /// Whether the IPv4 header checksum verifies (RFC 1071).
 @inlinable @inline(__always)
 func ipv4HeaderChecksumValid(_ p: UnsafeRawPointer, headerLength: Int) -> Bool {
-    Checksum.fold(Checksum.sum(p, count: headerLength)) == 0xFFFF
+    if headerLength == IPv4Layout.minimumHeaderLength {
+        var acc: UInt64 = 0
+        for i in stride(from: 0, to: 20, by: 4) {
+            let w = ld32(p, i)
+            acc &+= UInt64(w >> 16) &+ UInt64(w & 0xFFFF)
+        }
+        return Checksum.fold(acc) == 0xFFFF
+    }
+    return Checksum.fold(Checksum.sum(p, count: headerLength)) == 0xFFFF
+}
+
+/// RFC 1624 eqn. 3 for a whole group of fields: `checksum` loses the one's complement sum `oldSum` and
+/// gains `newSum` (a pseudo-header swap, a type change, a rewritten port).
+@inlinable @inline(__always)
+func adjustChecksum(_ checksum: UInt16, oldSum: UInt64, newSum: UInt64) -> UInt16 {
+    ~Checksum.fold(UInt64(~checksum) &+ UInt64(~Checksum.fold(oldSum)) &+ UInt64(Checksum.fold(newSum)))
 }

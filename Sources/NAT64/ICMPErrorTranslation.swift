@@ -17,6 +17,8 @@ extension NAT64Translator where Mapping: ~Copyable {
     mutating func translateICMPv6Error(_ p: UnsafeRawPointer, total: Int, chain c: IPv6TranslationChain,
                                        out: UnsafeMutableRawPointer, capacity: Int,
                                        now: Timestamp) throws(DropReason) -> (verdict: Verdict, length: Int) {
+        // RFC 7915 §5.1: not translated with a Routing header that has Segments Left (no error about an error).
+        guard c.routingHeaderOffset < 0 || c.segmentsLeft == 0 else { throw .segmentsLeftNonZero }
         let src6 = loadIPv6Address(p, IPv6Layout.source)
         let dst6 = loadIPv6Address(p, IPv6Layout.destination)
         let icmp = p + c.upperOffset

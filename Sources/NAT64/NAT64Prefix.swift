@@ -27,6 +27,9 @@ public struct NAT64Prefix: Hashable, Sendable, CustomStringConvertible {
     /// RFC 6052 §3.1: refuse non-global IPv4 addresses (RFC 6890 special-purpose blocks). Only
     /// meaningful for the Well-Known Prefix; a lab that uses documentation addresses turns it off.
     public var restrictsToGlobalIPv4: Bool
+    /// The prefix mask, precomputed (the packet path checks containment on every packet).
+    @usableFromInline let maskHigh: UInt64
+    @usableFromInline let maskLow: UInt64
 
     /// The Well-Known Prefix `64:ff9b::/96` (RFC 6052 §2.1).
     public static let wellKnownPrefix = IPv6Prefix(address: IPv6Address(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), length: 96)!
@@ -52,6 +55,7 @@ public struct NAT64Prefix: Hashable, Sendable, CustomStringConvertible {
         }
         self.prefix = prefix
         self.restrictsToGlobalIPv4 = restrictsToGlobalIPv4 ?? (prefix == NAT64Prefix.wellKnownPrefix)
+        (maskHigh, maskLow) = IPv6Prefix.mask(prefix.length)
     }
 
     /// Parses `addr/len` text and checks it as ``init(_:restrictsToGlobalIPv4:)`` does.
@@ -65,6 +69,7 @@ public struct NAT64Prefix: Hashable, Sendable, CustomStringConvertible {
     init(unchecked prefix: IPv6Prefix, restrictsToGlobalIPv4: Bool) {
         self.prefix = prefix
         self.restrictsToGlobalIPv4 = restrictsToGlobalIPv4
+        (maskHigh, maskLow) = IPv6Prefix.mask(prefix.length)
     }
 
     public var length: UInt8 { prefix.length }
@@ -74,7 +79,9 @@ public struct NAT64Prefix: Hashable, Sendable, CustomStringConvertible {
     public var description: String { prefix.description }
 
     /// Whether `address` lies under the prefix.
-    @inlinable public func contains(_ address: IPv6Address) -> Bool { prefix.contains(address) }
+    @inlinable public func contains(_ address: IPv6Address) -> Bool {
+        address.high & maskHigh == prefix.address.high && address.low & maskLow == prefix.address.low
+    }
 
     /// RFC 6052 §2.3: the IPv4-embedded IPv6 address for `v4`, or nil when the Well-Known Prefix may not
     /// represent it (§3.1).
@@ -113,7 +120,7 @@ public struct NAT64Prefix: Hashable, Sendable, CustomStringConvertible {
     /// As ``extract(_:)`` without the §3.1 check.
     @inlinable
     public func extractUnchecked(_ address: IPv6Address) -> IPv4Address? {
-        guard prefix.contains(address) else { return nil }
+        guard contains(address) else { return nil }
         let h = address.high, l = address.low
         let v: UInt64
         switch prefix.length {

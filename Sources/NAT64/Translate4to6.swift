@@ -90,7 +90,19 @@ extension NAT64Translator where Mapping: ~Copyable {
             throw .fragmentedICMP
         }
 
-        let m = try mapping.map4to6(source: src4, destination: dst4, transport: t, hairpin: hairpin, now: now)
+        let m: NAT64Mapped6
+        do {
+            m = try mapping.map4to6(source: src4, destination: dst4, transport: t, hairpin: hairpin, now: now)
+        } catch {
+            // RFC 7915 §4.4: optionally tell the sender (ICMPv4 3/13) that its packet cannot be translated.
+            if configuration.sendProhibitedErrors && !hairpin && offset == 0
+                && (error == .noMapping || error == .nonGlobalIPv4Address || error == .filtered) {
+                sendICMPv4Error(type: ICMPv4Type.destinationUnreachable,
+                                code: ICMPv4UnreachableCode.communicationAdministrativelyProhibited,
+                                rest: 0, about: p, length: total)
+            }
+            throw error
+        }
 
         let ttl = ld8(p, IPv4Layout.ttl)
         if !hairpin {
@@ -109,6 +121,8 @@ extension NAT64Translator where Mapping: ~Copyable {
             }
         }
 
+        // The IPv6 Fragment Offset ends at 65535 too (RFC 8200 §4.5).
+        if isFragment && offset + l4Length > 65535 { throw .fragmentTooLarge }
         var withFragmentHeader = isFragment
         var size6 = IPv6Layout.headerLength + (withFragmentHeader ? IPv6ExtensionLayout.fragmentHeaderLength : 0) + l4Length
         var fragmentTo = 0
@@ -139,7 +153,7 @@ extension NAT64Translator where Mapping: ~Copyable {
             writeFragmentHeader(l4o, nextHeader: proto6, offset: offset, more: mf, identification: UInt32(identification))
             l4o += IPv6ExtensionLayout.fragmentHeaderLength
         }
-        l4o.copyMemory(from: l4, byteCount: l4Length)
+        copyBytes(l4o, l4, l4Length)
 
         switch t.kind {
         case .tcp, .udp:
@@ -156,15 +170,16 @@ extension NAT64Translator where Mapping: ~Copyable {
                 st16(l4o, UDPLayout.checksum, sum == 0 ? 0xFFFF : sum)
                 break
             }
-            var d = ChecksumDelta(oldSum: wordSum(src4) &+ wordSum(dst4), newSum: m.source.wordSum &+ m.destination.wordSum)
+            var oldSum = wordSum(src4) &+ wordSum(dst4)
+            var newSum = m.source.wordSum &+ m.destination.wordSum
             if m.ports != t.ports {
-                d.replace(t.ports.source, with: m.ports.source)
-                d.replace(t.ports.destination, with: m.ports.destination)
+                oldSum &+= UInt64(t.ports.source) &+ UInt64(t.ports.destination)
+                newSum &+= UInt64(m.ports.source) &+ UInt64(m.ports.destination)
                 st16(l4o, 0, m.ports.source)
                 st16(l4o, 2, m.ports.destination)
             }
             let at = t.kind == .tcp ? TCPLayout.checksum : UDPLayout.checksum
-            var sum = d.apply(to: ld16(l4o, at))
+            var sum = adjustChecksum(ld16(l4o, at), oldSum: oldSum, newSum: newSum)
             // Over IPv6 a UDP checksum of zero is not allowed (RFC 8200 §8.1): a computed zero is 0xFFFF.
             if t.kind == .udp && sum == 0 { sum = 0xFFFF }
             st16(l4o, at, sum)
@@ -177,10 +192,11 @@ extension NAT64Translator where Mapping: ~Copyable {
             let newID = t.kind == .icmpEchoRequest ? m.ports.source : m.ports.destination
             let ph = Checksum.pseudoHeaderSum(source: m.source, destination: m.destination, nextHeader: IPProtocol.icmpv6,
                                               length: l4Length)
-            let d = ChecksumDelta(oldSum: UInt64(oldWord) &+ UInt64(oldID), newSum: ph &+ UInt64(newWord) &+ UInt64(newID))
             st16(l4o, 0, newWord)
             st16(l4o, ICMPv6Layout.identifier, newID)
-            st16(l4o, ICMPv6Layout.checksum, d.apply(to: ld16(l4o, ICMPv6Layout.checksum)))
+            st16(l4o, ICMPv6Layout.checksum, adjustChecksum(ld16(l4o, ICMPv6Layout.checksum),
+                                                            oldSum: UInt64(oldWord) &+ UInt64(oldID),
+                                                            newSum: ph &+ UInt64(newWord) &+ UInt64(newID)))
         case .icmpError, .other:
             break
         }

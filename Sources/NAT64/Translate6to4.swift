@@ -67,7 +67,17 @@ extension NAT64Translator where Mapping: ~Copyable {
             throw .fragmentedICMP
         }
 
-        let m = try mapping.map6to4(source: src6, destination: dst6, transport: t, now: now)
+        let m: NAT64Mapped4
+        do {
+            m = try mapping.map6to4(source: src6, destination: dst6, transport: t, now: now)
+        } catch {
+            // RFC 7915 §5.4: optionally tell the sender (ICMPv6 1/1) that its packet cannot be translated.
+            if configuration.sendProhibitedErrors && (error == .noMapping || error == .nonGlobalIPv4Address || error == .filtered) {
+                sendICMPv6Error(type: ICMPv6Type.destinationUnreachable, code: ICMPv6UnreachableCode.administrativelyProhibited,
+                                rest: 0, about: p, length: total)
+            }
+            throw error
+        }
 
         let hopLimit = ld8(p, IPv6Layout.hopLimit)
         if hopLimit <= 1 {
@@ -83,6 +93,10 @@ extension NAT64Translator where Mapping: ~Copyable {
 
         let hairpin = mapping.isHairpin(m.destination, ipv6Destination: dst6)
         let size4 = IPv4Layout.minimumHeaderLength + l4Length
+        // An IPv4 datagram ends by byte 65535 (RFC 791 §3.1): a fragment reaching beyond cannot be expressed.
+        if c.hasFragmentHeader && IPv4Layout.minimumHeaderLength + c.fragmentOffset + l4Length > 65535 {
+            throw .fragmentTooLarge
+        }
         let flags: UInt16
         let identification: UInt16
         if c.hasFragmentHeader {
@@ -104,6 +118,7 @@ extension NAT64Translator where Mapping: ~Copyable {
             }
             fragmentTo = ipv4MTU
         }
+        guard size4 <= 65535 else { throw .packetTooBig }  // only reachable when hairpinned (no MTU check)
         let o = hairpin ? scratch : out
         guard size4 <= (hairpin ? Self.bufferCapacity : capacity) else { throw .outputTooSmall }
 
@@ -113,23 +128,28 @@ extension NAT64Translator where Mapping: ~Copyable {
                         protocolNumber: c.upperProtocol == IPProtocol.icmpv6 ? IPProtocol.icmp : c.upperProtocol,
                         source: m.source, destination: m.destination)
         let l4o = o + IPv4Layout.minimumHeaderLength
-        l4o.copyMemory(from: l4, byteCount: l4Length)
+        copyBytes(l4o, l4, l4Length)
 
         switch t.kind {
         case .tcp, .udp:
-            var d = ChecksumDelta(oldSum: src6.wordSum &+ dst6.wordSum, newSum: wordSum(m.source) &+ wordSum(m.destination))
+            var oldSum = src6.wordSum &+ dst6.wordSum
+            var newSum = wordSum(m.source) &+ wordSum(m.destination)
             if m.ports != t.ports {
-                d.replace(t.ports.source, with: m.ports.source)
-                d.replace(t.ports.destination, with: m.ports.destination)
+                oldSum &+= UInt64(t.ports.source) &+ UInt64(t.ports.destination)
+                newSum &+= UInt64(m.ports.source) &+ UInt64(m.ports.destination)
                 st16(l4o, 0, m.ports.source)
                 st16(l4o, 2, m.ports.destination)
             }
             if t.kind == .tcp {
-                st16(l4o, TCPLayout.checksum, d.apply(to: ld16(l4o, TCPLayout.checksum)))
+                st16(l4o, TCPLayout.checksum, adjustChecksum(ld16(l4o, TCPLayout.checksum), oldSum: oldSum, newSum: newSum))
             } else {
                 // Over IPv4 a zero UDP checksum means "none" and stays zero; a computed zero is sent as
                 // 0xFFFF (RFC 768).
-                st16(l4o, UDPLayout.checksum, d.applyUDP(to: ld16(l4o, UDPLayout.checksum)))
+                let old = ld16(l4o, UDPLayout.checksum)
+                if old != 0 {
+                    let v = adjustChecksum(old, oldSum: oldSum, newSum: newSum)
+                    st16(l4o, UDPLayout.checksum, v == 0 ? 0xFFFF : v)
+                }
             }
         case .icmpEchoRequest, .icmpEchoReply:
             // RFC 7915 §5.2: type 128/129 → 8/0; the checksum loses the ICMPv6 pseudo-header.
@@ -139,10 +159,11 @@ extension NAT64Translator where Mapping: ~Copyable {
             let oldID = ld16(l4o, ICMPv6Layout.identifier)
             let newID = t.kind == .icmpEchoRequest ? m.ports.source : m.ports.destination
             let ph = Checksum.pseudoHeaderSum(source: src6, destination: dst6, nextHeader: IPProtocol.icmpv6, length: l4Length)
-            let d = ChecksumDelta(oldSum: ph &+ UInt64(oldWord) &+ UInt64(oldID), newSum: UInt64(newWord) &+ UInt64(newID))
             st16(l4o, 0, newWord)
             st16(l4o, ICMPv4Layout.identifier, newID)
-            st16(l4o, ICMPv4Layout.checksum, d.apply(to: ld16(l4o, ICMPv4Layout.checksum)))
+            st16(l4o, ICMPv4Layout.checksum, adjustChecksum(ld16(l4o, ICMPv4Layout.checksum),
+                                                            oldSum: ph &+ UInt64(oldWord) &+ UInt64(oldID),
+                                                            newSum: UInt64(newWord) &+ UInt64(newID)))
         case .icmpError, .other:
             break
         }

@@ -40,6 +40,8 @@ public struct NAT64Translator<Mapping: NAT64Mapping & ~Copyable>: ~Copyable {
     @usableFromInline let ipv6MTU: Int
     @usableFromInline let ipv4MTU: Int
     public var lastNow: Timestamp = .zero
+    @usableFromInline var icmpTokens = 0
+    @usableFromInline var icmpTokenSecond: UInt32 = .max
 
     /// Builds a translator; the configuration must pass ``NAT64Configuration/validate()``.
     public init(configuration c: NAT64Configuration, mapping: consuming Mapping) throws(NAT64ConfigurationError) {
@@ -191,6 +193,23 @@ public struct NAT64Translator<Mapping: NAT64Mapping & ~Copyable>: ~Copyable {
         let v = nextIdentification
         nextIdentification &+= 1
         return v
+    }
+
+    /// RFC 4443 §2.4 (f): takes a token for one generated ICMP error, refilled every second of `lastNow`.
+    @inlinable
+    mutating func takeICMPToken(sixToFour: Bool) -> Bool {
+        guard let limit = configuration.icmpErrorsPerSecond else { return true }
+        let second = lastNow.seconds
+        if second != icmpTokenSecond {
+            icmpTokenSecond = second
+            icmpTokens = limit
+        }
+        guard icmpTokens > 0 else {
+            record(.icmpRateLimited, sixToFour: sixToFour)
+            return false
+        }
+        icmpTokens -= 1
+        return true
     }
 
     @inlinable @inline(__always)

@@ -258,4 +258,57 @@ import NATWire
                                      payload: payload(10))
         #expect(run(&t, tcp).verdict == .drop(.badTransportHeader))
     }
+    @Test func rfc7915_5_1_1_fragmentHeaderBecomesIPv4FragmentFields() {
+        var t = makeTranslator()
+        // The first fragment carries the UDP header; its checksum (over the whole datagram) is adjusted
+        // for the pseudo-header alone.
+        let whole6 = Array(udp6(60)[40...])   // 68 bytes of UDP
+        let whole4 = Array(udp4(60)[20...])
+        let h6 = IPv6Header(nextHeader: IPProtocol.udp, source: host6, destination: server6)
+        let first6 = PacketBuilder.ipv6(h6, extensionHeaders: [.fragment(offset: 0, moreFragments: true, identification: 0xDEAD_BEEF)],
+                                        payload: Array(whole6[0..<32]))
+        var h4 = IPv4Header(protocolNumber: IPProtocol.udp, source: host4, destination: server4, ttl: 63, identification: 0xBEEF)
+        h4.moreFragments = true
+        let first4 = PacketBuilder.ipv4(h4, payload: Array(whole4[0..<32]))
+        let r = run(&t, first6)
+        #expect(r.bytes == first4, "\(diff(r.bytes, first4))")
+        // The last fragment: no transport header, bytes copied, offset and identification carried.
+        let last6 = PacketBuilder.ipv6(h6, extensionHeaders: [.fragment(offset: 32, moreFragments: false, identification: 0xDEAD_BEEF)],
+                                       payload: Array(whole6[32...]))
+        h4.moreFragments = false
+        h4.fragmentOffset = 32
+        let last4 = PacketBuilder.ipv4(h4, payload: Array(whole4[32...]))
+        let r2 = run(&t, last6)
+        #expect(r2.bytes == last4, "\(diff(r2.bytes, last4))")
+        let c = t.counters6to4
+        #expect(c.fragmentsTranslated == 2)
+    }
+
+    @Test func rfc7915_5_1_1_atomicFragmentKeepsItsIdentificationAndClearsDF() {
+        var t = makeTranslator()
+        let h6 = IPv6Header(nextHeader: IPProtocol.udp, source: host6, destination: server6)
+        let atomic = PacketBuilder.ipv6(h6, extensionHeaders: [.fragment(offset: 0, moreFragments: false, identification: 0x0001_0203)],
+                                        payload: Array(udp6(1300)[40...]))
+        // Even above 1260 bytes: the Fragment header rules (§5.1.1) apply, DF stays clear.
+        let r = run(&t, atomic)
+        #expect(r.bytes == udp4(1300, id: 0x0203), "\(diff(r.bytes, udp4(1300, id: 0x0203)))")
+    }
+
+    @Test func rfc7915_5_1_1_fragmentLargerThanTheIPv4LinkIsFragmentedAgain() {
+        var t = makeTranslator { $0.ipv4MTU = 600 }
+        let h6 = IPv6Header(nextHeader: IPProtocol.udp, source: host6, destination: server6)
+        let body = payload(1000)
+        let in6 = PacketBuilder.ipv6(h6, extensionHeaders: [.fragment(offset: 800, moreFragments: true, identification: 9)],
+                                     payload: body)
+        let r = run(&t, in6)
+        var h4 = IPv4Header(protocolNumber: IPProtocol.udp, source: host4, destination: server4, ttl: 63, identification: 9)
+        h4.moreFragments = true
+        h4.fragmentOffset = 800
+        let f1 = PacketBuilder.ipv4(h4, payload: Array(body[0..<576]))
+        h4.fragmentOffset = 800 + 576
+        let f2 = PacketBuilder.ipv4(h4, payload: Array(body[576...]))
+        #expect(r.bytes == f1, "\(diff(r.bytes, f1))")
+        #expect(r.generated.map(\.bytes) == [f2])
+    }
+
 }

@@ -20,7 +20,9 @@ let package = Package(
         // Layer 0: views over packet bytes, checksums, addresses, builders.
         .target(name: "NATWire"),
         // Layer 1: tuples, verdicts, tables, port allocation, timers, limits.
-        .target(name: "NATCore", dependencies: ["NATWire"]),
+        .target(name: "NATCore", dependencies: ["NATWire", "CNATIntrinsics"]),
+        // Layer 1 support: CPU hints (prefetch) that Swift cannot spell, header-only.
+        .target(name: "CNATIntrinsics"),
         // Layer 2: the NAPT44 engine (bytes + now in, bytes + verdict out).
         .target(name: "NAPT44", dependencies: ["NATWire", "NATCore"]),
         // Layer 2: NAT64 (RFC 7915 translation, RFC 6052 addresses, SIIT/EAM, stateful NAPT64, address pools).

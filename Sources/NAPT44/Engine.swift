@@ -27,6 +27,21 @@ public struct NAPT44Engine: ~Copyable {
     let seed: UInt64
     let icmpSource: UInt32
     let hasRedirects: Bool
+    let inboundRefresh: Bool
+    // Settings read on every new flow, copied out of `configuration` so that path reads plain fields.
+    let mappingTCP: MappingBehavior
+    let mappingUDP: MappingBehavior
+    let mappingICMP: MappingBehavior
+    let portPreservation: Bool
+    let parityPreservation: Bool
+    let pairedPooling: Bool
+    let maxPortAttempts: Int
+    let maxSessionsPerHost: Int?
+    let maxPortsPerHost: Int?
+    /// The table's outside-endpoint lookup as a copyable value (pointers into the table, which never moves).
+    let endpointProbe: EndpointProbe
+    /// Tests turn the fast path off to compare it with the full pipeline.
+    var fastPathEnabled = true
     var staticInside: [UInt64: UInt32] = [:]
     var staticOutside: [UInt32: UInt64] = [:]
     /// Live forwards: (proto<<48 | outside address<<16 | first port) → forward.
@@ -58,6 +73,17 @@ public struct NAPT44Engine: ~Copyable {
         (portsLow, portsHigh) = c.ports.split()
         icmpSource = (c.icmpSourceAddress ?? IPv4Address(poolAddresses[0])).rawValue
         hasRedirects = !c.redirects.isEmpty
+        inboundRefresh = c.inboundRefresh
+        mappingTCP = c.tcp.mapping
+        mappingUDP = c.udp.mapping
+        mappingICMP = c.icmp.mapping
+        portPreservation = c.portPreservation
+        parityPreservation = c.parityPreservation
+        pairedPooling = c.pairedPooling
+        maxPortAttempts = c.maxPortAttempts
+        maxSessionsPerHost = c.limits.maxSessionsPerHost
+        maxPortsPerHost = c.limits.maxPortsPerHost
+        endpointProbe = table.endpointProbe
         for st in c.staticNAT {
             staticInside[UInt64(st.tenant) << 32 | UInt64(st.inside.rawValue)] = st.outside.rawValue
             staticOutside[st.outside.rawValue] = UInt64(st.tenant) << 32 | UInt64(st.inside.rawValue)
@@ -129,6 +155,13 @@ public struct NAPT44Engine: ~Copyable {
     /// address means inbound. This is what a TUN device that carries both sides needs.
     public mutating func process(_ packet: UnsafeMutableRawBufferPointer, tenant: UInt32 = 0, now: Timestamp) -> Verdict {
         lastNow = now
+        if packet.count >= 20, let b = packet.baseAddress {
+            if isInside(UInt32(bigEndian: b.loadUnaligned(fromByteOffset: 12, as: UInt32.self))) {
+                if fastOutbound(packet, tenant: tenant, now: now) { return .toOutside }
+            } else if let t = fastInbound(packet, now: now) {
+                return .toInside(tenant: t)
+            }
+        }
         do throws(DropReason) {
             let ip = try Self.validate(packet)
             if isInside(ip.source.rawValue) { return try outbound(ip, tenant: tenant, now: now) }
@@ -142,6 +175,7 @@ public struct NAPT44Engine: ~Copyable {
     /// Translates a packet that arrived on the inside interface of `tenant`.
     public mutating func translateOutbound(_ packet: UnsafeMutableRawBufferPointer, tenant: UInt32 = 0, now: Timestamp) -> Verdict {
         lastNow = now
+        if fastOutbound(packet, tenant: tenant, now: now) { return .toOutside }
         do {
             return try outbound(try Self.validate(packet), tenant: tenant, now: now)
         } catch {
@@ -152,6 +186,7 @@ public struct NAPT44Engine: ~Copyable {
     /// Translates a packet that arrived on the outside interface.
     public mutating func translateInbound(_ packet: UnsafeMutableRawBufferPointer, now: Timestamp) -> Verdict {
         lastNow = now
+        if let t = fastInbound(packet, now: now) { return .toInside(tenant: t) }
         do throws(DropReason) {
             let ip = try Self.validate(packet)
             guard isOutside(ip.destination.rawValue) else { throw .notNATTraffic }

@@ -30,7 +30,7 @@ extension NAPT44Engine {
         if table.isSessionTableFull { expire(now: now) }
         guard !table.isSessionTableFull else { throw reject(.sessionTableFull, ip, tenant: tenant) }
         guard let host = table.host(tenant: tenant, address: t.source) else { throw reject(.hostTableFull, ip, tenant: tenant) }
-        if let l = configuration.limits.maxSessionsPerHost, Int(table.hosts[Int(host)].sessions) >= l {
+        if let l = maxSessionsPerHost, Int(table.hosts[Int(host)].sessions) >= l {
             table.releaseHostIfIdle(host)
             throw reject(.hostSessionLimit, ip, tenant: tenant)
         }
@@ -60,7 +60,7 @@ extension NAPT44Engine {
     /// Finds or creates the mapping an outbound flow uses, per the mapping behaviour (RFC 4787 §4.1).
     mutating func mappingForOutbound(_ t: IncomingTuple, remote: UInt32, remotePort: UInt16, tenant: UInt32,
                                      host: UInt32, now: UInt32) throws(DropReason) -> UInt32 {
-        let behavior = configuration.behavior(for: t.proto).mapping
+        let behavior = t.proto == IPProtocol.tcp ? mappingTCP : t.proto == IPProtocol.udp ? mappingUDP : mappingICMP
         // A static mapping (forward or 1:1) of this inside endpoint wins whatever the behaviour.
         let eim = table.lookupMapping(tenant: tenant, proto: t.proto, insideAddress: t.source, insidePort: t.sourcePort,
                                       qualifierAddress: 0, qualifierPort: 0)
@@ -76,7 +76,7 @@ extension NAPT44Engine {
                                         qualifierAddress: qa, qualifierPort: qp)
             if m != 0 { return m }
         }
-        if let l = configuration.limits.maxPortsPerHost, Int(table.hosts[Int(host)].ports) >= l { throw .hostPortLimit }
+        if let l = maxPortsPerHost, Int(table.hosts[Int(host)].ports) >= l { throw .hostPortLimit }
         guard !table.isMappingTableFull else { throw .mappingTableFull }
         var rec = MappingRecord()
         rec.insideAddress = t.source
@@ -108,7 +108,7 @@ extension NAPT44Engine {
     mutating func allocateEndpoint(_ t: IncomingTuple, remote: UInt32, remotePort: UInt16, tenant: UInt32) throws(DropReason) -> (UInt32, UInt16) {
         let n = poolAddresses.count
         let start = Int(KeyHash.hash(UInt64(tenant) << 32 | UInt64(t.source), 0x706F_6F6C, seed: seed) % UInt32(n))
-        let tries = configuration.pairedPooling ? 1 : n
+        let tries = pairedPooling ? 1 : n
         for i in 0..<tries {
             let addr = poolAddresses[(start + i) % n]
             if let port = allocatePort(proto: t.proto, address: addr, preferred: t.sourcePort, tenant: tenant,
@@ -122,15 +122,32 @@ extension NAPT44Engine {
     /// RFC 4787 §4.2.1 port preservation when the port is free; otherwise RFC 6056 §3.3.3 (Algorithm 3,
     /// simple hash-based selection) over the configured port set, keeping a port below 1024 below 1024 and
     /// one from 1024 up from 1024 up, and parity when configured, with a bounded number of attempts.
-    func allocatePort(proto: UInt8, address: UInt32, preferred: UInt16, tenant: UInt32, inside: UInt32,
+    mutating func allocatePort(proto: UInt8, address: UInt32, preferred: UInt16, tenant: UInt32, inside: UInt32,
                       remote: UInt32, remotePort: UInt16) -> UInt16? {
-        let all = configuration.ports
-        var set = all
+        // The sets are passed borrowed (no copy, no reference counting on this per-new-flow path).
         if proto != IPProtocol.icmp {
-            if preferred < 1024 { if portsLow.count > 0 { set = portsLow } } else if portsHigh.count > 0 { set = portsHigh }
+            if preferred < 1024 {
+                if portsLow.count > 0 {
+                    return allocatePort(in: portsLow, proto: proto, address: address, preferred: preferred, tenant: tenant,
+                                        inside: inside, remote: remote, remotePort: remotePort)
+                }
+            } else if portsHigh.count > 0 {
+                return allocatePort(in: portsHigh, proto: proto, address: address, preferred: preferred, tenant: tenant,
+                                    inside: inside, remote: remote, remotePort: remotePort)
+            }
         }
-        if configuration.portPreservation && preferred != 0 && set.contains(preferred)
-            && table.lookupMapping(proto: proto, outsideAddress: address, outsidePort: preferred) == 0 {
+        return allocatePort(in: configuration.ports, proto: proto, address: address, preferred: preferred, tenant: tenant,
+                            inside: inside, remote: remote, remotePort: remotePort)
+    }
+
+    @inline(__always)
+    mutating func allocatePort(in set: borrowing PortSet, proto: UInt8, address: UInt32, preferred: UInt16, tenant: UInt32,
+                      inside: UInt32, remote: UInt32, remotePort: UInt16) -> UInt16? {
+        // Through the engine's copyable probe: calling the table's own lookup from here made the compiler
+        // copy the whole (noncopyable) table for every try.
+        let probe = endpointProbe
+        if portPreservation && preferred != 0 && set.contains(preferred)
+            && probe.lookup(proto: proto, outsideAddress: address, outsidePort: preferred) == 0 {
             return preferred
         }
         let count = set.count
@@ -139,15 +156,17 @@ extension NAPT44Engine {
                              UInt64(preferred) << 48 | UInt64(remotePort) << 32 | UInt64(tenant) ^ UInt64(proto) << 56,
                              seed: seed ^ 0x6056)
         let offset = Int(h % UInt32(count))
-        let attempts = min(count, configuration.maxPortAttempts)
-        let parity = configuration.parityPreservation ? Int(preferred & 1) : -1
+        let attempts = min(count, maxPortAttempts)
+        let parity = parityPreservation ? Int(preferred & 1) : -1
         var tried = 0, i = 0
         while tried < attempts && i < count {
-            let port = set.port(at: (offset + i) % count)
+            var index = offset + i
+            if index >= count { index -= count }
+            let port = set.port(at: index)
             i += 1
             if parity >= 0 && Int(port & 1) != parity { continue }
             tried += 1
-            if table.lookupMapping(proto: proto, outsideAddress: address, outsidePort: port) == 0 { return port }
+            if probe.lookup(proto: proto, outsideAddress: address, outsidePort: port) == 0 { return port }
         }
         return nil
     }
@@ -210,7 +229,7 @@ extension NAPT44Engine {
         if table.isSessionTableFull { expire(now: now) }
         guard !table.isSessionTableFull else { throw .sessionTableFull }
         guard let host = table.host(tenant: m.tenant, address: m.insideAddress) else { throw .hostTableFull }
-        if let l = configuration.limits.maxSessionsPerHost, Int(table.hosts[Int(host)].sessions) >= l {
+        if let l = maxSessionsPerHost, Int(table.hosts[Int(host)].sessions) >= l {
             table.releaseHostIfIdle(host)
             throw .hostSessionLimit
         }

@@ -161,8 +161,8 @@ public struct AddressPool: ~Copyable {
     public let capacity: Int
     @usableFromInline let slots: UnsafeMutablePointer<Slot>
     @usableFromInline let byIPv6: HashIndex
-    /// Per prefix: first usable address, usable count, first slot.
-    @usableFromInline let ranges: UnsafeMutablePointer<(first: UInt32, count: UInt32, slot: UInt32)>
+    /// Per prefix: first usable address, usable count, first slot, network address and mask.
+    @usableFromInline let ranges: UnsafeMutablePointer<(first: UInt32, count: UInt32, slot: UInt32, network: UInt32, mask: UInt32)>
     @usableFromInline let rangeCount: Int
     @usableFromInline let seed: UInt64
     @usableFromInline let maxIdle: UInt32
@@ -192,7 +192,7 @@ public struct AddressPool: ~Copyable {
         var slot: UInt32 = 1
         for (i, p) in configuration.prefixes.enumerated() {
             let (first, count) = AddressPoolConfiguration.usableRange(of: p)
-            ranges[i] = (first.rawValue, UInt32(count), slot)
+            ranges[i] = (first.rawValue, UInt32(count), slot, p.address.rawValue, p.mask)
             slot &+= UInt32(count)
         }
         // Every slot starts free, in address order (first come, first served from the lowest).
@@ -250,10 +250,11 @@ public struct AddressPool: ~Copyable {
 
     @inlinable @inline(__always)
     func findSlot(_ v6: IPv6Address) -> UInt32 {
-        var id = byIPv6.first(hash(v6))
+        let h = hash(v6)
+        var id = byIPv6.first(h)
         while id != 0 {
             if slots[Int(id)].ipv6 == v6 { return id }
-            id = byIPv6.next(id)
+            id = byIPv6.next(id, hash: h)
         }
         return 0
     }
@@ -261,7 +262,7 @@ public struct AddressPool: ~Copyable {
     /// Whether `a` belongs to the pool's prefixes (reserved or not): the IPv4 traffic the NAT64 owns.
     @inlinable
     public func contains(_ a: IPv4Address) -> Bool {
-        for i in 0..<rangeCount where configuration.prefixes[i].contains(a) { return true }
+        for i in 0..<rangeCount where a.rawValue & ranges[i].mask == ranges[i].network { return true }
         return false
     }
 
@@ -566,6 +567,7 @@ public struct AddressPoolMapping: NAT64Mapping, ~Copyable {
         return NAT64Mapped6(source: s, destination: d, ports: transport.ports)
     }
 
+    /// A pool address reached through the prefix (its RFC 6052 form) belongs to another IPv6 host of the pool.
     @inlinable
     public func isHairpin(_ destination: IPv4Address, ipv6Destination: IPv6Address) -> Bool {
         pool.contains(destination)

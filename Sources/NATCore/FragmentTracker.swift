@@ -45,12 +45,13 @@ public struct FragmentTracker: ~Copyable {
     }
 
     public func lookup(keyA: UInt64, keyB: UInt64, now: UInt64) -> Flow? {
-        var id = index.first(KeyHash.hash(keyA, keyB, seed: seed))
+        let h = KeyHash.hash(keyA, keyB, seed: seed)
+        var id = index.first(h)
         while id != 0 {
             if flows[Int(id)].keyA == keyA && flows[Int(id)].keyB == keyB {
                 return flows[Int(id)].expires > now ? flows[Int(id)] : nil
             }
-            id = index.next(id)
+            id = index.next(id, hash: h)
         }
         return nil
     }
@@ -58,7 +59,8 @@ public struct FragmentTracker: ~Copyable {
     /// Records a flow (or refreshes an existing one); false when the table is full of live flows.
     public mutating func record(_ flow: Flow, now: UInt64) -> Bool {
         expire(now: now)
-        var id = index.first(KeyHash.hash(flow.keyA, flow.keyB, seed: seed))
+        let h = KeyHash.hash(flow.keyA, flow.keyB, seed: seed)
+        var id = index.first(h)
         while id != 0 {
             if flows[Int(id)].keyA == flow.keyA && flows[Int(id)].keyB == flow.keyB {
                 // Keep the original expiry so the FIFO stays ordered.
@@ -68,14 +70,14 @@ public struct FragmentTracker: ~Copyable {
                 flows[Int(id)].expires = expires
                 return true
             }
-            id = index.next(id)
+            id = index.next(id, hash: h)
         }
         guard free != 0 else { return false }
         id = free
         free = flows[Int(id)].fifoNext
         flows[Int(id)] = flow
         flows[Int(id)].fifoNext = 0
-        index.insert(id, hash: KeyHash.hash(flow.keyA, flow.keyB, seed: seed))
+        index.insert(id, hash: h)
         if fifoTail != 0 { flows[Int(fifoTail)].fifoNext = id } else { fifoHead = id }
         fifoTail = id
         count += 1

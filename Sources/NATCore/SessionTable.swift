@@ -1,3 +1,5 @@
+import CNATIntrinsics
+
 /// Timer classes: each has its own idle timeout and its own list ordered by last use, so expiry
 /// pops from the head in O(1) per session and never sweeps the table.
 public enum TimerClass: UInt8, Sendable, CaseIterable {
@@ -70,6 +72,32 @@ public struct MappingRecord: Sendable {
     @inlinable public var isStatic: Bool { flags & MappingRecord.flagStatic != 0 }
     @inlinable public var isHeld: Bool { flags & MappingRecord.flagHeld != 0 }
     @inlinable public var hasSessions: Bool { sessionHead != 0 }
+}
+
+/// Which mapping owns an outside endpoint (see ``SessionTable/endpointProbe``).
+public struct EndpointProbe {
+    @usableFromInline let chains: HashChains
+    @usableFromInline let mappings: UnsafeMutablePointer<MappingRecord>
+    @usableFromInline let seed: UInt64
+
+    @inlinable init(chains: HashChains, mappings: UnsafeMutablePointer<MappingRecord>, seed: UInt64) {
+        self.chains = chains
+        self.mappings = mappings
+        self.seed = seed
+    }
+
+    /// The mapping id (live or held) of the endpoint, or 0 when the port is free.
+    @inlinable @inline(__always)
+    public func lookup(proto: UInt8, outsideAddress: UInt32, outsidePort: UInt16) -> UInt32 {
+        let h = SessionTable.outsideHash(proto, outsideAddress, outsidePort, 0, 0, seed: seed)
+        var id = chains.first(h)
+        while id != 0 {
+            let m = mappings + Int(id)
+            if m.pointee.outsideAddress == outsideAddress && m.pointee.outsidePort == outsidePort && m.pointee.proto == proto { return id }
+            id = chains.next(id, hash: h)
+        }
+        return 0
+    }
 }
 
 /// Per inside host (tenant, address) accounting for RFC 6888 per-subscriber limits.
@@ -176,7 +204,12 @@ public struct SessionTable: ~Copyable {
 
     @inlinable @inline(__always)
     func outsideHash(_ proto: UInt8, _ a: UInt32, _ ap: UInt16, _ b: UInt32, _ bp: UInt16) -> UInt32 {
-        KeyHash.hash(UInt64(a) << 32 | UInt64(b), UInt64(ap) << 48 | UInt64(bp) << 32 | UInt64(proto), seed: ~seed)
+        Self.outsideHash(proto, a, ap, b, bp, seed: ~seed)
+    }
+
+    @inlinable @inline(__always)
+    static func outsideHash(_ proto: UInt8, _ a: UInt32, _ ap: UInt16, _ b: UInt32, _ bp: UInt16, seed: UInt64) -> UInt32 {
+        KeyHash.hash(UInt64(a) << 32 | UInt64(b), UInt64(ap) << 48 | UInt64(bp) << 32 | UInt64(proto), seed: seed)
     }
 
     // MARK: Session lookups (the fast path)
@@ -185,7 +218,8 @@ public struct SessionTable: ~Copyable {
     @inlinable @inline(__always)
     public func lookupFromInside(tenant: UInt32, proto: UInt8, insideAddress: UInt32, insidePort: UInt16,
                                  remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
-        var id = sessionByInside.first(insideHash(tenant, proto, insideAddress, insidePort, remoteAddress, remotePort))
+        let h = insideHash(tenant, proto, insideAddress, insidePort, remoteAddress, remotePort)
+        var id = sessionByInside.first(h)
         while id != 0 {
             let s = sessions + Int(id)
             if s.pointee.insideAddress == insideAddress && s.pointee.viaAddress == remoteAddress
@@ -193,7 +227,7 @@ public struct SessionTable: ~Copyable {
                 && s.pointee.proto == proto && s.pointee.tenant == tenant {
                 return id
             }
-            id = sessionByInside.next(id)
+            id = sessionByInside.next(id, hash: h)
         }
         return 0
     }
@@ -202,7 +236,8 @@ public struct SessionTable: ~Copyable {
     @inlinable @inline(__always)
     public func lookupFromOutside(proto: UInt8, outsideAddress: UInt32, outsidePort: UInt16,
                                   remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
-        var id = sessionByOutside.first(outsideHash(proto, outsideAddress, outsidePort, remoteAddress, remotePort))
+        let h = outsideHash(proto, outsideAddress, outsidePort, remoteAddress, remotePort)
+        var id = sessionByOutside.first(h)
         while id != 0 {
             let s = sessions + Int(id)
             if s.pointee.outsideAddress == outsideAddress && s.pointee.remoteAddress == remoteAddress
@@ -210,36 +245,75 @@ public struct SessionTable: ~Copyable {
                 && s.pointee.proto == proto {
                 return id
             }
-            id = sessionByOutside.next(id)
+            id = sessionByOutside.next(id, hash: h)
         }
         return 0
     }
 
+    // MARK: Prefetching (a burst looks up many packets: start every memory access before waiting on one)
+
+    /// Stage 1 of a burst lookup from the inside: the key's hash, with its index bucket prefetched.
+    @inlinable @inline(__always)
+    public func prefetchFromInside(tenant: UInt32, proto: UInt8, insideAddress: UInt32, insidePort: UInt16,
+                                   remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
+        let h = insideHash(tenant, proto, insideAddress, insidePort, remoteAddress, remotePort)
+        nat_prefetch(sessionByInside.bucketAddress(h))
+        return h
+    }
+
+    /// Stage 1 of a burst lookup from the outside.
+    @inlinable @inline(__always)
+    public func prefetchFromOutside(proto: UInt8, outsideAddress: UInt32, outsidePort: UInt16,
+                                    remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
+        let h = outsideHash(proto, outsideAddress, outsidePort, remoteAddress, remotePort)
+        nat_prefetch(sessionByOutside.bucketAddress(h))
+        return h
+    }
+
+    /// Stage 2: the bucket is (probably) in cache now; prefetch the first candidate session record.
+    @inlinable @inline(__always)
+    public func prefetchSession(insideHash h: UInt32) { prefetchRecord(sessionByInside.first(h)) }
+
+    @inlinable @inline(__always)
+    public func prefetchSession(outsideHash h: UInt32) { prefetchRecord(sessionByOutside.first(h)) }
+
+    @inlinable @inline(__always)
+    func prefetchRecord(_ id: UInt32) {
+        guard id != 0 else { return }
+        let p = UnsafeRawPointer(sessions + Int(id))
+        nat_prefetch_write(p)
+        nat_prefetch_write(p + (MemoryLayout<SessionRecord>.stride - 1))
+    }
+
     // MARK: Mapping lookups
 
+    @inlinable
     public func lookupMapping(tenant: UInt32, proto: UInt8, insideAddress: UInt32, insidePort: UInt16,
                               qualifierAddress: UInt32, qualifierPort: UInt16) -> UInt32 {
-        var id = mappingByInside.first(insideHash(tenant, proto, insideAddress, insidePort, qualifierAddress, qualifierPort))
+        let h = insideHash(tenant, proto, insideAddress, insidePort, qualifierAddress, qualifierPort)
+        var id = mappingByInside.first(h)
         while id != 0 {
             let m = mappings[Int(id)]
             if m.insideAddress == insideAddress && m.insidePort == insidePort && m.qualifierAddress == qualifierAddress
                 && m.qualifierPort == qualifierPort && m.proto == proto && m.tenant == tenant {
                 return id
             }
-            id = mappingByInside.next(id)
+            id = mappingByInside.next(id, hash: h)
         }
         return 0
     }
 
     /// The mapping (live or held) that owns an outside endpoint: outside ports are never overloaded.
+    @inlinable
     public func lookupMapping(proto: UInt8, outsideAddress: UInt32, outsidePort: UInt16) -> UInt32 {
-        var id = mappingByOutside.first(outsideHash(proto, outsideAddress, outsidePort, 0, 0))
-        while id != 0 {
-            let m = mappings[Int(id)]
-            if m.outsideAddress == outsideAddress && m.outsidePort == outsidePort && m.proto == proto { return id }
-            id = mappingByOutside.next(id)
-        }
-        return 0
+        endpointProbe.lookup(proto: proto, outsideAddress: outsideAddress, outsidePort: outsidePort)
+    }
+
+    /// A copyable probe for ``lookupMapping(proto:outsideAddress:outsidePort:)``, for a port allocator
+    /// that tries many ports: holding the probe (pointers, valid for the table's lifetime) avoids
+    /// borrowing the whole table for every try.
+    @inlinable public var endpointProbe: EndpointProbe {
+        EndpointProbe(chains: mappingByOutside.chains, mappings: mappings, seed: ~seed)
     }
 
     // MARK: Mappings
@@ -306,10 +380,13 @@ public struct SessionTable: ~Copyable {
     }
 
     /// The first session of a mapping (0 when none); walk on with ``nextSession(inMapping:)``.
+    @inlinable
     public func firstSession(ofMapping id: UInt32) -> UInt32 { mappings[Int(id)].sessionHead }
+    @inlinable
     public func nextSession(inMapping sid: UInt32) -> UInt32 { sessions[Int(sid)].mapNext }
 
     /// Whether the mapping has a session with this remote address (address-dependent filtering).
+    @inlinable
     public func mappingHasSession(_ id: UInt32, remoteAddress: UInt32) -> Bool {
         var s = mappings[Int(id)].sessionHead
         while s != 0 {
@@ -425,11 +502,13 @@ public struct SessionTable: ~Copyable {
     }
 
     /// The host record for an inside host, or 0.
+    @inlinable
     public func lookupHost(tenant: UInt32, address: UInt32) -> UInt32 {
-        var id = hostIndex.first(hostHash(tenant, address))
+        let h = hostHash(tenant, address)
+        var id = hostIndex.first(h)
         while id != 0 {
             if hosts[Int(id)].address == address && hosts[Int(id)].tenant == tenant { return id }
-            id = hostIndex.next(id)
+            id = hostIndex.next(id, hash: h)
         }
         return 0
     }

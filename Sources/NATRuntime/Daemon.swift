@@ -97,7 +97,6 @@ final class NAT64StateKeeper {
     let control: NAT64Control
     let logger: Logger
     private var lastRequest = Date()
-    private var lastWritten: [AddressReservation]?
 
     init(path: String, interval: Int, control: NAT64Control, logger: Logger) {
         self.path = path
@@ -140,16 +139,14 @@ final class NAT64StateKeeper {
     /// After the packet threads stopped (each published its final reservations).
     func finish() {
         if let r = control.takeSnapshot() {
-            write(r, force: true)
+            write(r)
             logger.info("nat64 state: \(r.count) reservations saved to \(path)")
         }
     }
 
-    private func write(_ r: [AddressReservation], force: Bool = false) {
-        // Idle times grow; rewrite only when the set of pairs changed or a minute passed (interval).
+    private func write(_ r: [AddressReservation]) {
         do {
             try NAT64StateFile.write(r, to: path)
-            lastWritten = r
         } catch {
             logger.error("\(error.description); the reservations will be lost at a restart")
         }

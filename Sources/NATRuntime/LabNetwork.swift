@@ -110,6 +110,12 @@ public final class LabNetwork: @unchecked Sendable {
         try ip(["-n", nat, "route", "add", "default", "via", "203.0.113.2"])
         if ipv6 {
             try ip(["-n", client, "-6", "route", "add", "default", "via", "2001:db8:1::1", "dev", "eth0"])
+            // Forwarding on from the start: switching it on later (the daemon would) re-configures the
+            // nat's links and can swallow the client's first neighbour solicitation (a 1 s stall).
+            _ = exec(nat, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
+            // Resolve the client–nat neighbours now, so that no test or demo waits for it (a first
+            // solicitation right after the links come up is sometimes not answered: a 1 s retry).
+            _ = exec(client, ["ping", "-6", "-c", "1", "-W", "2", "2001:db8:1::1"], timeout: 5)
         }
         try ip(["-n", server, "addr", "add", "203.0.113.2/24", "dev", "eth0"])
         try ip(["-n", server, "addr", "add", "203.0.113.3/24", "dev", "eth0"])

@@ -11,9 +11,13 @@ public enum LabRunner {
     nonisolated(unsafe) static var current: LabNetwork?
     nonisolated(unsafe) static var signalSources: [DispatchSourceSignal] = []
 
-    public static func run(behavior: String, keep: Bool, verbose: Bool, binary: String) throws(LabFailure) {
+    /// `nat64`: nil for the NAT44 lab, "pool" or "siit" for an IPv6-only client behind the NAT64.
+    public static func run(behavior: String, keep: Bool, verbose: Bool, binary: String, nat64: String? = nil) throws(LabFailure) {
         if let why = LabNetwork.unavailableReason() {
             throw LabFailure(description: "the lab \(why): run it as `sudo \(binary) lab`")
+        }
+        if let m = nat64, m != "pool" && m != "siit" {
+            throw LabFailure(description: "--nat64-mode '\(m)' is not a NAT64 mode: use pool or siit")
         }
         guard Behavior(preset: behavior) != nil else {
             throw LabFailure(description: "--behavior '\(behavior)' is not a preset: use one of \(Behavior.presets.map(\.0).joined(separator: ", "))")
@@ -34,14 +38,22 @@ public enum LabRunner {
             signalSources.append(src)
         }
 
-        print("== building namespaces (client 100.64.0.2 | nat 100.64.0.1, 203.0.113.1, pool 198.51.100.1 | server 203.0.113.2, .3)")
+        if nat64 != nil {
+            print("== building namespaces (IPv6-only client 2001:db8:1::2 | nat 2001:db8:1::1, 203.0.113.1, NAT64 prefix \(LabNetwork.nat64Prefix) | server 203.0.113.2)")
+        } else {
+            print("== building namespaces (client 100.64.0.2 | nat 100.64.0.1, 203.0.113.1, pool 198.51.100.1 | server 203.0.113.2, .3)")
+        }
         let net: LabNetwork
-        do { net = try LabNetwork() } catch { throw LabFailure(description: error.description) }
+        do { net = try LabNetwork(ipv6: nat64 != nil, ipv4Client: nat64 == nil) } catch { throw LabFailure(description: error.description) }
         net.verbose = verbose
         current = net
         defer { if !keep { net.destroy() } }
         do {
-            try demo(net, behavior: behavior, keep: keep, verbose: verbose, binary: binary)
+            if let nat64 {
+                try demo64(net, mode: nat64, keep: keep, verbose: verbose, binary: binary)
+            } else {
+                try demo(net, behavior: behavior, keep: keep, verbose: verbose, binary: binary)
+            }
         } catch let e as LabFailure {
             throw e
         } catch {
@@ -104,5 +116,67 @@ public enum LabRunner {
         }
         if !ok { throw LabFailure(description: "some traffic did not cross the NAT; daemon log:\n\(net.log("daemon.log"))") }
         print("== done: ping, HTTP and UDP crossed swiftnat")
+    }
+
+    /// The NAT64 lab: an IPv6-only client reaches the IPv4-only server through the daemon's NAT64.
+    static func demo64(_ net: LabNetwork, mode: String, keep: Bool, verbose: Bool, binary: String) throws {
+        let server6 = LabNetwork.serverAddress6
+        print("   \(net.client), \(net.nat), \(net.server)")
+        print("== starting swiftnat in \(net.nat) (NAT64 \(mode): \(mode == "pool" ? "pool \(LabNetwork.nat64Pool), one IPv4 address per IPv6 host" : "EAM 198.51.100.72 <-> \(LabNetwork.clientAddress6)"))")
+        let daemon = try net.startDaemon(binary: binary, config: net.nat64Config(mode: mode), verbose: verbose)
+        for line in net.log("daemon.log").split(separator: "\n") where line.contains("ready:") { print("   " + line) }
+
+        try "hello from 203.0.113.2, an IPv4-only server, through swiftnat's NAT64\n".write(toFile: net.directory + "/index.html", atomically: true, encoding: .utf8)
+        try net.startHTTPServer(net.server, address: LabNetwork.serverAddress, port: 8000, logName: "http.log")
+        try net.spawn(net.server, ["socat", "UDP4-RECVFROM:7777,bind=\(LabNetwork.serverAddress),fork", "SYSTEM:cat"], logName: "udp.log")
+        _ = net.waitForListener(net.server, port: 7777, udp: true)
+
+        var ok = true
+        print("== the client has no IPv4 address: \(net.exec(net.client, ["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).stdout.isEmpty ? "none" : "FAILED")")
+        print("== ping -6 \(server6) (203.0.113.2 under the prefix, RFC 6052)")
+        let ping = net.exec(net.client, ["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", server6], timeout: 10)
+        for l in ping.stdout.split(separator: "\n") where l.contains("bytes from") || l.contains("packet loss") { print("   " + l) }
+        ok = ok && ping.ok
+
+        print("== HTTP: curl http://[\(server6)]:8000/ from the client")
+        let curl = net.exec(net.client, ["curl", "-sS", "-g", "-m", "5", "http://[\(server6)]:8000/index.html"], timeout: 10)
+        print("   " + (curl.ok ? curl.stdout.trimmingCharacters(in: .whitespacesAndNewlines) : "FAILED: \(curl.stderr)"))
+        for l in net.log("http.log").split(separator: "\n") where l.contains("GET") { print("   server log (the IPv4 source it saw): " + l) }
+        ok = ok && curl.ok
+
+        print("== UDP: socat datagram to [\(server6)]:7777 (echoed back)")
+        let udp = net.exec(net.client, ["sh", "-c", "echo 'udp over NAT64' | socat -T 2 - UDP6:[\(server6)]:7777"], timeout: 10)
+        print("   " + (udp.stdout.isEmpty ? "FAILED: no echo \(udp.stderr)" : "echo: " + udp.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        ok = ok && !udp.stdout.isEmpty
+
+        print("== what the NAT64 holds (SIGUSR1 → counters and reservations)")
+        let before = net.log("daemon.log").components(separatedBy: "nat64 counters queue=").count
+        kill(daemon.processIdentifier, SIGUSR1)
+        let end = Date().addingTimeInterval(3)
+        while Date() < end && net.log("daemon.log").components(separatedBy: "nat64 counters queue=").count <= before { usleep(50_000) }
+        usleep(300_000)
+        let text = net.log("daemon.log")
+        if let r = text.range(of: "nat64 counters queue=", options: .backwards) {
+            for l in text[r.lowerBound...].split(separator: "\n") { print("   " + l) }
+        }
+
+        if keep {
+            net.abandon()
+            print("""
+            == left running (--keep). Enter the namespaces:
+               sudo ip netns exec \(net.client) bash     # IPv6-only host 2001:db8:1::2 (try: ping -6 \(server6))
+               sudo ip netns exec \(net.nat) bash        # the NAT64 (swiftnat pid \(daemon.processIdentifier), log \(net.logPath("daemon.log")))
+               sudo ip netns exec \(net.server) bash     # IPv4 host 203.0.113.2
+            Remove it all:
+               sudo kill \(daemon.processIdentifier); sudo ip netns pids \(net.server) | xargs -r sudo kill; \
+            for n in \(net.client) \(net.nat) \(net.server); do sudo ip netns del $n; done
+            """)
+        } else {
+            print("== stopping swiftnat and removing the namespaces")
+            net.stop(daemon)
+            for l in net.log("daemon.log").split(separator: "\n") where l.contains("stopped:") { print("   " + l) }
+        }
+        if !ok { throw LabFailure(description: "some traffic did not cross the NAT64; daemon log:\n\(net.log("daemon.log"))") }
+        print("== done: ping, HTTP and UDP from an IPv6-only host crossed swiftnat's NAT64 to an IPv4-only server")
     }
 }

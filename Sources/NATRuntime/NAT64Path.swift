@@ -67,6 +67,9 @@ struct NAT64Path: ~Copyable {
     let claimsAll: Bool
     let control: NAT64Control
     let settings: NAT64Settings
+    /// Link-scope IPv6 packets from the kernel itself, not translated (RFC 7915 translates neither
+    /// multicast nor link-local addresses).
+    var ignoredLinkScope: UInt64 = 0
 
     struct SetupError: Error, CustomStringConvertible {
         var description: String
@@ -130,6 +133,14 @@ struct NAT64Path: ~Copyable {
     /// made: fragments, ICMP errors).
     @inline(__always)
     mutating func process(_ packet: UnsafeMutableRawBufferPointer, now: Timestamp, send: (UnsafeRawPointer, Int) -> Void) {
+        // The kernel's own link-scope IPv6 traffic on the TUN device (router solicitations, MLD reports
+        // sent before its link-local address was removed): multicast destination or link-local source.
+        if packet.count >= 40, let p = packet.baseAddress, p.load(as: UInt8.self) >> 4 == 6,
+           p.load(fromByteOffset: 24, as: UInt8.self) == 0xFF
+            || (p.load(fromByteOffset: 8, as: UInt8.self) == 0xFE && p.load(fromByteOffset: 9, as: UInt8.self) & 0xC0 == 0x80) {
+            ignoredLinkScope &+= 1
+            return
+        }
         if pool != nil {
             Self.run(&pool!, packet, now: now, send: send)
         } else if siit != nil {
@@ -181,7 +192,7 @@ struct NAT64Path: ~Copyable {
         let c = counters
         var drops: [String] = []
         for r in DropReason.allCases where c.dropped(r) > 0 { drops.append("\(r.name)=\(c.dropped(r))") }
-        var line = "nat64 counters queue=\(queue) mode=\(settings.mode.rawValue) v6_to_v4=\(c.outboundPackets) v4_to_v6=\(c.inboundPackets) icmp_errors_translated=\(c.icmpErrorsTranslated) icmp_errors_generated=\(c.icmpErrorsGenerated) fragments=\(c.fragmentsTranslated)"
+        var line = "nat64 counters queue=\(queue) mode=\(settings.mode.rawValue) v6_to_v4=\(c.outboundPackets) v4_to_v6=\(c.inboundPackets) icmp_errors_translated=\(c.icmpErrorsTranslated) icmp_errors_generated=\(c.icmpErrorsGenerated) fragments=\(c.fragmentsTranslated) ignored_link_scope=\(ignoredLinkScope)"
         var list: [AddressReservation] = []
         var total = 0
         switch pool {

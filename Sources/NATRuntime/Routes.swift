@@ -57,7 +57,15 @@ public final class RouteSetup {
         let r = cfg.routing
         // Nothing on the TUN device but NAT traffic (IPv6 only with NAT64); the kernel must accept packets
         // from it whose source routes elsewhere (translated inbound traffic comes from remote addresses).
-        try? sysctl("net/ipv6/conf/\(tun)/disable_ipv6", cfg.nat64 == nil ? "1" : "0", restore: false)
+        if cfg.nat64 == nil {
+            try? sysctl("net/ipv6/conf/\(tun)/disable_ipv6", "1", restore: false)
+        } else {
+            // IPv6 on, but no link-local address: the kernel then sends no router solicitations or MLD
+            // reports into the TUN device (they would only be dropped as untranslatable).
+            try? sysctl("net/ipv6/conf/\(tun)/addr_gen_mode", "1", restore: false)
+            try? sysctl("net/ipv6/conf/\(tun)/disable_ipv6", "1", restore: false)
+            try sysctl("net/ipv6/conf/\(tun)/disable_ipv6", "0", restore: false)
+        }
         try sysctl("net/ipv4/conf/\(tun)/rp_filter", "0", restore: false)
         if let all = try? String(contentsOfFile: "/proc/sys/net/ipv4/conf/all/rp_filter", encoding: .utf8),
            all.trimmingCharacters(in: .whitespacesAndNewlines) == "1" {

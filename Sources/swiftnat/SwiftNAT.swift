@@ -7,7 +7,7 @@ import NATRuntime
 struct SwiftNAT: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftnat",
-        abstract: "NAT44 in user space on a Linux TUN device.",
+        abstract: "NAT44 and NAT64 in user space on a Linux TUN device.",
         subcommands: [Run.self, Lab.self]
         // Later: sessions, stats, map, probe.
     )
@@ -43,6 +43,9 @@ struct Run: ParsableCommand {
     @Flag(name: .customLong("check"), help: "Only load and validate the configuration, then exit.")
     var check = false
 
+    @Option(name: .customLong("nat64-state"), help: "Keep the NAT64 pool's reservations in this file across restarts (overrides nat64.state_file; protomask files have no key for it).")
+    var nat64State: String?
+
     func run() throws {
         let logger = makeLogger(verbose: verbose)
         var cfg: DaemonConfiguration
@@ -52,6 +55,11 @@ struct Run: ParsableCommand {
             fail(error.description)
         }
         if noRoutes { cfg.routing.enabled = false }
+        if let nat64State {
+            guard cfg.nat64?.mode == .pool else { fail("--nat64-state needs a NAT64 in pool mode in \(config)") }
+            guard !nat64State.isEmpty else { fail("--nat64-state needs a file path") }
+            cfg.nat64?.stateFile = nat64State
+        }
         if check {
             print("\(config): configuration is valid")
             return
@@ -77,9 +85,15 @@ struct Lab: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Show every command the lab runs.")
     var verbose = false
 
+    @Flag(help: "NAT64 instead of NAT44: an IPv6-only client reaches the IPv4 server through the NAT64 prefix 2001:db8:64::/96.")
+    var nat64 = false
+
+    @Option(name: .customLong("nat64-mode"), help: "With --nat64: pool (protomask's 1:1 pool) or siit (stateless, EAM).")
+    var nat64Mode = "pool"
+
     func run() throws {
         do {
-            try LabRunner.run(behavior: behavior, keep: keep, verbose: verbose, binary: selfPath())
+            try LabRunner.run(behavior: behavior, keep: keep, verbose: verbose, binary: selfPath(), nat64: nat64 ? nat64Mode : nil)
         } catch {
             fail(error.description)
         }

@@ -236,4 +236,55 @@ struct NAT64EndToEndTests {
             #expect(net.sessions(daemon: daemon).contains { $0.hasPrefix("tcp 100.64.0.2:") })
         }
     }
+
+    /// RFC 6146 §3.8 / RFC 7757 §4.3: an IPv6 host reaches another one through its pool address; the
+    /// packet turns round inside the NAT64 and arrives from the sender's pool address under the prefix.
+    @Test func rfc6146_3_8_hairpinBetweenTwoIPv6HostsOfThePool() throws {
+        guard requireTools(["ping", "python3"]) else { return }
+        try withNAT64Lab("n64-hairpin", config: { $0.nat64Config(mode: "pool") },
+                         before: { net in _ = net.exec(net.client, ["ip", "addr", "add", "2001:db8:1::3/64", "dev", "eth0", "nodad"]) }) { net, daemon in
+            // ::3 talks first and holds 198.51.100.65; ::2 will hold .66.
+            #expect(net.exec(net.client, ["ping", "-6", "-c", "1", "-W", "2", "-I", "2001:db8:1::3", server6]).ok)
+            let listener = try script(net, "hp-listen.py", """
+            import socket
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            s.bind(("2001:db8:1::3", 5000))
+            print("ready", flush=True)
+            s.settimeout(5)
+            d, a = s.recvfrom(100)
+            print("from", a[0], a[1], d.decode(), flush=True)
+            s.sendto(b"pong", a)
+            """)
+            let p = try net.spawn(net.client, ["python3", listener], logName: "hp.log")
+            #expect(net.waitFor("ready", in: "hp.log", process: p, timeout: 5))
+            let sender = try script(net, "hp-send.py", """
+            import socket
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            s.bind(("2001:db8:1::2", 6000))
+            s.settimeout(3)
+            s.sendto(b"ping", ("2001:db8:64::c633:6441", 5000))
+            d, a = s.recvfrom(100)
+            print("reply", a[0], d.decode())
+            """)
+            let o = net.exec(net.client, ["python3", sender])
+            _ = net.waitFor("from", in: "hp.log", process: p, timeout: 3)
+            #expect(net.log("hp.log").contains("from 2001:db8:64::c633:6442 6000 ping"), "hairpinned source: \(net.log("hp.log"))")
+            #expect(o.stdout.contains("reply 2001:db8:64::c633:6441 pong"), "reply through the hairpin: \(o.stdout) \(o.stderr)")
+            #expect(nat64Dump(net, daemon).reservations.contains { $0.hasPrefix("2001:db8:1::2 -> 198.51.100.66 ") })
+        }
+    }
+
+    /// A route step that fails takes back what was added: the pool route, the TUN device.
+    @Test func nat64RouteFailureRollsBackEverything() throws {
+        let net = try LabNetwork(tag: "n64-rollback", ipv6: true, ipv4Client: false)
+        defer { net.destroy() }
+        _ = net.exec(net.nat, ["ip", "-6", "route", "add", LabNetwork.nat64Prefix, "dev", "lo"])
+        let path = net.directory + "/nat64.toml"
+        try net.nat64Config(mode: "pool").write(toFile: path, atomically: true, encoding: .utf8)
+        let o = net.exec(net.nat, [swiftnatBinary, "run", "--config", path])
+        #expect(o.status != 0)
+        #expect(o.stderr.contains("route setup failed") && o.stderr.contains("nothing was left behind"), "\(o.stderr)")
+        #expect(!net.exec(net.nat, ["ip", "link", "show", "snat0"]).ok, "TUN device left behind")
+        #expect(net.exec(net.nat, ["ip", "route", "show", LabNetwork.nat64Pool]).stdout.isEmpty, "pool route left behind")
+    }
 }

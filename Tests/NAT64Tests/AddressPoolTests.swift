@@ -208,7 +208,9 @@ private let icmpError4 = NAT64Transport(kind: .icmpError, protocolNumber: 1)
         #expect(try m.map4to6(source: v4("203.0.113.2"), destination: v4("192.0.2.6"), transport: udp, hairpin: false, now: t(2)).destination == v6("2001:db8:1::6"))
         #expect(throws: DropReason.noMapping) { try m.map4to6(source: v4("203.0.113.2"), destination: v4("192.0.2.2"), transport: udp, hairpin: false, now: t(2)) }
         #expect(throws: DropReason.noMapping) { try m.map6to4(source: v6("2001:db8:1::a"), destination: v6("2001:db8:65::1"), transport: udp, now: t(2)) }
-        #expect(m.isHairpin(v4("192.0.2.3"), ipv6Destination: .any) && !m.isHairpin(v4("203.0.113.2"), ipv6Destination: .any))
+        let toPool = m.isHairpin(v4("192.0.2.3"), ipv6Destination: v6("2001:db8:64::c000:203"))
+        let toServer = m.isHairpin(v4("203.0.113.2"), ipv6Destination: v6("2001:db8:64::cb00:7102"))
+        #expect(toPool && !toServer)
     }
 
     /// RFC 6052 §3.1: with the Well-Known Prefix, non-global IPv4 addresses are refused both ways.
@@ -264,5 +266,97 @@ private let icmpError4 = NAT64Transport(kind: .icmpError, protocolNumber: 1)
         var n = try mapping()
         #expect(try n.map6to4(source: v6("2001:db8:1::1"), destination: v6("2001:db8:64::cb00:7102"), transport: icmpError6, now: t(1)).source == v4("192.0.2.1"))
         #expect(throws: AddressPoolError.self) { _ = try mapping(rfc6791: ["192.0.2.0/30"]) }
+    }
+}
+
+typealias PoolTranslator = NAT64Translator<AddressPoolMapping>
+
+private let client6 = v6("2001:db8:1::a")
+private let far4 = v4("203.0.113.2")
+private let far6 = v6("2001:db8:64::cb00:7102")
+
+private func poolTranslator(_ prefixes: [String] = ["192.0.2.0/29"], idle: UInt32 = 7200) throws -> PoolTranslator {
+    var c = NAT64Configuration()
+    c.ipv4ErrorSource = v4("192.0.2.0")
+    c.ipv6ErrorSource = v6("2001:db8:64::c000:200")
+    c.identificationSeed = 1
+    let m = try AddressPoolMapping(pool: pool(prefixes, idle: idle), prefix: NAT64Prefix("2001:db8:64::/96"))
+    return try NAT64Translator(configuration: c, mapping: m)
+}
+
+private struct PoolOutcome {
+    var verdict: Verdict
+    var bytes: [UInt8]
+    var generated: [[UInt8]]
+}
+
+private func run(_ t: inout PoolTranslator, _ packet: [UInt8], at now: Double) -> PoolOutcome {
+    var copy = packet
+    let v = copy.withUnsafeMutableBytes { t.process($0, now: .seconds(now)) }
+    let out = v.isForwarded ? Array(UnsafeRawBufferPointer(t.output)) : []
+    var gen: [[UInt8]] = []
+    while let g = t.nextOutput() { gen.append(Array(UnsafeRawBufferPointer(g.bytes))) }
+    return PoolOutcome(verdict: v, bytes: out, generated: gen)
+}
+
+private func body(_ n: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) } }
+
+/// Golden packets through ``NAT64Translator`` with the pool mapping: bytes in, exact bytes out (the
+/// expected packets are built independently with the NATWire builders and full checksums).
+@Suite struct AddressPoolTranslatorTests {
+    @Test func protomask_udpBothWaysThroughThePool() throws {
+        var t = try poolTranslator()
+        let out6 = PacketBuilder.udp6(source: client6, sourcePort: 40000, destination: far6, destinationPort: 53, payload: body(24))
+        let r = run(&t, out6, at: 10)
+        let want4 = PacketBuilder.udp4(source: v4("192.0.2.1"), sourcePort: 40000, destination: far4, destinationPort: 53,
+                                       payload: body(24), ttl: 63, identification: 1)
+        #expect(r.verdict == .toOutside)
+        #expect(r.bytes == want4, "\(r.bytes) vs \(want4)")
+        let in4 = PacketBuilder.udp4(source: far4, sourcePort: 53, destination: v4("192.0.2.1"), destinationPort: 40000, payload: body(30))
+        let back = run(&t, in4, at: 11)
+        let want6 = PacketBuilder.udp6(source: far6, sourcePort: 53, destination: client6, destinationPort: 40000, payload: body(30), hopLimit: 63)
+        #expect(back.verdict == .toInside(tenant: 0))
+        #expect(back.bytes == want6)
+        let reserved = t.mapping.pool.reservedIPv4(for: client6)
+        #expect(reserved == v4("192.0.2.1"))
+    }
+
+    @Test func unreservedPoolAddressIsDroppedWithNoMapping() throws {
+        var t = try poolTranslator()
+        let in4 = PacketBuilder.udp4(source: far4, sourcePort: 53, destination: v4("192.0.2.3"), destinationPort: 40000)
+        let r = run(&t, in4, at: 1)
+        #expect(r.verdict == .drop(.noMapping) && r.bytes.isEmpty && r.generated.isEmpty)
+        let c = t.counters4to6
+        #expect(c.dropped(.noMapping) == 1)
+    }
+
+    @Test func rfc6146_3_5_1_1_exhaustedPoolIsCountedByName() throws {
+        var t = try poolTranslator(["192.0.2.0/31"], idle: 60)
+        for (i, host) in ["2001:db8:1::1", "2001:db8:1::2"].enumerated() {
+            let r = run(&t, PacketBuilder.udp6(source: v6(host), sourcePort: 1000, destination: far6, destinationPort: 53), at: Double(i))
+            #expect(r.verdict == .toOutside)
+        }
+        let third = run(&t, PacketBuilder.udp6(source: v6("2001:db8:1::3"), sourcePort: 1000, destination: far6, destinationPort: 53), at: 30)
+        #expect(third.verdict == .drop(.poolExhausted))
+        let c = t.counters6to4
+        #expect(c.dropped(.poolExhausted) == 1)
+        // A minute after the first host's last packet its address is free again.
+        let later = run(&t, PacketBuilder.udp6(source: v6("2001:db8:1::3"), sourcePort: 1000, destination: far6, destinationPort: 53), at: 60)
+        #expect(later.verdict == .toOutside)
+        #expect(Array(later.bytes[12..<16]) == [192, 0, 2, 0])
+    }
+
+    /// RFC 7915 §4.2/§4.3: ICMPv4 port unreachable from the server, about the datagram the pool address
+    /// sent, reaches the IPv6 host as ICMPv6 port unreachable quoting its own datagram.
+    @Test func rfc7915_4_3_portUnreachableReachesTheIPv6Host() throws {
+        var t = try poolTranslator()
+        let out6 = PacketBuilder.udp6(source: client6, sourcePort: 40000, destination: far6, destinationPort: 9, payload: body(8))
+        let sent4 = run(&t, out6, at: 1).bytes
+        let err4 = PacketBuilder.icmp4Error(source: far4, destination: v4("192.0.2.1"), type: 3, code: 3, original: sent4)
+        let r = run(&t, err4, at: 2)
+        #expect(r.verdict == .toInside(tenant: 0))
+        let quoted = PacketBuilder.udp6(source: client6, sourcePort: 40000, destination: far6, destinationPort: 9, payload: body(8), hopLimit: 63)
+        let want = PacketBuilder.icmp6Error(source: far6, destination: client6, type: 1, code: 4, original: quoted, hopLimit: 63)
+        #expect(r.bytes == want, "\(r.bytes.count) vs \(want.count) bytes")
     }
 }

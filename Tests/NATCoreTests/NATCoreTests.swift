@@ -50,14 +50,35 @@ struct NATCoreTests {
         for id in 1...100 { idx.insert(UInt32(id), hash: UInt32(id % 7)) }
         var seen = 0
         var id = idx.first(3)
-        while id != 0 { #expect(id % 7 == 3); seen += 1; id = idx.next(id) }
+        while id != 0 { #expect(id % 7 == 3); seen += 1; id = idx.next(id, hash: 3) }
         #expect(seen == 14)
         let first = idx.remove(10, hash: 3), again = idx.remove(10, hash: 3)
         #expect(first && !again)
         seen = 0
         id = idx.first(3)
-        while id != 0 { seen += 1; id = idx.next(id) }
+        while id != 0 { seen += 1; id = idx.next(id, hash: 3) }
         #expect(seen == 13)
+    }
+
+    /// Entries that share a bucket but not a tag are never offered as candidates, and removing one from
+    /// the middle of a mixed chain keeps the others' tags intact.
+    @Test func hashIndexTagsSkipForeignEntriesInOneBucket() {
+        let idx = HashIndex(capacity: 100)  // 128 buckets, 7 id bits, 25 tag bits
+        func h(_ tag: UInt32) -> UInt32 { 5 | tag << 20 }
+        for id in 1...30 { idx.insert(UInt32(id), hash: h(UInt32(id % 3))) }
+        func candidates(_ tag: UInt32) -> [UInt32] {
+            var out: [UInt32] = []
+            var id = idx.first(h(tag))
+            while id != 0 && out.count < 100 { out.append(id); id = idx.next(id, hash: h(tag)) }
+            return out
+        }
+        #expect(candidates(1).sorted() == (1...30).filter { $0 % 3 == 1 }.map(UInt32.init))
+        #expect(candidates(7).isEmpty)
+        let removed = idx.remove(16, hash: h(1)), removedAgain = idx.remove(16, hash: h(1))
+        #expect(removed && !removedAgain)
+        #expect(candidates(1).count == 9 && !candidates(1).contains(16))
+        #expect(candidates(0).sorted() == (1...30).filter { $0 % 3 == 0 }.map(UInt32.init))
+        #expect(candidates(2).count == 10)
     }
 
     @Test func sessionTableIndexesBothSidesAndRecyclesSlots() {

@@ -95,7 +95,7 @@ public enum PacketLoop {
                         if out.verdict.isForwarded { send(out.bytes.baseAddress!, out.bytes.count) }
                     }
                 }
-                if nat64 != nil { nat64!.tick(now: now) }
+                if nat64 != nil { nat64!.tick(now: now, send: send) }
                 lastExpire = now
             }
             if control.dumpSessions.exchange(false, ordering: .relaxed) {

@@ -9,7 +9,8 @@ import NATWire
 /// Preallocated: `capacity` records, a chained hash index with a power-of-two bucket array, a free list;
 /// nothing allocates after `init`. Lookups hash the (tenant, address) pair with a per-table seed.
 public struct IPv6HostTable: ~Copyable {
-    /// One IPv6 host. 48 bytes.
+    /// One IPv6 host: 32 bytes, so that a record never straddles two cache lines (the records are
+    /// 64-byte aligned).
     public struct Host: Sendable {
         public var high: UInt64 = 0
         public var low: UInt64 = 0
@@ -18,11 +19,16 @@ public struct IPv6HostTable: ~Copyable {
         public var bindings: UInt32 = 0
         /// Sessions of this host.
         public var sessions: UInt32 = 0
-        /// The next record in the hash chain, or in the free list.
-        @usableFromInline var next: UInt32 = 0
-        public var isLive = false
+        /// The next record in the hash chain (or in the free list) in the low 31 bits; bit 31: live.
+        @usableFromInline var link: UInt32 = 0
         public init() {}
         @inlinable public var address: IPv6Address { IPv6Address(high: high, low: low) }
+        @inlinable public var isLive: Bool { link & Host.liveBit != 0 }
+        @inlinable var next: UInt32 {
+            get { link & ~Host.liveBit }
+            set { link = link & Host.liveBit | newValue }
+        }
+        @usableFromInline static let liveBit: UInt32 = 1 << 31
     }
 
     public let capacity: Int
@@ -42,7 +48,8 @@ public struct IPv6HostTable: ~Copyable {
         mask = UInt64(n - 1)
         buckets = .allocate(capacity: n)
         buckets.initialize(repeating: 0, count: n)
-        records = .allocate(capacity: capacity + 1)
+        records = UnsafeMutableRawPointer.allocate(byteCount: (capacity + 1) * MemoryLayout<Host>.stride, alignment: 64)
+            .bindMemory(to: Host.self, capacity: capacity + 1)
         records.initialize(repeating: Host(), count: capacity + 1)
         for i in stride(from: capacity, through: 1, by: -1) {
             records[i].next = free
@@ -72,7 +79,7 @@ public struct IPv6HostTable: ~Copyable {
         while id != 0 {
             let r = records + Int(id)
             if r.pointee.low == a.low && r.pointee.high == a.high && r.pointee.tenant == tenant { return id }
-            id = r.pointee.next
+            id = r.pointee.link & ~Host.liveBit
         }
         return 0
     }
@@ -89,8 +96,7 @@ public struct IPv6HostTable: ~Copyable {
         h.high = a.high
         h.low = a.low
         h.tenant = tenant
-        h.isLive = true
-        h.next = buckets[b]
+        h.link = Host.liveBit | buckets[b]
         records[Int(id)] = h
         buckets[b] = id
         count += 1

@@ -45,6 +45,10 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
     @usableFromInline var generated: Outbox
     @usableFromInline let prefix: NAT64Prefix
     @usableFromInline let restrictsToGlobal: Bool
+    /// A /96 prefix (the usual case: the IPv4 address is the last 32 bits) is extracted and embedded inline.
+    @usableFromInline let prefixIs96: Bool
+    @usableFromInline let prefixHigh: UInt64
+    @usableFromInline let prefixLow: UInt64
     @usableFromInline let poolNets: UnsafeMutablePointer<UInt64>
     @usableFromInline let poolNetCount: Int
     @usableFromInline let hairpinning: Bool
@@ -94,6 +98,9 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
         generated = Outbox(slots: 64, slotSize: 576)
         prefix = c.prefix
         restrictsToGlobal = c.prefix.restrictsToGlobalIPv4
+        prefixIs96 = c.prefix.length == 96
+        prefixHigh = c.prefix.prefix.address.high
+        prefixLow = c.prefix.prefix.address.low
         poolNetCount = c.pool.count
         poolNets = .allocate(capacity: max(c.pool.count, 1))
         for (i, p) in c.pool.enumerated() { poolNets[i] = UInt64(p.address.rawValue) << 32 | UInt64(p.mask) }
@@ -156,7 +163,14 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
     /// The IPv4 address under the prefix (RFC 6052 §2.3), or why there is none.
     @inlinable @inline(__always)
     func remote4(_ a: IPv6Address) throws(DropReason) -> IPv4Address {
-        guard let v = prefix.extractUnchecked(a) else { throw .noMapping }
+        let v: IPv4Address
+        if prefixIs96 {
+            guard a.high == prefixHigh && a.low >> 32 == prefixLow >> 32 else { throw .noMapping }
+            v = IPv4Address(UInt32(truncatingIfNeeded: a.low))
+        } else {
+            guard let x = prefix.extractUnchecked(a) else { throw .noMapping }
+            v = x
+        }
         if restrictsToGlobal && !SpecialPurposeIPv4.isGlobal(v) { throw .nonGlobalIPv4Address }
         return v
     }
@@ -165,6 +179,7 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
     @inlinable @inline(__always)
     func remote6(_ a: IPv4Address) throws(DropReason) -> IPv6Address {
         if restrictsToGlobal && !SpecialPurposeIPv4.isGlobal(a) { throw .nonGlobalIPv4Address }
+        if prefixIs96 { return IPv6Address(high: prefixHigh, low: prefixLow | UInt64(a.rawValue)) }
         return prefix.embedUnchecked(a)
     }
 
@@ -187,9 +202,37 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
 
     /// RFC 6146 §3.4/§3.5: an IPv6 packet's session (made when it is the first of its flow), refreshed,
     /// and its IPv4 addresses and ports: (T, t) from the BIB entry, Y from the destination under the prefix.
-    @inlinable
+    ///
+    /// The common case — an unfragmented UDP datagram or echo message of an existing session, to a /96
+    /// prefix — is handled inline; everything else (TCP and its state machine, new flows, fragments, ICMP
+    /// errors, other prefix lengths) by ``map6to4Full(source:destination:transport:now:)``.
+    @inlinable @inline(__always)
     public mutating func map6to4(source: IPv6Address, destination: IPv6Address, transport t: NAT64Transport,
                                  now: Timestamp) throws(DropReason) -> NAT64Mapped4 {
+        if (t.kind == .udp || t.kind == .icmpEchoRequest || t.kind == .icmpEchoReply) && !t.isFragment && prefixIs96
+            && !restrictsToGlobal && destination.high == prefixHigh && destination.low >> 32 == prefixLow >> 32 {
+            let y = UInt32(truncatingIfNeeded: destination.low)
+            let udp = t.kind == .udp
+            let local = Self.localPort(t, towardLocal: false)
+            let hid = hosts.lookup(source)
+            if hid != 0 {
+                let sid = table.lookupFromInside(tenant: 0, proto: udp ? IPProtocol.udp : IPProtocol.icmp, insideAddress: hid,
+                                                 insidePort: local, remoteAddress: y, remotePort: udp ? t.ports.destination : 0)
+                if sid != 0 {
+                    table.touch(sid, now: now.seconds)
+                    let s = table.sessions + Int(sid)
+                    return NAT64Mapped4(source: IPv4Address(s.pointee.outsideAddress), destination: IPv4Address(y),
+                                        ports: Self.ports(t, local: s.pointee.outsidePort, towardLocal: false))
+                }
+            }
+        }
+        return try map6to4Full(source: source, destination: destination, transport: t, now: now)
+    }
+
+    /// ``map6to4(source:destination:transport:now:)`` for every packet.
+    @usableFromInline @inline(never)
+    mutating func map6to4Full(source: IPv6Address, destination: IPv6Address, transport t: NAT64Transport,
+                              now: Timestamp) throws(DropReason) -> NAT64Mapped4 {
         let y = try remote4(destination)
         switch t.kind {
         case .tcp, .udp, .icmpEchoRequest, .icmpEchoReply:
@@ -235,9 +278,33 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
     /// RFC 6146 §3.4/§3.5: an IPv4 packet's session (found by the IPv4 side; made when the BIB entry
     /// exists and filtering lets it in), and its IPv6 addresses and ports: (X', x) from the BIB entry, the
     /// source under the prefix.
-    @inlinable
+    ///
+    /// The common case — an unfragmented UDP datagram or echo message of an existing session, with a /96
+    /// prefix — is handled inline; everything else by ``map4to6Full(source:destination:transport:hairpin:now:)``.
+    @inlinable @inline(__always)
     public mutating func map4to6(source: IPv4Address, destination: IPv4Address, transport t: NAT64Transport,
                                  hairpin: Bool, now: Timestamp) throws(DropReason) -> NAT64Mapped6 {
+        if (t.kind == .udp || t.kind == .icmpEchoRequest || t.kind == .icmpEchoReply) && !t.isFragment && prefixIs96
+            && !restrictsToGlobal {
+            let udp = t.kind == .udp
+            let sid = table.lookupFromOutside(proto: udp ? IPProtocol.udp : IPProtocol.icmp, outsideAddress: destination.rawValue,
+                                              outsidePort: Self.localPort(t, towardLocal: true), remoteAddress: source.rawValue,
+                                              remotePort: udp ? t.ports.source : 0)
+            if sid != 0 {
+                table.touch(sid, now: now.seconds)
+                let s = table.sessions + Int(sid)
+                return NAT64Mapped6(source: IPv6Address(high: prefixHigh, low: prefixLow | UInt64(source.rawValue)),
+                                    destination: hosts.address(s.pointee.insideAddress),
+                                    ports: Self.ports(t, local: s.pointee.insidePort, towardLocal: true))
+            }
+        }
+        return try map4to6Full(source: source, destination: destination, transport: t, hairpin: hairpin, now: now)
+    }
+
+    /// ``map4to6(source:destination:transport:hairpin:now:)`` for every packet.
+    @usableFromInline @inline(never)
+    mutating func map4to6Full(source: IPv4Address, destination: IPv4Address, transport t: NAT64Transport,
+                              hairpin: Bool, now: Timestamp) throws(DropReason) -> NAT64Mapped6 {
         switch t.kind {
         case .tcp, .udp, .icmpEchoRequest, .icmpEchoReply:
             let proto = Self.proto(t.kind)
@@ -346,7 +413,7 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
     }
 
     /// RFC 6146 §3.8: a packet to one of the pool's addresses goes back to the IPv6 side.
-    @inlinable
+    @inlinable @inline(__always)
     public func isHairpin(_ destination: IPv4Address, ipv6Destination: IPv6Address) -> Bool {
         hairpinning && isPoolAddress(destination)
     }

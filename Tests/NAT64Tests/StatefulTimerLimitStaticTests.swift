@@ -150,6 +150,21 @@ import NATWire
                 "inbound sessions count toward the host's limit")
     }
 
+    @Test func ipv6HostRecordsFitOneCacheLine() {
+        #expect(MemoryLayout<IPv6HostTable.Host>.stride == 32)
+        var h = IPv6HostTable(capacity: 4, seed: 1)
+        let a = h.intern(host6), b = h.intern(host6b)
+        #expect(a != nil && b != nil && a != b)
+        #expect(h.lookup(host6) == a && h.intern(host6) == a && h.count == 2)
+        #expect(h.records[Int(a!)].isLive && h.address(a!) == host6)
+        h.releaseIfUnused(a!)
+        #expect(h.lookup(host6) == 0 && h.lookup(host6b) == b && h.count == 1)
+        #expect(!h.records[Int(a!)].isLive)
+        h.records[Int(b!)].bindings = 1
+        h.releaseIfUnused(b!)
+        #expect(h.lookup(host6b) == b, "a host with a BIB entry stays")
+    }
+
     @Test func rfc6146_3_5_1_1_hostTableFull() {
         var t = makeStateful { $0.maxHosts = 2 }
         #expect(run(&t, udp6(host6), at: at(0)).verdict == toIPv4)

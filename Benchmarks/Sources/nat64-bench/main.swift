@@ -183,6 +183,7 @@ if c.totalDropped != 0 { fail("drops: \(DropReason.allCases.filter { c.dropped($
 /// Builds a stateful translator with `flows` UDP sessions (IPv6 hosts 2001:db8:6::/64 toward 4 servers,
 /// pool 198.51.100.64/28), the packets of each flow both ways, and checks every packet's translation
 /// against the builders; then times both directions as above.
+@MainActor
 func statefulRun(flows: Int) {
     var sc = NAPT64Configuration(prefix: try! NAT64Prefix("64:ff9b::/96", restrictsToGlobalIPv4: false),
                                  pool: [IPv4Prefix("198.51.100.64/28")!])

@@ -28,6 +28,15 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "nat64-pool-bench",
+            dependencies: [
+                "CMallocCounter",
+                .product(name: "NAT64", package: mainPackage),
+                .product(name: "NATCore", package: mainPackage),
+                .product(name: "NATWire", package: mainPackage),
+            ]
+        ),
+        .executableTarget(
             name: "nat64-bench",
             dependencies: [
                 "CMallocCounter",

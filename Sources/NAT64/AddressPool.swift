@@ -302,7 +302,7 @@ public struct AddressPool: ~Copyable {
         guard st != Slot.free else { throw .noMapping }
         if st == Slot.dynamic {
             // Expired but not reclaimed yet: it is gone for the outside.
-            if Self.tick(now) &- slots[Int(s)].lastSeen >= maxIdle {
+            if idle(s, Self.tick(now)) >= maxIdle {
                 reclaim(s)
                 throw .noMapping
             }
@@ -311,11 +311,19 @@ public struct AddressPool: ~Copyable {
         return slots[Int(s)].ipv6
     }
 
+    /// Seconds slot `s` has been idle at tick `t` (zero if the clock went back).
+    @inlinable @inline(__always)
+    func idle(_ s: UInt32, _ t: UInt32) -> UInt32 {
+        let l = slots[Int(s)].lastSeen
+        return t > l ? t &- l : 0
+    }
+
     @inlinable @inline(__always)
     mutating func touch(_ s: UInt32, now: Timestamp) {
         guard slots[Int(s)].state == Slot.dynamic else { return }
         let t = Self.tick(now)
-        if slots[Int(s)].lastSeen == t { return }
+        // Same second (or a clock that went back: the list stays ordered by last use).
+        if slots[Int(s)].lastSeen >= t { return }
         slots[Int(s)].lastSeen = t
         if idleTail != s {
             unlinkIdle(s)
@@ -328,7 +336,7 @@ public struct AddressPool: ~Copyable {
         if freeHead == 0 {
             // Reclaim the least recently used reservation if its time is up (never a live one).
             let h = idleHead
-            guard h != 0, Self.tick(now) &- slots[Int(h)].lastSeen >= maxIdle else { throw .poolExhausted }
+            guard h != 0, idle(h, Self.tick(now)) >= maxIdle else { throw .poolExhausted }
             reclaim(h)
         }
         let s = freeHead
@@ -401,7 +409,7 @@ public struct AddressPool: ~Copyable {
     public mutating func expire(now: Timestamp) -> Int {
         let t = Self.tick(now)
         var n = 0
-        while idleHead != 0, t &- slots[Int(idleHead)].lastSeen >= maxIdle {
+        while idleHead != 0, idle(idleHead, t) >= maxIdle {
             release(idleHead)
             n += 1
         }
@@ -422,7 +430,7 @@ public struct AddressPool: ~Copyable {
         }
         var s = idleHead
         while s != 0 && out.count < limit {
-            let idle = t &- slots[Int(s)].lastSeen
+            let idle = idle(s, t)
             out.append(AddressReservation(ipv4: address(ofSlot: s), ipv6: slots[Int(s)].ipv6,
                                           idleSeconds: idle > maxIdle ? maxIdle : idle))
             s = slots[Int(s)].next
@@ -477,9 +485,10 @@ public struct AddressPool: ~Copyable {
 ///
 /// ICMP errors: the packet inside maps the other way round with lookups only (an error never creates a
 /// reservation for the host it is about); the outer source of an ICMPv6 error from a router without a
-/// reservation takes an RFC 6791 address when a pool of them is configured, else it gets a pool address
-/// of its own as any other IPv6 source would (protomask's behaviour). An ICMPv4 error's source is embedded
-/// even when it is not global (RFC 7915 §4.1, for troubleshooting).
+/// reservation takes an RFC 6791 address when a pool of them is configured, else the mapping refuses it
+/// (`noMapping`) and the translator uses its own IPv4 address (RFC 6791 §4, as Jool): a router never
+/// takes a pool address away from the hosts. An ICMPv4 error's source is embedded even when it is not
+/// global (RFC 7915 §4.1, for troubleshooting).
 public struct AddressPoolMapping: NAT64Mapping, ~Copyable {
     public var pool: AddressPool
     public let prefix: NAT64Prefix
@@ -530,7 +539,9 @@ public struct AddressPoolMapping: NAT64Mapping, ~Copyable {
                                  now: Timestamp) throws(DropReason) -> NAT64Mapped4 {
         let d = try extract(destination)
         let s: IPv4Address
-        if transport.kind == .icmpError, pool.reservedIPv4(for: source) == nil, let r = rfc6791Address(for: source) {
+        if transport.kind == .icmpError, pool.reservedIPv4(for: source) == nil {
+            // A router's error: never a reservation of its own.
+            guard let r = rfc6791Address(for: source) else { throw .noMapping }
             s = r
         } else {
             s = try pool.ipv4(forSource: source, now: now)

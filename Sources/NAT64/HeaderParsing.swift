@@ -106,6 +106,21 @@ func hasUnexpiredSourceRoute(_ p: UnsafeRawPointer, headerLength: Int) -> Bool {
     return false
 }
 
+/// RFC 1812 §5.3.7 (RFC 7915 §4.1 "illegal source address"): 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4 and
+/// 240.0.0.0/4 (which holds 255.255.255.255), never translated.
+@inlinable @inline(__always)
+func isMartianIPv4(_ a: IPv4Address) -> Bool {
+    let first = a.rawValue >> 24
+    return first == 0 || first == 127 || first >= 224
+}
+
+/// RFC 7915 §5.1 "illegal source address (e.g., ::1)": the unspecified and loopback addresses and multicast
+/// (RFC 4291 §2.5.2, §2.5.3, §2.7), never a source to translate.
+@inlinable @inline(__always)
+func isIllegalIPv6Source(_ a: IPv6Address) -> Bool {
+    (a.high == 0 && a.low <= 1) || a.high >> 56 == 0xFF
+}
+
 @inlinable @inline(__always)
 func loadIPv6Address(_ p: UnsafeRawPointer, _ o: Int) -> IPv6Address {
     IPv6Address(high: ld64(p, o), low: ld64(p, o + 8))

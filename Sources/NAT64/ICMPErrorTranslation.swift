@@ -35,11 +35,14 @@ extension NAT64Translator where Mapping: ~Copyable {
 
         // The packet in error.
         let inner = icmp + ICMPv6Layout.headerLength
-        var innerAvailable = icmpLength - ICMPv6Layout.headerLength
+        let payloadLength = icmpLength - ICMPv6Layout.headerLength
+        var innerAvailable = payloadLength
+        var extensionLength = 0
         if type == ICMPv6Type.destinationUnreachable || type == ICMPv6Type.timeExceeded {
-            // RFC 4884 §4.5: a non-zero length attribute (64-bit words) ends the original datagram.
-            let words = Int(ld8(icmp, 4))
-            if words > 0 { innerAvailable = min(innerAvailable, words << 3) }
+            // RFC 4884 §4.5: a non-zero length attribute (64-bit words) ends the (padded) original
+            // datagram; an ICMP extension structure follows it.
+            (innerAvailable, extensionLength) = try splitICMPExtension(lengthAttribute: Int(ld8(icmp, 4)) << 3,
+                                                                        payloadLength: payloadLength)
         }
         guard innerAvailable >= IPv6Layout.headerLength, ld8(inner, 0) >> 4 == 6 else { throw .malformedICMPError }
         let ic: IPv6TranslationChain
@@ -80,9 +83,18 @@ extension NAT64Translator where Mapping: ~Copyable {
         }
 
         let im = try mapping.mapInner6to4(source: isrc6, destination: idst6, transport: it, now: now)
-        let om = try mapping.map6to4(source: src6, destination: dst6,
+        let om: NAT64Mapped4
+        do {
+            om = try mapping.map6to4(source: src6, destination: dst6,
                                      transport: NAT64Transport(kind: .icmpError, protocolNumber: IPProtocol.icmpv6),
                                      now: now)
+        } catch {
+            // RFC 6791 §4: an error from a router without an IPv4 form and no pool for it takes the
+            // translator's own public IPv4 address, when the error goes to the source of the packet in error
+            // (whose IPv4 form the inner mapping just gave).
+            guard error == .noMapping, dst6 == isrc6, let own = configuration.ipv4ErrorSource else { throw error }
+            om = NAT64Mapped4(source: own, destination: im.source, ports: NAT64Ports(source: 0, destination: 0))
+        }
         let hopLimit = ld8(p, IPv6Layout.hopLimit)
         // No ICMP error about an ICMP error (RFC 4443 §2.4 (e.1)).
         guard hopLimit > 1 else { throw .ttlExceeded }
@@ -98,8 +110,15 @@ extension NAT64Translator where Mapping: ~Copyable {
         let limit = hairpin ? Self.bufferCapacity : min(576, capacity)
         let headers = IPv4Layout.minimumHeaderLength + ICMPv4Layout.headerLength + IPv4Layout.minimumHeaderLength
         guard limit >= headers else { throw .outputTooSmall }
-        let size = min(headers + il4Available, limit)
-        let copied = size - headers
+        // RFC 7915 §5.2 "ICMP Error Payload", RFC 4884 §4.1: the extension is carried as an opaque string
+        // after the translated datagram, zero padded to 32 bits (at least 128 bytes), with the length
+        // attribute in 32-bit words; it goes when it does not fit in 576 bytes with 128 of datagram.
+        let layout = ICMPExtensionLayout(outerHeaders: IPv4Layout.minimumHeaderLength + ICMPv4Layout.headerLength,
+                                         translatedInner: IPv4Layout.minimumHeaderLength + il4Available,
+                                         extensionLength: extensionLength, limit: limit, unit: 4, maximumWords: 255)
+        let size = layout.size
+        let copied = layout.innerLength - IPv4Layout.minimumHeaderLength
+        if layout.keepsExtension { rest4 |= UInt32(layout.lengthAttribute) << 16 }
 
         // The inner IPv4 header.
         let ih = o + IPv4Layout.minimumHeaderLength + ICMPv4Layout.headerLength
@@ -121,6 +140,7 @@ extension NAT64Translator where Mapping: ~Copyable {
                         source: im.source, destination: im.destination)
         let il4o = ih + IPv4Layout.minimumHeaderLength
         il4o.copyMemory(from: il4, byteCount: copied)
+        layout.writeExtension(after: ih, from: inner + innerAvailable)
         switch it.kind {
         case .tcp, .udp:
             var d = ChecksumDelta(oldSum: isrc6.wordSum &+ idst6.wordSum, newSum: wordSum(im.source) &+ wordSum(im.destination))
@@ -188,13 +208,22 @@ extension NAT64Translator where Mapping: ~Copyable {
     /// is translated as an IPv4 packet would be (TTL kept), its addresses mapped with
     /// ``NAT64Mapping/mapInner4to6(source:destination:transport:hairpin:now:)``, its transport checksum
     /// updated incrementally. The result is cut to 1280 bytes (the IPv6 minimum MTU, RFC 4443 §2.4 (c)) and
-    /// the ICMPv6 checksum computed with the pseudo-header. ICMP extensions (RFC 4884) are not carried over.
+    /// the ICMPv6 checksum computed with the pseudo-header. An ICMP extension (RFC 4884) is carried
+    /// as an opaque string with the length attribute recomputed (``ICMPExtensionLayout``); not for Packet
+    /// Too Big and Parameter Problem, which have no length attribute.
     @inlinable
     mutating func translateICMPv4Error(_ p: UnsafeRawPointer, headerLength hl: Int, total: Int,
                                        out: UnsafeMutableRawPointer, capacity: Int, hairpin: Bool,
                                        now: Timestamp) throws(DropReason) -> (verdict: Verdict, length: Int) {
         let icmp = p + hl
         let icmpLength = total - hl
+        // RFC 7915 §4.1: the source of an ICMPv4 error is translated even when illegal (for troubleshooting);
+        // the destination is not (RFC 1812 §5.3.7).
+        if !hairpin && isMartianIPv4(IPv4Address(ld32(p, IPv4Layout.destination))) { throw .nonGlobalIPv4Address }
+        // RFC 7915 §4.1: a packet with an unexpired source route is not translated; no error about an error.
+        if !hairpin && hl > IPv4Layout.minimumHeaderLength && hasUnexpiredSourceRoute(p, headerLength: hl) {
+            throw .sourceRouteRefused
+        }
         guard Checksum.fold(Checksum.sum(icmp, count: icmpLength)) == 0xFFFF else { throw .badICMPChecksum }
         let type = ld8(icmp, ICMPv4Layout.type), code = ld8(icmp, ICMPv4Layout.code)
         guard let mapped = ICMPTranslationTables.error4to6(type: type, code: code) else { throw .untranslatableICMP }
@@ -210,10 +239,16 @@ extension NAT64Translator where Mapping: ~Copyable {
         }
 
         let inner = icmp + ICMPv4Layout.headerLength
-        var innerAvailable = icmpLength - ICMPv4Layout.headerLength
-        // RFC 4884 §4.1: a non-zero length attribute (32-bit words) ends the original datagram.
-        let words = Int(ld8(icmp, 5))
-        if words > 0 { innerAvailable = min(innerAvailable, words << 2) }
+        let payloadLength = icmpLength - ICMPv4Layout.headerLength
+        // RFC 4884 §4.1: a non-zero length attribute (32-bit words) ends the (padded) original datagram;
+        // an ICMP extension structure follows it.
+        let (innerAvailable, carried) = try splitICMPExtension(lengthAttribute: Int(ld8(icmp, 5)) << 2,
+                                                               payloadLength: payloadLength)
+        var extensionLength = carried
+        // Packet Too Big and Parameter Problem have no length attribute in ICMPv6: the extension goes.
+        if mapped.type != ICMPv6Type.destinationUnreachable && mapped.type != ICMPv6Type.timeExceeded {
+            extensionLength = 0
+        }
         guard innerAvailable >= IPv4Layout.minimumHeaderLength, ld8(inner, 0) >> 4 == 4 else { throw .malformedICMPError }
         let ihl = Int(ld8(inner, 0) & 0x0F) << 2
         guard ihl >= IPv4Layout.minimumHeaderLength, ihl <= innerAvailable else { throw .malformedICMPError }
@@ -278,8 +313,16 @@ extension NAT64Translator where Mapping: ~Copyable {
         let headers = IPv6Layout.headerLength + ICMPv6Layout.headerLength + innerHeader
         let limit = min(1280, capacity)
         guard limit >= headers else { throw .outputTooSmall }
-        let size = min(headers + il4Available, limit)
-        let copied = size - headers
+        // RFC 7915 §4.2 "ICMP Error Payload", RFC 4884 §4.5: the extension is carried as an opaque string
+        // after the translated datagram, zero padded to 64 bits (at least 128 bytes), with the length
+        // attribute in 64-bit words; it goes ("simply truncated") when it does not fit in 1280 bytes with
+        // 128 of datagram.
+        let layout = ICMPExtensionLayout(outerHeaders: IPv6Layout.headerLength + ICMPv6Layout.headerLength,
+                                         translatedInner: innerHeader + il4Available,
+                                         extensionLength: extensionLength, limit: limit, unit: 8, maximumWords: 255)
+        let size = layout.size
+        let copied = layout.innerLength - innerHeader
+        if layout.keepsExtension { rest6 |= UInt32(layout.lengthAttribute) << 24 }
 
         let iproto6 = iproto == IPProtocol.icmp ? IPProtocol.icmpv6 : iproto
         let ih = out + IPv6Layout.headerLength + ICMPv6Layout.headerLength
@@ -293,6 +336,7 @@ extension NAT64Translator where Mapping: ~Copyable {
         }
         let il4o = ih + innerHeader
         il4o.copyMemory(from: il4, byteCount: copied)
+        layout.writeExtension(after: ih, from: inner + innerAvailable)
         switch it.kind {
         case .tcp, .udp:
             var d = ChecksumDelta(oldSum: wordSum(isrc4) &+ wordSum(idst4), newSum: im.source.wordSum &+ im.destination.wordSum)
@@ -349,5 +393,70 @@ extension NAT64Translator where Mapping: ~Copyable {
             counters4to6.inboundBytes &+= UInt64(size)
         }
         return (.toInside(tenant: 0), size)
+    }
+}
+
+/// RFC 4884: splits an ICMP error's payload at its length attribute (in bytes) into the original datagram
+/// and the extension structure after it. Zero (no extension) or the whole payload: no extension. Otherwise
+/// the datagram must be at least 128 bytes (RFC 4884 §4.1/§4.5) and end before the payload does, or the
+/// message is malformed.
+@inlinable
+func splitICMPExtension(lengthAttribute l: Int, payloadLength: Int) throws(DropReason) -> (datagram: Int, extension: Int) {
+    guard l != 0, l != payloadLength else { return (payloadLength, 0) }
+    guard l >= 128, l < payloadLength else { throw .malformedICMPError }
+    return (l, payloadLength - l)
+}
+
+/// Where the translated packet in error, its padding and an RFC 4884 extension go in a translated ICMP
+/// error of at most `limit` bytes (RFC 7915 §4.2/§5.2 "ICMP Error Payload"). The outer headers and the
+/// first 128 bytes of the datagram come first, then the extension (never cut: it goes whole when it does
+/// not fit), then the rest of the datagram as far as it fits. With the extension, the datagram is zero
+/// padded to a multiple of `unit` bytes (4 for ICMPv4, 8 for ICMPv6) and to at least 128 bytes, and the
+/// length attribute counts it in units.
+@usableFromInline
+struct ICMPExtensionLayout {
+    @usableFromInline let outerHeaders: Int
+    /// Bytes of the translated datagram that are written (headers included).
+    @usableFromInline let innerLength: Int
+    /// Zero bytes after them.
+    @usableFromInline let padding: Int
+    /// Bytes of extension after the padding (0: none).
+    @usableFromInline let extensionLength: Int
+    @usableFromInline let unit: Int
+
+    @inlinable
+    init(outerHeaders: Int, translatedInner: Int, extensionLength e: Int, limit: Int, unit: Int, maximumWords: Int) {
+        self.outerHeaders = outerHeaders
+        self.unit = unit
+        let room = min(limit - outerHeaders - e, maximumWords * unit)
+        guard e > 0, room >= 128 else {
+            innerLength = min(translatedInner, limit - outerHeaders)
+            padding = 0
+            extensionLength = 0
+            return
+        }
+        let rounded = (translatedInner + unit - 1) / unit * unit
+        var n = translatedInner, pad = rounded - translatedInner
+        if rounded > room {
+            n = room / unit * unit
+            pad = 0
+        }
+        if n + pad < 128 { pad = 128 - n }
+        innerLength = n
+        padding = pad
+        extensionLength = e
+    }
+
+    @inlinable var keepsExtension: Bool { extensionLength > 0 }
+    @inlinable var size: Int { outerHeaders + innerLength + padding + extensionLength }
+    /// The length attribute, in units.
+    @inlinable var lengthAttribute: Int { (innerLength + padding) / unit }
+
+    /// Writes the padding and the extension after the datagram that starts at `inner`.
+    @inlinable
+    func writeExtension(after inner: UnsafeMutableRawPointer, from source: UnsafeRawPointer) {
+        guard extensionLength > 0 else { return }
+        (inner + innerLength).initializeMemory(as: UInt8.self, repeating: 0, count: padding)
+        (inner + innerLength + padding).copyMemory(from: source, byteCount: extensionLength)
     }
 }

@@ -13,7 +13,7 @@ extension NAT64Translator where Mapping: ~Copyable {
     ///   made (RFC 8021).
     /// - DF clear and larger than ``NAT64Configuration/lowestIPv6MTU``: fragmented so that every IPv6
     ///   packet fits. DF set and larger than ``NAT64Configuration/ipv6MTU``: ICMPv4 Fragmentation Needed
-    ///   with the IPv6 MTU − 20 (− 28 when a Fragment header is needed).
+    ///   with the IPv6 MTU − 20 (− 28 for a fragment that fits only without its Fragment header).
     /// - Transport checksums absorb the pseudo-header change incrementally (§4.5); a zero UDP checksum is
     ///   computed (or the datagram dropped, a setting), and a fragmented one is dropped. ICMPv4 echo gains
     ///   the ICMPv6 pseudo-header and the type change (§4.2).
@@ -45,6 +45,7 @@ extension NAT64Translator where Mapping: ~Copyable {
         var t = NAT64Transport(kind: .other, protocolNumber: proto, isFragment: isFragment,
                                fragmentIdentification: UInt32(identification))
         var computeUDPChecksum = false
+        var refuseZeroUDPChecksum = false
         if offset == 0 {
             switch proto {
             case IPProtocol.tcp:
@@ -58,8 +59,13 @@ extension NAT64Translator where Mapping: ~Copyable {
                 t.ports = NAT64Ports(source: ld16(l4, 0), destination: ld16(l4, 2))
                 if ld16(l4, UDPLayout.checksum) == 0 {
                     // RFC 7915 §4.5: a fragment cannot be summed; an unfragmented datagram per the setting.
-                    guard !isFragment, configuration.zeroUDPChecksum == .compute else { throw .udpChecksumZero }
-                    computeUDPChecksum = true
+                    // Refused after the address and TTL checks (below), so that an expiring or
+                    // untranslatable datagram is answered as such.
+                    if isFragment || configuration.zeroUDPChecksum != .compute {
+                        refuseZeroUDPChecksum = true
+                    } else {
+                        computeUDPChecksum = true
+                    }
                 }
             case IPProtocol.icmp:
                 guard !isFragment else { throw .fragmentedICMP }
@@ -89,6 +95,10 @@ extension NAT64Translator where Mapping: ~Copyable {
         } else if proto == IPProtocol.icmp {
             throw .fragmentedICMP
         }
+        // RFC 7915 §4.1 "Source Address": an illegal source (RFC 1812 §5.3.7: 0/8, 127/8, multicast, class E
+        // and broadcast) SHOULD be silently dropped, whatever the prefix; so is such a destination (RFC 1812
+        // §5.3.7 forbids forwarding it). ICMPv4 errors (handled above) keep theirs for troubleshooting.
+        if !hairpin && (isMartianIPv4(src4) || isMartianIPv4(dst4)) { throw .nonGlobalIPv4Address }
 
         let m: NAT64Mapped6
         do {
@@ -120,6 +130,16 @@ extension NAT64Translator where Mapping: ~Copyable {
                 throw .sourceRouteRefused
             }
         }
+        if refuseZeroUDPChecksum {
+            // RFC 7915 §4.4: the discarded datagram's sender hears ICMPv4 3/13 (not about a hairpinned
+            // packet, whose sender is on the IPv6 side).
+            if !hairpin {
+                sendICMPv4Error(type: ICMPv4Type.destinationUnreachable,
+                                code: ICMPv4UnreachableCode.communicationAdministrativelyProhibited,
+                                rest: 0, about: p, length: total)
+            }
+            throw .udpChecksumZero
+        }
 
         // The IPv6 Fragment Offset ends at 65535 too (RFC 8200 §4.5).
         if isFragment && offset + l4Length > 65535 { throw .fragmentTooLarge }
@@ -128,7 +148,11 @@ extension NAT64Translator where Mapping: ~Copyable {
         var fragmentTo = 0
         if df {
             if !hairpin && size6 > ipv6MTU {
-                let mtu = ipv6MTU - 20 - (withFragmentHeader ? IPv6ExtensionLayout.fragmentHeaderLength : 0)
+                // RFC 7915 §4.1: Fragmentation Needed when "the MTU of the next-hop interface is less than
+                // the total length value of the IPv4 packet plus 20", reporting that MTU − 20. A fragment
+                // that fits by that rule but not with its Fragment header is told MTU − 28.
+                let mtu = withFragmentHeader && total + 20 <= ipv6MTU
+                    ? ipv6MTU - 20 - IPv6ExtensionLayout.fragmentHeaderLength : ipv6MTU - 20
                 if offset == 0 {
                     sendICMPv4Error(type: ICMPv4Type.destinationUnreachable, code: ICMPv4UnreachableCode.fragmentationNeeded,
                                     rest: UInt32(mtu), about: p, length: total)

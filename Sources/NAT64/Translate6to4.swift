@@ -17,17 +17,29 @@ extension NAT64Translator where Mapping: ~Copyable {
     /// - The transport checksum absorbs the pseudo-header change (RFC 7915 §5.5) incrementally
     ///   (RFC 1624): TCP and UDP by the address difference, ICMPv6 echo by removing the ICMPv6 pseudo-
     ///   header and the type change (§5.2). Fragments after the first are not touched.
-    /// - Larger than ``NAT64Configuration/ipv4MTU``: with DF, ICMPv6 Packet Too Big (MTU = IPv4 MTU + 20, at
-    ///   least 1280); without, fragmented as an IPv4 router would.
+    /// - Larger than ``NAT64Configuration/ipv4MTU``: with DF, or a fragment of more than 1280 bytes, ICMPv6
+    ///   Packet Too Big (MTU = IPv4 MTU + 20, at least 1280); otherwise fragmented as an IPv4 router would.
     @inlinable
     mutating func translate6to4(_ p: UnsafeRawPointer, available: Int, out: UnsafeMutableRawPointer, capacity: Int,
                                 now: Timestamp) throws(DropReason) -> (verdict: Verdict, length: Int) {
         guard available >= IPv6Layout.headerLength else { throw .truncated }
         let total = IPv6Layout.headerLength + Int(ld16(p, IPv6Layout.payloadLength))
         guard total <= available else { throw .badIPLength }
-        let c = try walkIPv6ForTranslation(p, count: total)
+        let c: IPv6TranslationChain
+        do {
+            c = try walkIPv6ForTranslation(p, count: total)
+        } catch {
+            if error == .extensionHeaderAfterFragment {
+                // RFC 7915 §5.1.1 "SHOULD be dropped and logged", and §5.4: the sender hears ICMPv6 1/1.
+                sendICMPv6Error(type: ICMPv6Type.destinationUnreachable, code: ICMPv6UnreachableCode.administrativelyProhibited,
+                                rest: 0, about: p, length: total)
+            }
+            throw error
+        }
         let src6 = loadIPv6Address(p, IPv6Layout.source)
         let dst6 = loadIPv6Address(p, IPv6Layout.destination)
+        // RFC 7915 §5.1 "Source Address": an illegal source SHOULD be silently dropped.
+        if isIllegalIPv6Source(src6) { throw .notNATTraffic }
         let l4 = p + c.upperOffset
         let l4Length = total - c.upperOffset
         let isFragment = c.isFragment
@@ -111,7 +123,10 @@ extension NAT64Translator where Mapping: ~Copyable {
         }
         var fragmentTo = 0
         if !hairpin && size4 > ipv4MTU {
-            if flags & IPv4Layout.flagDF != 0 {
+            // RFC 7915 §1.4: Packet Too Big or fragmentation. Packet Too Big whenever the IPv6 source can
+            // send smaller packets: DF set, or a fragment of more than 1280 bytes (§5.1.1 clears DF, but its
+            // source fragments by the path MTU); IPv4 fragmentation for what is already at the IPv6 minimum.
+            if flags & IPv4Layout.flagDF != 0 || (c.hasFragmentHeader && size4 > 1260) {
                 let mtu = max(1280, min(ipv4MTU + 20, 65535))
                 sendICMPv6Error(type: ICMPv6Type.packetTooBig, code: 0, rest: UInt32(mtu), about: p, length: total)
                 throw .packetTooBig

@@ -98,10 +98,11 @@ public struct ChecksumDelta: Sendable, Equatable {
         acc &+= UInt64(~old) &+ UInt64(new)
     }
 
+    /// A 32-bit field counts as its two 16-bit words: since 2^16 ≡ 1 (mod 2^16 − 1), adding the whole
+    /// 32-bit value to the 64-bit accumulator gives the same folded sum as adding the halves.
     @inlinable @inline(__always)
     public mutating func replace(_ old: UInt32, with new: UInt32) {
-        acc &+= UInt64(~UInt16(truncatingIfNeeded: old >> 16)) &+ UInt64(~UInt16(truncatingIfNeeded: old))
-        acc &+= UInt64(new >> 16) &+ UInt64(new & 0xFFFF)
+        acc &+= UInt64(~old) &+ UInt64(new)
     }
 
     /// Adds another delta (for example one that also covers a pseudo-header change).

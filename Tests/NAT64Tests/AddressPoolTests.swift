@@ -99,6 +99,15 @@ private func destination(_ p: inout AddressPool, _ a: String, at now: Double) ->
         #expect(p.reservationCount == 0)
     }
 
+    @Test func aClockThatGoesBackNeverExpiresAnything() throws {
+        var p = try pool(["192.0.2.0/29"], idle: 100)
+        _ = source(&p, "2001:db8::1", at: 500)
+        #expect(destination(&p, "192.0.2.1", at: 400) == .success(v6("2001:db8::1")))
+        #expect(p.expire(now: t(300)) == 0)
+        #expect(p.reservations(now: t(300)).first?.idleSeconds == 0)
+        #expect(p.expire(now: t(599)) == 0 && p.expire(now: t(600)) == 1, "the later last use counts")
+    }
+
     @Test func releasedAddressIsHandedOutLast() throws {
         var p = try pool(["192.0.2.0/29"], idle: 10)
         _ = source(&p, "2001:db8::1", at: 0)          // .1
@@ -262,9 +271,13 @@ private let icmpError4 = NAT64Transport(kind: .icmpError, protocolNumber: 1)
         // A host with a reservation keeps its own address for its errors (port unreachable from the host).
         _ = try m.map6to4(source: v6("2001:db8:1::a"), destination: v6("2001:db8:64::cb00:7102"), transport: udp, now: t(1))
         #expect(try m.map6to4(source: v6("2001:db8:1::a"), destination: v6("2001:db8:64::cb00:7102"), transport: icmpError6, now: t(1)).source == v4("192.0.2.1"))
-        // Without an RFC 6791 pool the router gets a pool address, as protomask gives any IPv6 source.
+        // Without an RFC 6791 pool the mapping refuses (the translator then uses its own address): a
+        // router's errors never take a pool address away from the hosts.
         var n = try mapping()
-        #expect(try n.map6to4(source: v6("2001:db8:1::1"), destination: v6("2001:db8:64::cb00:7102"), transport: icmpError6, now: t(1)).source == v4("192.0.2.1"))
+        #expect(throws: DropReason.noMapping) {
+            try n.map6to4(source: v6("2001:db8:1::1"), destination: v6("2001:db8:64::cb00:7102"), transport: icmpError6, now: t(1))
+        }
+        #expect(n.pool.reservationCount == 1, "only the static pair")
         #expect(throws: AddressPoolError.self) { _ = try mapping(rfc6791: ["192.0.2.0/30"]) }
     }
 }
@@ -328,6 +341,26 @@ private func body(_ n: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded:
         #expect(r.verdict == .drop(.noMapping) && r.bytes.isEmpty && r.generated.isEmpty)
         let c = t.counters4to6
         #expect(c.dropped(.noMapping) == 1)
+    }
+
+    /// RFC 6791 §4: ICMPv6 Packet Too Big from an IPv6 router with no reservation and no RFC 6791 pool
+    /// becomes Fragmentation Needed from the translator's own IPv4 address; no pool address is used.
+    @Test func rfc6791_4_routerErrorWithoutPoolTakesTheTranslatorsAddress() throws {
+        var t = try poolTranslator()
+        let reply6 = PacketBuilder.udp6(source: client6, sourcePort: 40000, destination: far6, destinationPort: 53, payload: body(8))
+        _ = run(&t, reply6, at: 1)
+        // The server's big datagram toward the client, as the router saw it (already translated to IPv6).
+        let big6 = PacketBuilder.udp6(source: far6, sourcePort: 53, destination: client6, destinationPort: 40000, payload: body(1400), hopLimit: 63)
+        let router = v6("2001:db8:1::1")
+        let ptb = PacketBuilder.icmp6Error(source: router, destination: far6, type: 2, code: 0, restOfHeader: 1280, original: big6)
+        let r = run(&t, ptb, at: 2)
+        #expect(r.verdict == .toOutside)
+        #expect(Array(r.bytes[12..<16]) == [192, 0, 2, 0], "source: the translator's own IPv4 address")
+        #expect(Array(r.bytes[16..<20]) == [203, 0, 113, 2])
+        #expect(r.bytes[20] == 3 && r.bytes[21] == 4, "ICMPv4 Fragmentation Needed")
+        #expect(UInt16(r.bytes[26]) << 8 | UInt16(r.bytes[27]) == 1260, "next-hop MTU 1280 - 20")
+        let reserved = t.mapping.pool.reservationCount
+        #expect(reserved == 1, "the router took no pool address")
     }
 
     @Test func rfc6146_3_5_1_1_exhaustedPoolIsCountedByName() throws {

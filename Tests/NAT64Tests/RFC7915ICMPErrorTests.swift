@@ -190,18 +190,16 @@ import NATWire
         #expect(run(&t, udp).verdict == .drop(.nonGlobalIPv4Address))
     }
 
-    @Test func rfc4884_extensionNotCarriedOver() {
+    @Test func rfc4884_4_1_lengthAttributeBelow128IsMalformed() {
         var t = makeTranslator()
         // Time Exceeded with a length attribute of 15 words (60 bytes of original datagram) and an
-        // extension after it: the extension is cut off.
+        // extension after it: RFC 4884 asks for at least 128 bytes of datagram before an extension.
         let original = Self.inner4(40)   // 68 bytes
         var body = Array(original.prefix(60))
         body += [0x20, 0, 0, 0, 0, 8, 1, 1, 1, 2, 3, 4]
         let in4 = PacketBuilder.icmp4(source: router4, destination: host4,
                                       header: ICMPv4Header(type: 11, code: 0, restOfHeader: 15 << 16), body: body)
-        let want = Self.error6(type: 3, code: 0, body: Array(Self.inner6(40).prefix(80)))
-        let r = run(&t, in4)
-        #expect(r.bytes == want, "\(diff(r.bytes, want))")
+        #expect(run(&t, in4).verdict == .drop(.malformedICMPError))
     }
 
     // MARK: ICMPv6 → ICMPv4
@@ -334,9 +332,15 @@ import NATWire
         #expect(run(&t, udp).verdict == .drop(.noMapping))
     }
 
-    @Test func rfc6791_withoutAPoolTheErrorIsDropped() {
+    /// RFC 6791 §4: without a pool, the translator's own IPv4 address (the one its own errors come from);
+    /// without that either, the error cannot be translated.
+    @Test func rfc6791_4_withoutAPoolTheTranslatorsAddressIsUsed() {
         var t = makeTranslator(siit: { $0.rfc6791Pool = [] })
-        #expect(run(&t, Self.error6to4(type: 1, code: 0, from: router6Untranslatable)).verdict == .drop(.noMapping))
+        let r = run(&t, Self.error6to4(type: 1, code: 0, from: router6Untranslatable))
+        let want = Self.expected4(type: 3, code: 1, from: translator4)
+        #expect(r.bytes == want, "\(diff(r.bytes, want))")
+        var none = makeTranslator({ $0.ipv4ErrorSource = nil }, siit: { $0.rfc6791Pool = [] })
+        #expect(run(&none, Self.error6to4(type: 1, code: 0, from: router6Untranslatable)).verdict == .drop(.noMapping))
     }
 
     @Test func rfc7915_5_3_errorAboutErrorDropped() {

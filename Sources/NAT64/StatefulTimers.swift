@@ -9,7 +9,8 @@ extension NAPT64Mapping {
     /// without sessions (their ports held for ``NAPT64Timeouts/portHold``), fragment state, and unsolicited
     /// SYNs whose TCP_INCOMING_SYN ran out (answered with ICMP Port Unreachable or dropped). An ESTABLISHED
     /// session whose TCP_EST ran out is probed and moved to TRANS when probes are on (§3.5.2.2).
-    /// Call it regularly; drain ``nextGeneratedPacket()`` (``NAT64Translator/nextOutput()``) after it.
+    /// Call it regularly; drain ``nextGeneratedPacket()`` (``NAT64Translator/nextOutput()``) after it. When
+    /// the outbox (64 slots) fills up, the probes and ICMP errors still due wait for the next call.
     public mutating func expire(now: Timestamp) {
         let nowS = now.seconds
         let timeouts = configuration.timeouts
@@ -19,6 +20,8 @@ extension NAPT64Mapping {
             while sid != 0 && table.sessions[Int(sid)].lastSeen &+ timeout <= nowS {
                 if c == .tcpEstablished && configuration.tcpProbes
                     && table.sessions[Int(sid)].state == TCPState.established.rawValue {
+                    // No room for the probe until the outbox is drained: the rest waits for the next call.
+                    guard !generated.isFull else { break }
                     sendProbe(sid)
                     table.sessions[Int(sid)].state = TCPState.transitory.rawValue
                     table.setTimerClass(sid, .tcpTransitory, now: nowS)
@@ -83,6 +86,8 @@ extension NAPT64Mapping {
     mutating func expireHeldSYNs(now: Timestamp) {
         let ms = now.milliseconds
         while let slot = heldSYNs.firstExpired(now: ms) {
+            // No room for the ICMP error until the outbox is drained: the SYN waits for the next call.
+            if configuration.unsolicitedSYN == .icmpPortUnreachable && generated.isFull { break }
             let bytes = heldSYNs.bytes(slot)
             if configuration.unsolicitedSYN == .icmpPortUnreachable, let p = bytes.baseAddress,
                bytes.count >= IPv4Layout.minimumHeaderLength {

@@ -215,6 +215,33 @@ import NATWire
         #expect(h30 == nil)
     }
 
+    @Test func rfc6146_3_5_2_2_probesBeyondTheOutboxWaitForTheNextTimerRun() {
+        var t = makeStateful()
+        for i in 0..<100 {
+            let sp = UInt16(20000 + i)
+            _ = run(&t, tcp6(host6, sp, server6, 80, [.syn]), at: at(0))
+            let b = t.mapping.binding(.tcp, ipv6: host6, port: sp)!
+            _ = run(&t, tcp4(server4, 80, b.ipv4, b.ipv4Port, [.syn, .ack]), at: at(0))
+        }
+        #expect(expire(&t, at: at(7440)).count == 64, "one outbox of probes")
+        #expect(expire(&t, at: at(7440.1)).count == 36, "the rest on the next run")
+        #expect(t.mapping.probesSent == 100)
+        let trans = t.mapping.sessions(now: at(7441)).filter { $0.tcpState == .transitory }.count
+        #expect(trans == 100)
+        let drops = t.mapping.counters.dropped(.outboxFull)
+        #expect(drops == 0)
+    }
+
+    @Test func rfc6146_3_5_2_2_portUnreachablesBeyondTheOutboxWaitForTheNextTimerRun() {
+        var t = makeStateful { $0.maxHeldSYNs = 128 }
+        for i in 0..<100 { #expect(run(&t, tcp4(server4, UInt16(1000 + i), poolFirst, 8080, [.syn]), at: at(0)).verdict == .held) }
+        #expect(expire(&t, at: at(6)).count == 64)
+        #expect(expire(&t, at: at(6.1)).count == 36)
+        #expect(t.mapping.heldSYNCount == 0)
+        let m = t.mapping.counters
+        #expect(m.dropped(.unsolicitedSYN) == 100 && m.icmpErrorsGenerated == 100 && m.dropped(.outboxFull) == 0)
+    }
+
     @Test func rfc6146_3_5_2_2_withoutProbesEstablishedEndsAtTCPEST() {
         var t = makeStateful { $0.tcpProbes = false }
         _ = open(&t, at: 0)

@@ -198,6 +198,23 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
         (UInt64(a) << 32 | UInt64(b), UInt64(identification) << 16 | UInt64(proto) << 8 | (toIPv6 ? 1 : 0))
     }
 
+    /// A TCP segment of session `sid`: the shared state machine (RFC 6146 §3.5.2.2, RFC 7857 §2.1), plus
+    /// one rule of our own: a SYN (without ACK) in "V6 FIN + V4 FIN RCV" opens the same 4-tuple again
+    /// (V6 INIT or V4 INIT, on TCP_TRANS), as connection tracking does after TIME-WAIT; under RFC 6146
+    /// alone the session would run out 4 minutes after the old connection closed and take the new one
+    /// with it.
+    @usableFromInline
+    mutating func tcpSegment(_ sid: UInt32, flags: TCPFlags, fromInside: Bool, now: UInt32) {
+        let s = table.sessions + Int(sid)
+        if s.pointee.state == TCPState.bothFIN.rawValue && flags.contains(.syn) && !flags.contains(.ack) {
+            s.pointee.state = (fromInside ? TCPState.outboundInit : TCPState.inboundInit).rawValue
+            s.pointee.flags &= ~SessionRecord.flagCleanClose
+            table.setTimerClass(sid, .tcpTransitory, now: now)
+            return
+        }
+        table.tcpTransition(sid, flags: flags, fromInside: fromInside, now: now)
+    }
+
     // MARK: NAT64Mapping
 
     /// RFC 6146 §3.4/§3.5: an IPv6 packet's session (made when it is the first of its flow), refreshed,
@@ -245,7 +262,7 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
                                                  remoteAddress: y.rawValue, remotePort: rp)
                 if sid != 0 {
                     if proto == IPProtocol.tcp {
-                        table.tcpTransition(sid, flags: t.tcpFlags, fromInside: true, now: now.seconds)
+                        tcpSegment(sid, flags: t.tcpFlags, fromInside: true, now: now.seconds)
                     } else {
                         table.touch(sid, now: now.seconds)
                     }
@@ -317,7 +334,7 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
                                        remotePort: rp, transport: t, hairpin: hairpin, now: now)
             }
             if proto == IPProtocol.tcp {
-                table.tcpTransition(sid, flags: t.tcpFlags, fromInside: false, now: now.seconds)
+                tcpSegment(sid, flags: t.tcpFlags, fromInside: false, now: now.seconds)
             } else {
                 table.touch(sid, now: now.seconds)
             }

@@ -133,6 +133,21 @@ import NATWire
         #expect(t.mapping.hostCount == 0)
     }
 
+    @Test func rfc6146_3_5_2_2_synAfterACleanCloseOpensTheSameFourTupleAgain() {
+        var t = makeStateful()
+        let b = open(&t)
+        _ = run(&t, tcp6([.fin, .ack], seq: 1001, ack: 5001), at: at(10))
+        _ = run(&t, tcp4(server4, 80, b.ipv4, b.ipv4Port, [.fin, .ack], seq: 5001, ack: 1002), at: at(11))
+        #expect(state(t) == .bothFIN)
+        // The client reuses its port for a new connection to the same server 100 s later.
+        #expect(run(&t, tcp6([.syn], seq: 90000), at: at(111)).verdict == toIPv4)
+        #expect(state(t) == .outboundInit)
+        _ = run(&t, tcp4(server4, 80, b.ipv4, b.ipv4Port, [.syn, .ack], seq: 1, ack: 90001), at: at(112))
+        #expect(state(t) == .established)
+        _ = expire(&t, at: at(11 + 240))
+        #expect(state(t) == .established, "the new connection outlives the old one's TCP_TRANS")
+    }
+
     @Test func rfc6146_3_5_2_2_v4FINFirstGoesToV4FINRCV() {
         var t = makeStateful()
         let b = open(&t)

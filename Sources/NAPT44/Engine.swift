@@ -1,35 +1,6 @@
 import NATCore
 import NATWire
 
-/// TCP session states, after RFC 6146 §3.5.2 and RFC 7857 §2.1 (V6 = inside, V4 = outside here).
-public enum TCPState: UInt8, Sendable, CustomStringConvertible {
-    case closed = 0
-    /// A SYN went out; waiting for the other side's SYN.
-    case outboundInit = 1
-    /// A SYN came in (through a forward or open filter); waiting for the inside SYN.
-    case inboundInit = 2
-    case established = 3
-    case outboundFIN = 4
-    case inboundFIN = 5
-    /// FINs seen both ways: the connection closed cleanly.
-    case bothFIN = 6
-    /// After an RST, or picked up mid-stream: kept on the transitory timer (RFC 7857 §2.1).
-    case transitory = 7
-
-    public var description: String {
-        switch self {
-        case .closed: "CLOSED"
-        case .outboundInit: "SYN_SENT"
-        case .inboundInit: "SYN_RECV"
-        case .established: "ESTABLISHED"
-        case .outboundFIN: "FIN_OUT"
-        case .inboundFIN: "FIN_IN"
-        case .bothFIN: "FIN_BOTH"
-        case .transitory: "TRANSITORY"
-        }
-    }
-}
-
 /// The NAPT44 engine: packet bytes and `now` in, rewritten bytes and a ``Verdict`` out. No I/O, no
 /// clock, no locks: one packet thread owns one engine. Nothing allocates per forwarded packet.
 ///

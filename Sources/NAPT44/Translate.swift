@@ -139,61 +139,16 @@ extension NAPT44Engine {
 
     // MARK: TCP state machine (RFC 6146 §3.5.2.2, RFC 7857 §2.1)
 
+    /// The shared RFC 6146 §3.5.2 / RFC 7857 §2.1 state machine (NATCore), applied to one session.
+    @inline(__always)
     mutating func tcpTransition(_ sid: UInt32, flags raw: UInt8, outbound: Bool, now: UInt32) {
-        let flags = TCPFlags(rawValue: raw)
-        let s = table.sessions + Int(sid)
-        let state = TCPState(rawValue: s.pointee.state) ?? .closed
-        var next = state
-        let rst = flags.contains(.rst)
-        switch state {
-        case .closed:
-            next = flags.contains(.syn) ? (outbound ? .outboundInit : .inboundInit) : .transitory
-        case .outboundInit:
-            if !outbound && flags.contains(.syn) { next = .established }
-            else if rst { next = .transitory }
-        case .inboundInit:
-            if outbound && flags.contains(.syn) { next = .established }
-            else if rst { next = .transitory }
-        case .established:
-            if rst { next = .transitory }
-            else if flags.contains(.fin) { next = outbound ? .outboundFIN : .inboundFIN }
-        case .outboundFIN:
-            if rst { next = .transitory }
-            else if !outbound && flags.contains(.fin) { next = .bothFIN }
-        case .inboundFIN:
-            if rst { next = .transitory }
-            else if outbound && flags.contains(.fin) { next = .bothFIN }
-        case .bothFIN:
-            // Forward, but do not refresh: the transitory timer runs out (RFC 6146 §3.5.2.2).
-            return
-        case .transitory:
-            // Any packet but an RST brings the session back (RFC 6146: TRANS → ESTABLISHED).
-            if !rst { next = .established } else { return }
-        }
-        if next != state {
-            s.pointee.state = next.rawValue
-            if next == .bothFIN { s.pointee.flags |= SessionRecord.flagCleanClose }
-            let cls: TimerClass = switch next {
-            case .established, .outboundFIN, .inboundFIN: .tcpEstablished
-            default: .tcpTransitory
-            }
-            if cls.rawValue != s.pointee.timerClass {
-                table.setTimerClass(sid, cls, now: now)
-            } else {
-                table.touch(sid, now: now)
-            }
-        } else {
-            table.touch(sid, now: now)
-        }
+        table.tcpTransition(sid, flags: TCPFlags(rawValue: raw), fromInside: outbound, now: now)
     }
 
+    /// A new session's state (shared with NAT64): SYN opens it, anything else is picked up mid-stream
+    /// (for example after a restart) and stays transitory until the other side answers.
     static func initialTCPState(flags raw: UInt8, outbound: Bool) -> (TCPState, TimerClass) {
-        let flags = TCPFlags(rawValue: raw)
-        if flags.contains(.syn) && !flags.contains(.ack) {
-            return (outbound ? .outboundInit : .inboundInit, .tcpTransitory)
-        }
-        // Picked up mid-stream (for example after a restart): transitory until the other side answers.
-        return (.transitory, .tcpTransitory)
+        (TCPState.initial(flags: TCPFlags(rawValue: raw), fromInside: outbound), .tcpTransitory)
     }
 
     @inline(__always)

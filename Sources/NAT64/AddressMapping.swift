@@ -137,4 +137,42 @@ public protocol NAT64Mapping: ~Copyable {
     /// back (hairpinned). SIIT: the IPv4 address is in the EAM table and the IPv6 destination is not an EAM
     /// address (it was the RFC 6052 form). NAPT64: the IPv4 address is one of the pool's.
     func isHairpin(_ destination: IPv4Address, ipv6Destination: IPv6Address) -> Bool
+
+    /// What to do with a packet whose translation was refused with `reason` (called by the translator for
+    /// every dropped input packet, IPv6 or IPv4, before it counts the drop; the bytes are the input as it
+    /// came). RFC 6146 needs two things besides a plain drop: an unsolicited IPv4 SYN is kept for 6 s
+    /// (§3.5.2.2; the mapping copies it and answers ``NAT64RefusalAction/held``), and an IPv6 packet for
+    /// which no BIB entry or session can be created gets ICMPv6 Destination Unreachable, code 3 (§3.5.1.1,
+    /// §3.5.2.2: ``NAT64RefusalAction/unreachable(code:)``). The default drops.
+    mutating func refusal(of packet: UnsafeRawBufferPointer, reason: DropReason, now: Timestamp) -> NAT64RefusalAction
+
+    /// Packets the mapping made itself — ICMPv4 Port Unreachable for an unsolicited SYN whose 6 s ran out,
+    /// TCP probes of RFC 6146 §3.5.2.2 — taken by ``NAT64Translator/nextOutput()`` after the translator's
+    /// own. The bytes are valid until the next call into the mapping. The default has none.
+    mutating func nextGeneratedPacket() -> (bytes: UnsafeMutableRawBufferPointer, verdict: Verdict)?
+}
+
+/// What the translator does with a packet its mapping refused (``NAT64Mapping/refusal(of:reason:now:)``).
+public enum NAT64RefusalAction: Sendable, Hashable {
+    /// Drop it (counted under its reason).
+    case drop
+    /// The mapping kept a copy (an unsolicited SYN): the verdict is ``Verdict/held`` and nothing is counted
+    /// as dropped yet.
+    case held
+    /// Drop it and answer its source with ICMP Destination Unreachable of this code (ICMPv6 type 1 for an
+    /// IPv6 packet, from ``NAT64Configuration/ipv6ErrorSource``; ICMPv4 type 3 for an IPv4 one, from
+    /// ``NAT64Configuration/ipv4ErrorSource``; not sent without that address, nor about an ICMP error).
+    case unreachable(code: UInt8)
+}
+
+extension NAT64Mapping where Self: ~Copyable {
+    /// Stateless mappings drop.
+    @inlinable
+    public mutating func refusal(of packet: UnsafeRawBufferPointer, reason: DropReason, now: Timestamp) -> NAT64RefusalAction {
+        .drop
+    }
+
+    /// Stateless mappings make no packets.
+    @inlinable
+    public mutating func nextGeneratedPacket() -> (bytes: UnsafeMutableRawBufferPointer, verdict: Verdict)? { nil }
 }

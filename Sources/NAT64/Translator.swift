@@ -100,8 +100,11 @@ public struct NAT64Translator<Mapping: NAT64Mapping & ~Copyable>: ~Copyable {
     }
 
     /// Takes the next packet the translator generated; its bytes are valid until the next call.
+    /// Packets the mapping made (``NAT64Mapping/nextGeneratedPacket()``: a stateful mapping's ICMP errors
+    /// for expired unsolicited SYNs and its TCP probes) come after the translator's own.
     public mutating func nextOutput() -> (bytes: UnsafeMutableRawBufferPointer, verdict: Verdict)? {
-        outbox.pop()
+        if let o = outbox.pop() { return o }
+        return mapping.nextGeneratedPacket()
     }
 
     // MARK: Dispatch
@@ -119,19 +122,60 @@ public struct NAT64Translator<Mapping: NAT64Mapping & ~Copyable>: ~Copyable {
             do throws(DropReason) {
                 return try translate6to4(p, available: packet.count, out: out, capacity: capacity, now: now)
             } catch {
-                record(error, sixToFour: true)
-                return (.drop(error), 0)
+                return refused(packet, error, sixToFour: true, now: now)
             }
         case 4:
             do throws(DropReason) {
                 return try translate4to6(p, available: packet.count, out: out, capacity: capacity, hairpin: false, now: now)
             } catch {
-                record(error, sixToFour: false)
-                return (.drop(error), 0)
+                return refused(packet, error, sixToFour: false, now: now)
             }
         default:
             record(.badIPVersion, sixToFour: nil)
             return (.drop(.badIPVersion), 0)
+        }
+    }
+
+    /// A dropped input packet: the mapping may keep it (``NAT64RefusalAction/held``) or ask for an ICMP
+    /// Destination Unreachable (``NAT64Mapping/refusal(of:reason:now:)``); otherwise it is counted.
+    @inlinable
+    mutating func refused(_ packet: UnsafeRawBufferPointer, _ reason: DropReason, sixToFour: Bool,
+                          now: Timestamp) -> (verdict: Verdict, length: Int) {
+        switch mapping.refusal(of: packet, reason: reason, now: now) {
+        case .drop:
+            break
+        case .held:
+            counters.synsHeld &+= 1
+            if sixToFour { counters6to4.synsHeld &+= 1 } else { counters4to6.synsHeld &+= 1 }
+            return (.held, 0)
+        case .unreachable(let code):
+            sendUnreachable(packet, code: code)
+        }
+        record(reason, sixToFour: sixToFour)
+        return (.drop(reason), 0)
+    }
+
+    /// ICMP Destination Unreachable with `code` about an input packet (not about an ICMP error or a
+    /// non-first IPv4 fragment: RFC 4443 §2.4 (e), RFC 1812 §4.3.2.7).
+    @inlinable
+    mutating func sendUnreachable(_ packet: UnsafeRawBufferPointer, code: UInt8) {
+        guard let p = packet.baseAddress else { return }
+        if ld8(p, 0) >> 4 == 6 {
+            guard packet.count >= IPv6Layout.headerLength else { return }
+            let total = min(packet.count, IPv6Layout.headerLength + Int(ld16(p, IPv6Layout.payloadLength)))
+            guard let c = try? walkIPv6ForTranslation(p, count: total) else { return }
+            if c.upperProtocol == IPProtocol.icmpv6 {
+                guard c.isFirst, c.upperOffset < total, !ICMPv6Type.isError(ld8(p, c.upperOffset)) else { return }
+            }
+            sendICMPv6Error(type: ICMPv6Type.destinationUnreachable, code: code, rest: 0, about: p, length: total)
+        } else {
+            guard packet.count >= IPv4Layout.minimumHeaderLength else { return }
+            let hl = Int(ld8(p, 0) & 0x0F) << 2
+            let total = min(packet.count, Int(ld16(p, IPv4Layout.totalLength)))
+            guard hl >= IPv4Layout.minimumHeaderLength, hl < total,
+                  ld16(p, IPv4Layout.flagsFragmentOffset) & IPv4Layout.offsetMask == 0 else { return }
+            if ld8(p, IPv4Layout.protocolNumber) == IPProtocol.icmp && ICMPv4Type.isError(ld8(p, hl)) { return }
+            sendICMPv4Error(type: ICMPv4Type.destinationUnreachable, code: code, rest: 0, about: p, length: total)
         }
     }
 

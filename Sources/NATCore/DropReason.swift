@@ -70,6 +70,10 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
     case badOffloadHeader
     /// A packet for another packet thread found that thread's hand-off queue full.
     case handoffQueueFull
+    // Stateful NAT64 (RFC 6146).
+    /// A later fragment whose first fragment was not translated (not seen, or its state expired): it
+    /// carries no ports to find its session by, and the NAT64 does not reassemble.
+    case fragmentBeforeFirst
 
     /// The snake_case metrics label.
     public var name: String {
@@ -120,6 +124,7 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
         case .poolExhausted: "pool_exhausted"
         case .badOffloadHeader: "bad_offload_header"
         case .handoffQueueFull: "handoff_queue_full"
+        case .fragmentBeforeFirst: "fragment_before_first"
         }
     }
 

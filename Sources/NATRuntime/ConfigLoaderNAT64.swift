@@ -1,4 +1,5 @@
 import NAT64
+import NATCore
 import NATWire
 import TOMLKit
 
@@ -14,11 +15,10 @@ extension ConfigLoader {
     /// swiftnat's `[nat64]` table.
     static func readNAT64(_ t: TableReader) throws(ConfigFileError) -> NAT64Settings {
         let modes = NAT64Mode.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: " or ")
-        guard let m = try t.string("mode") else { throw t.error("mode", "is missing", hint: "mode = \"pool\" (protomask's 1:1 pool) or \"siit\" (stateless, RFC 7915)") }
-        guard let mode = NAT64Mode(rawValue: m) else {
-            let hint = m == "stateful" ? "stateful NAPT64 (RFC 6146) is not available yet; use \(modes)" : "use \(modes)"
-            throw t.error("mode", "is '\(m)'", hint: hint)
+        guard let m = try t.string("mode") else {
+            throw t.error("mode", "is missing", hint: "mode = \"pool\" (protomask's 1:1 pool), \"siit\" (stateless, RFC 7915) or \"stateful\" (NAPT64, RFC 6146)")
         }
+        guard let mode = NAT64Mode(rawValue: m) else { throw t.error("mode", "is '\(m)'", hint: "use \(modes)") }
         let prefixText = try t.string("prefix") ?? NAT64Settings.wellKnownPrefix.description
         var s = NAT64Settings(mode: mode, prefix: try t.nat64Prefix(prefixText, key: "prefix"))
         if let v = try t.bool("check_non_global") { s.checkNonGlobal = v }
@@ -47,6 +47,16 @@ extension ConfigLoader {
             }
             if let v = try t.int("state_interval", in: 1...86400) { s.stateInterval = v }
             try validatePool(pool, reader: t, keys: PoolKeys.swiftnat)
+        case .stateful:
+            for k in ["eam", "translatable", "static", "max_idle", "state_file", "state_interval"] where t.has(k) {
+                throw t.error(k, "is not a key of mode = \"stateful\"",
+                              hint: "stateful NAT64 takes pool, ports, filtering, timeouts, limits and [[nat64.static_bib]] entries (docs: stateful mode)")
+            }
+            guard s.rfc6791Pool.isEmpty else {
+                throw t.error("rfc6791_pool", "is not used in stateful mode",
+                              hint: "translated ICMP errors come from the pool address of the session (RFC 6146 §3.5.4); remove the key")
+            }
+            s.stateful = try readStateful(t, prefix: s.prefix, checkNonGlobal: s.checkNonGlobal)
         case .siit:
             for k in ["pool", "static", "max_idle", "state_file", "state_interval"] where t.has(k) {
                 throw t.error(k, "is for mode = \"pool\"", hint: "SIIT keeps no state: list eam entries and translatable prefixes")
@@ -98,6 +108,92 @@ extension ConfigLoader {
         }
         try t.finish()
         return s
+    }
+
+    /// `mode = "stateful"`: RFC 6146 NAPT64. Every value is checked here and by
+    /// ``NAPT64Configuration/validate()``, whose complaints are reported under this table's key names.
+    static func readStateful(_ t: TableReader, prefix: IPv6Prefix, checkNonGlobal: Bool) throws(ConfigFileError) -> NAPT64Configuration {
+        var c = NAPT64Configuration()
+        do {
+            c.prefix = try NAT64Prefix(prefix, restrictsToGlobalIPv4: checkNonGlobal && prefix == NAT64Settings.wellKnownPrefix)
+        } catch {
+            throw t.error("prefix", error.problem)
+        }
+        guard let p = try t.stringArray("pool") else {
+            throw t.error("pool", "is missing", hint: "the IPv4 addresses IPv6 hosts share by ports, e.g. pool = [\"198.51.100.64/30\"]")
+        }
+        c.pool = try p.enumerated().map { (i, x) throws(ConfigFileError) in try t.prefix(x, key: "pool[\(i)]") }
+        func ports(_ k: String) throws(ConfigFileError) -> PortSet? {
+            guard let rs = try t.stringArray(k) else { return nil }
+            var ranges: [ClosedRange<UInt16>] = []
+            for (i, r) in rs.enumerated() { ranges.append(try t.portRange(r, key: "\(k)[\(i)]")) }
+            guard !ranges.isEmpty else { throw t.error(k, "is empty", hint: "e.g. \(k) = [\"1024-65535\"], or leave the key out for every port") }
+            return PortSet(ranges: ranges)
+        }
+        if let v = try ports("tcp_ports") { c.tcpPorts = v }
+        if let v = try ports("udp_ports") { c.udpPorts = v }
+        if let v = try ports("icmp_identifiers") { c.icmpIdentifiers = v }
+        if let v = try t.string("filtering") {
+            guard let f = NAT64Filtering(rawValue: v) else {
+                throw t.error("filtering", "is '\(v)'", hint: "use \"endpoint-independent\" or \"address-dependent\" (RFC 6146 §3.5.1)")
+            }
+            c.filtering = f
+        }
+        if let v = try t.bool("paired_pooling") { c.pairedPooling = v }
+        if let v = try t.bool("port_preservation") { c.portPreservation = v }
+        if let v = try t.bool("parity_preservation") { c.parityPreservation = v }
+        if let v = try t.int("max_port_attempts", in: 1...65536) { c.maxPortAttempts = v }
+        if let v = try t.string("unsolicited_syn") {
+            guard let u = NAT64UnsolicitedSYNPolicy(rawValue: v) else { throw t.error("unsolicited_syn", "is '\(v)'", hint: "use \"icmp\" or \"drop\"") }
+            c.unsolicitedSYN = u
+        }
+        if let v = try t.bool("drop_externally_initiated_tcp") { c.dropExternallyInitiatedTCP = v }
+        if let v = try t.bool("tcp_probes") { c.tcpProbes = v }
+        if let v = try t.bool("hairpinning") { c.hairpinning = v }
+        if let v = try t.int("hash_seed", in: 1...Int.max) { c.hashSeed = UInt64(v) }
+        if let tt = try t.table("timeouts") {
+            func secs(_ k: String, _ lo: Int) throws(ConfigFileError) -> UInt32? {
+                try tt.int(k, in: lo...Int(UInt32.max)).map { UInt32($0) }
+            }
+            if let v = try secs("udp", 1) { c.timeouts.udp = v }
+            if let v = try secs("tcp_established", 1) { c.timeouts.tcpEstablished = v }
+            if let v = try secs("tcp_transitory", 1) { c.timeouts.tcpTransitory = v }
+            if let v = try secs("icmp", 1) { c.timeouts.icmp = v }
+            if let v = try secs("port_hold", 0) { c.timeouts.portHold = v }
+            if let v = try tt.seconds("tcp_incoming_syn") { c.timeouts.tcpIncomingSYNMilliseconds = v }
+            if let v = try tt.seconds("fragment") { c.timeouts.fragmentMilliseconds = v }
+            try tt.finish()
+        }
+        if let l = try t.table("limits") {
+            if let v = try l.int("max_sessions", in: 1...(1 << 24)) { c.maxSessions = v }
+            if let v = try l.int("max_bib_entries", in: 1...(1 << 24)) { c.maxBindings = v }
+            if let v = try l.int("max_hosts", in: 1...(1 << 24)) { c.maxHosts = v }
+            if let v = try l.int("max_sessions_per_host", in: 1...(1 << 24)) { c.maxSessionsPerHost = v }
+            if let v = try l.int("max_bib_entries_per_host", in: 1...(1 << 24)) { c.maxBindingsPerHost = v }
+            if let v = try l.int("max_held_syns", in: 0...65536) { c.maxHeldSYNs = v }
+            if let v = try l.int("max_fragment_flows", in: 1...(1 << 20)) { c.maxFragmentFlows = v }
+            try l.finish()
+        }
+        for e in try t.tableArray("static_bib") {
+            guard let proto = try e.string("protocol") else { throw e.error("protocol", "is missing", hint: "\"tcp\", \"udp\" or \"icmp\"") }
+            guard let pr = NAT64Protocol(rawValue: proto.lowercased()) else {
+                throw e.error("protocol", "is '\(proto)'", hint: "\"tcp\", \"udp\" or \"icmp\" (for ICMP the ports are echo identifiers)")
+            }
+            let example = "e.g. { protocol = \"tcp\", ipv6 = \"2001:db8:1::80\", ipv6_port = 80, ipv4 = \"198.51.100.64\", ipv4_port = 8080 }"
+            guard let a6 = try e.string("ipv6") else { throw e.error("ipv6", "is missing", hint: example) }
+            guard let p6 = try e.int("ipv6_port", in: 0...65535) else { throw e.error("ipv6_port", "is missing", hint: example) }
+            guard let a4 = try e.string("ipv4") else { throw e.error("ipv4", "is missing", hint: example) }
+            guard let p4 = try e.int("ipv4_port", in: 0...65535) else { throw e.error("ipv4_port", "is missing", hint: example) }
+            c.staticBindings.append(NAT64StaticBinding(proto: pr, ipv6: try e.ipv6Address(a6, key: "ipv6"), ipv6Port: UInt16(p6),
+                                                       ipv4: try e.address(a4, key: "ipv4"), ipv4Port: UInt16(p4)))
+            try e.finish()
+        }
+        do {
+            try c.validate()
+        } catch {
+            throw t.error(error.key, error.problem)
+        }
+        return c
     }
 
     /// protomask's file: `Nat64Prefix`, `Prometheus`, `[Pool]` with `Prefixes`, `MaxIdleDuration`, `Static`.
@@ -162,7 +258,7 @@ extension ConfigLoader {
     /// Checks that NAT44 and NAT64 do not claim the same IPv4 addresses.
     static func checkOverlap(_ cfg: DaemonConfiguration) throws(ConfigFileError) {
         guard let n64 = cfg.nat64, let n44 = cfg.nat44 else { return }
-        let where64 = n64.fromProtomask ? "Pool.Prefixes" : (n64.mode == .pool ? "nat64.pool" : "nat64.eam")
+        let where64 = n64.fromProtomask ? "Pool.Prefixes" : (n64.mode == .siit ? "nat64.eam" : "nat64.pool")
         for p in n64.ipv4Prefixes {
             for q in n44.pool where q.contains(p.address) || p.contains(q.address) {
                 throw ConfigFileError(file: cfg.file, key: where64, problem: "\(p) overlaps the NAT44 pool \(q)",
@@ -175,9 +271,9 @@ extension ConfigLoader {
                 throw ConfigFileError(file: cfg.file, key: where64, problem: "\(p) holds \(s.outside), a NAT44 static_nat address")
             }
         }
-        if n64.mode == .pool && cfg.tun.queues > 1 {
-            throw ConfigFileError(file: cfg.file, key: "tun.queues", problem: "is \(cfg.tun.queues); the NAT64 address pool is owned by one packet thread",
-                                  hint: "set queues = 1 with a NAT64 pool (SIIT keeps no state and has no such limit)")
+        if n64.mode != .siit && cfg.tun.queues > 1 {
+            throw ConfigFileError(file: cfg.file, key: "tun.queues", problem: "is \(cfg.tun.queues); the NAT64 \(n64.mode == .pool ? "address pool" : "BIB and session table") is owned by one packet thread",
+                                  hint: "set queues = 1 with a NAT64 pool or stateful NAT64 (SIIT keeps no state and has no such limit)")
         }
     }
 }

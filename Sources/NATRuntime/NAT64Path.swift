@@ -63,6 +63,7 @@ public struct NAT64Setup: Sendable {
 struct NAT64Path: ~Copyable {
     var pool: NAT64Translator<AddressPoolMapping>?
     var siit: NAT64Translator<SIITMapping>?
+    var stateful: NAT64Translator<NAPT64Mapping>?
     let ipv4Prefixes: [IPv4Prefix]
     let claimsAll: Bool
     let control: NAT64Control
@@ -107,6 +108,10 @@ struct NAT64Path: ~Copyable {
                 for e in s.settings.eam { eam.append(try ExplicitAddressMapping(ipv4: e.ipv4, ipv6: e.ipv6)) }
                 let m = try SIITMapping(SIITConfiguration(prefix: prefix, explicitMappings: eam, rfc6791Pool: s.settings.rfc6791Pool))
                 siit = try NAT64Translator(configuration: tc, mapping: m)
+            case .stateful:
+                guard var sc = s.settings.stateful else { throw SetupError(description: "stateful mode without its settings") }
+                sc.prefix = prefix
+                stateful = try NAT64Translator(configuration: tc, mapping: NAPT64Mapping(configuration: sc))
             }
         } catch let e as SetupError {
             throw e
@@ -145,6 +150,8 @@ struct NAT64Path: ~Copyable {
             Self.run(&pool!, packet, now: now, send: send)
         } else if siit != nil {
             Self.run(&siit!, packet, now: now, send: send)
+        } else if stateful != nil {
+            Self.run(&stateful!, packet, now: now, send: send)
         }
     }
 
@@ -160,8 +167,15 @@ struct NAT64Path: ~Copyable {
         }
     }
 
-    /// Timers (every 100 ms) and the control plane's requests, between batches.
-    mutating func tick(now: Timestamp) {
+    /// Timers (every 100 ms) and the control plane's requests, between batches. Stateful NAT64's timers
+    /// may make packets (ICMP Port Unreachable for unsolicited SYNs, TCP probes): they are sent at once.
+    mutating func tick(now: Timestamp, send: (UnsafeRawPointer, Int) -> Void) {
+        if stateful != nil {
+            stateful!.mapping.expire(now: now)
+            while let out = stateful!.nextOutput() {
+                if out.verdict.isForwarded { send(UnsafeRawPointer(out.bytes.baseAddress!), out.bytes.count) }
+            }
+        }
         guard pool != nil else { return }
         pool!.mapping.pool.expire(now: now)
         if control.snapshotRequested.exchange(false, ordering: .relaxed) {
@@ -183,13 +197,21 @@ struct NAT64Path: ~Copyable {
         }
         switch siit {
         case .some(let t): return t.counters
+        case .none: break
+        }
+        switch stateful {
+        case .some(let t):
+            // Packet drops (translator) and timer drops (the mapping: unsolicited SYNs whose 6 s ran out).
+            var c = t.counters
+            c += t.mapping.counters
+            return c
         case .none: return Counters()
         }
     }
 
     /// A drop the runtime decided before the translator saw the packet (a bad offload header).
     mutating func recordDrop(_ r: DropReason) {
-        if pool != nil { pool!.counters.recordDrop(r) } else if siit != nil { siit!.counters.recordDrop(r) }
+        if pool != nil { pool!.counters.recordDrop(r) } else if siit != nil { siit!.counters.recordDrop(r) } else if stateful != nil { stateful!.counters.recordDrop(r) }
     }
 
     /// The counters and the reservations as log lines (control-plane work, off the packet path).
@@ -208,7 +230,22 @@ struct NAT64Path: ~Copyable {
         case .none:
             break
         }
+        var sessions: [NAT64SessionInfo] = []
+        switch stateful {
+        case .some(let t):
+            line += " sessions=\(t.mapping.sessionCount) bib=\(t.mapping.bindingCount) hosts=\(t.mapping.hostCount)"
+            line += " held_ports=\(t.mapping.heldPortCount) held_syns=\(t.mapping.heldSYNCount)"
+            line += " sessions_created=\(t.mapping.counters.sessionsCreated) sessions_expired=\(t.mapping.counters.sessionsExpired) probes=\(t.mapping.probesSent)"
+            sessions = Array(t.mapping.sessions(now: now).prefix(1000))
+        case .none:
+            break
+        }
         var lines = ["\(line) dropped=[\(drops.joined(separator: " "))]"]
+        if settings.mode == .stateful {
+            for s in sessions { lines.append("nat64 session \(s)") }
+            lines.append("nat64 sessions listed: \(sessions.count)")
+            return lines
+        }
         guard settings.mode == .pool else { return lines }
         for r in list { lines.append("nat64 reservation \(r.ipv6) -> \(r.ipv4) idle=\(r.idleSeconds)s\(r.isStatic ? " static" : "")") }
         lines.append("nat64 reservations listed: \(list.count) of \(total)")

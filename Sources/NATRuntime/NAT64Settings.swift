@@ -7,6 +7,8 @@ public enum NAT64Mode: String, Sendable, Equatable, CaseIterable {
     case pool
     /// Stateless IP/ICMP translation (RFC 7915): addresses by the RFC 6052 prefix and EAM entries (RFC 7757).
     case siit
+    /// Stateful NAPT64 (RFC 6146): IPv6 hosts share the pool's addresses by ports (BIB and sessions).
+    case stateful
 }
 
 /// One Explicit Address Mapping (RFC 7757 §3.2): an IPv4 prefix and an IPv6 prefix with equally long suffixes.
@@ -27,6 +29,9 @@ public struct NAT64Settings: Sendable, Equatable {
     public var prefix: IPv6Prefix
     /// Pool mode: the pool (prefixes, idle time, static pairs).
     public var pool: AddressPoolConfiguration?
+    /// Stateful mode: the pool, ports, filtering, timeouts, limits and static BIB entries. Its `prefix`
+    /// is set from ``prefix`` and ``checkNonGlobal`` when the translator is built.
+    public var stateful: NAPT64Configuration?
     /// SIIT: Explicit Address Mappings (RFC 7757).
     public var eam: [EAMSetting] = []
     /// SIIT: IPv4 prefixes whose hosts are IPv6 hosts with IPv4-embedded addresses under `prefix`
@@ -59,6 +64,7 @@ public struct NAT64Settings: Sendable, Equatable {
         switch mode {
         case .pool: pool?.prefixes ?? []
         case .siit: eam.map(\.ipv4) + translatable
+        case .stateful: stateful?.pool ?? []
         }
     }
 

@@ -461,7 +461,7 @@ public enum PacketLoop {
                     engine!.expire(now: now)
                     q.drainOutbox(&engine!)
                 }
-                if nat64 != nil { nat64!.tick(now: now) }
+                if nat64 != nil { nat64!.tick(now: now) { q.writePlain($0, $1) } }
                 lastExpire = now
             }
             let generation = control.dumpGeneration.load(ordering: .relaxed)

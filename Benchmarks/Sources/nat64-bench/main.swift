@@ -1,4 +1,5 @@
-// nat64-bench: release-mode measurements of the NAT64 translator (RFC 7915, stateless SIIT addressing).
+// nat64-bench: release-mode measurements of the NAT64 translator (RFC 7915) with stateless SIIT addressing
+// and with stateful NAPT64 (RFC 6146: established UDP sessions, 1 024 and --flows of them).
 //
 //   1. IPv6 → IPv4: 64-byte UDP packets per second, and heap allocations per packet
 //   2. IPv4 → IPv6: 64-byte UDP packets per second, and heap allocations per packet
@@ -20,6 +21,7 @@ struct Options {
     var packets = 1024
     var rounds = 2000
     var trials = 11
+    var statefulFlows = 65536
     init(_ args: [String]) {
         var i = 1
         while i < args.count {
@@ -27,8 +29,9 @@ struct Options {
             case "--quick": rounds = 300; trials = 3
             case "--rounds": i += 1; rounds = Int(args[i])!
             case "--trials": i += 1; trials = Int(args[i])!
+            case "--flows": i += 1; statefulFlows = Int(args[i])!
             case "-h", "--help":
-                print("usage: nat64-bench [--quick] [--rounds N] [--trials N]   (pin it: taskset -c 1 nat64-bench)")
+                print("usage: nat64-bench [--quick] [--rounds N] [--trials N] [--flows N (stateful, default 65536)]   (pin it: taskset -c 1 nat64-bench)")
                 exit(0)
             default: print("unknown argument \(args[i])"); exit(2)
             }
@@ -128,8 +131,8 @@ print("checked: every packet translates both ways to the exact bytes the builder
 struct Result { var mpps: [Double] = []; var allocs: UInt64 = 0; var packets: UInt64 = 0; var notForwarded = 0 }
 
 @inline(never)
-func loop(_ translator: inout SIITTranslator, _ base: UnsafeMutableRawPointer, rounds: Int, n: Int,
-          output: UnsafeMutableRawBufferPointer) -> (nanos: UInt64, bad: Int) {
+func loop<M: NAT64Mapping & ~Copyable>(_ translator: inout NAT64Translator<M>, _ base: UnsafeMutableRawPointer, rounds: Int, n: Int,
+                                        output: UnsafeMutableRawBufferPointer) -> (nanos: UInt64, bad: Int) {
     var bad = 0
     let start = mc_thread_cpu_ns()
     for _ in 0..<rounds {
@@ -143,8 +146,8 @@ func loop(_ translator: inout SIITTranslator, _ base: UnsafeMutableRawPointer, r
     return (mc_thread_cpu_ns() - start, bad)
 }
 
-func measure(_ translator: inout SIITTranslator, _ base: UnsafeMutableRawPointer, options: Options, n: Int,
-             output: UnsafeMutableRawBufferPointer) -> Result {
+func measure<M: NAT64Mapping & ~Copyable>(_ translator: inout NAT64Translator<M>, _ base: UnsafeMutableRawPointer,
+                                           options: Options, n: Int, output: UnsafeMutableRawBufferPointer) -> Result {
     var r = Result()
     _ = loop(&translator, base, rounds: max(1, options.rounds / 10), n: n, output: output)  // warm up
     for _ in 0..<options.trials {
@@ -174,3 +177,61 @@ row("IPv4 → IPv6 UDP 64 B:", r46)
 let c = translator.counters
 print("counters: outbound \(c.outboundPackets), inbound \(c.inboundPackets), dropped \(c.totalDropped)")
 if c.totalDropped != 0 { fail("drops: \(DropReason.allCases.filter { c.dropped($0) > 0 }.map { "\($0.name)=\(c.dropped($0))" })") }
+
+// MARK: Stateful NAT64 (RFC 6146): established UDP sessions, 64-byte packets both ways
+
+/// Builds a stateful translator with `flows` UDP sessions (IPv6 hosts 2001:db8:6::/64 toward 4 servers,
+/// pool 198.51.100.64/28), the packets of each flow both ways, and checks every packet's translation
+/// against the builders; then times both directions as above.
+@MainActor
+func statefulRun(flows: Int) {
+    var sc = NAPT64Configuration(prefix: try! NAT64Prefix("64:ff9b::/96", restrictsToGlobalIPv4: false),
+                                 pool: [IPv4Prefix("198.51.100.64/28")!])
+    sc.hashSeed = 0x6146
+    sc.maxSessions = max(flows * 2, 1024)
+    sc.maxHosts = max(flows, 1024)
+    var st = try! NAT64Translator(configuration: config, mapping: try! NAPT64Mapping(configuration: sc))
+    let out6 = UnsafeMutableRawPointer.allocate(byteCount: flows * packetSize, alignment: 64)
+    let in4 = UnsafeMutableRawPointer.allocate(byteCount: flows * packetSize, alignment: 64)
+    defer { out6.deallocate(); in4.deallocate() }
+    func h6(_ i: Int) -> IPv6Address { IPv6Address(high: 0x2001_0db8_0006_0000, low: UInt64(i / 4 + 1)) }
+    func port(_ i: Int) -> UInt16 { UInt16(1024 + (i % 4) * 8000 + (i / 4) % 8000) }
+    var id: UInt16 = 1
+    for i in 0..<flows {
+        let s = server4[i % 4]
+        let s6 = IPv6Address(high: 0x0064_ff9b_0000_0000, low: UInt64(s.rawValue))
+        let p6 = PacketBuilder.udp6(source: h6(i), sourcePort: port(i), destination: s6, destinationPort: UInt16(5000 + i % 7),
+                                    payload: [UInt8](repeating: 0xA5, count: packetSize - 48))
+        p6.withUnsafeBytes { (out6 + i * packetSize).copyMemory(from: $0.baseAddress!, byteCount: packetSize) }
+        // The first packet of each flow makes its BIB entry and session.
+        let r = st.process(UnsafeRawBufferPointer(start: out6 + i * packetSize, count: packetSize), into: output, now: .zero)
+        guard r.verdict == .toOutside else { fail("stateful flow \(i): \(r.verdict)") }
+        guard let b = st.mapping.binding(.udp, ipv6: h6(i), port: port(i)) else { fail("stateful flow \(i): no BIB entry") }
+        let want4 = PacketBuilder.udp4(source: b.ipv4, sourcePort: b.ipv4Port, destination: s, destinationPort: UInt16(5000 + i % 7),
+                                       payload: [UInt8](repeating: 0xA5, count: packetSize - 48), ttl: 63, identification: id)
+        id &+= 1
+        if Array(UnsafeRawBufferPointer(rebasing: output[0..<r.length])) != want4 { fail("stateful flow \(i) translated wrongly") }
+        let p4 = PacketBuilder.udp4(source: s, sourcePort: UInt16(5000 + i % 7), destination: b.ipv4, destinationPort: b.ipv4Port,
+                                    payload: [UInt8](repeating: 0x5A, count: packetSize - 28), identification: UInt16(truncatingIfNeeded: i),
+                                    dontFragment: true)
+        p4.withUnsafeBytes { (in4 + i * packetSize).copyMemory(from: $0.baseAddress!, byteCount: packetSize) }
+        let r4 = st.process(UnsafeRawBufferPointer(start: in4 + i * packetSize, count: packetSize), into: output, now: .zero)
+        guard r4.verdict == .toInside(tenant: 0) else { fail("stateful flow \(i) back: \(r4.verdict)") }
+        let want6 = PacketBuilder.udp6(source: s6, sourcePort: UInt16(5000 + i % 7), destination: h6(i), destinationPort: port(i),
+                                       payload: [UInt8](repeating: 0x5A, count: packetSize - 28), hopLimit: 63)
+        if Array(UnsafeRawBufferPointer(rebasing: output[0..<r4.length])) != want6 { fail("stateful flow \(i) back translated wrongly") }
+    }
+    guard st.mapping.sessionCount == flows else { fail("stateful: \(st.mapping.sessionCount) sessions for \(flows) flows") }
+    print("stateful (RFC 6146): \(flows) established UDP sessions of \(st.mapping.hostCount) IPv6 hosts on 16 pool addresses; every packet checked both ways")
+    var o = options
+    o.rounds = max(1, options.rounds * 1024 / flows)  // about as many packets per trial as the 1 024-packet runs
+    let a = measure(&st, out6, options: o, n: flows, output: output)
+    let b = measure(&st, in4, options: o, n: flows, output: output)
+    row("stateful IPv6 → IPv4 UDP 64 B, \(flows) sessions:", a)
+    row("stateful IPv4 → IPv6 UDP 64 B, \(flows) sessions:", b)
+    let sc2 = st.counters
+    if sc2.totalDropped != 0 { fail("stateful drops: \(DropReason.allCases.filter { sc2.dropped($0) > 0 }.map { "\($0.name)=\(sc2.dropped($0))" })") }
+    guard st.mapping.sessionCount == flows, st.mapping.counters.sessionsCreated == UInt64(flows) else { fail("stateful: sessions changed while timed") }
+}
+statefulRun(flows: n)
+statefulRun(flows: options.statefulFlows)

@@ -583,4 +583,11 @@ public struct AddressPoolMapping: NAT64Mapping, ~Copyable {
     public func isHairpin(_ destination: IPv4Address, ipv6Destination: IPv6Address) -> Bool {
         pool.contains(destination)
     }
+
+    /// An IPv6 host that gets no address because every one is reserved is told so, as RFC 6146
+    /// §3.5.1.1 says for a NAT64 out of IPv4 resources: ICMPv6 Destination Unreachable, Address
+    /// Unreachable (code 3). Other refusals are silent drops.
+    public mutating func refusal(of packet: UnsafeRawBufferPointer, reason: DropReason, now: Timestamp) -> NAT64RefusalAction {
+        reason == .poolExhausted ? .unreachable(code: 3) : .drop
+    }
 }

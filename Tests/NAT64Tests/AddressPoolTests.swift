@@ -363,14 +363,20 @@ private func body(_ n: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded:
         #expect(reserved == 1, "the router took no pool address")
     }
 
-    @Test func rfc6146_3_5_1_1_exhaustedPoolIsCountedByName() throws {
+    @Test func rfc6146_3_5_1_1_exhaustedPoolIsCountedByNameAndAnsweredAddressUnreachable() throws {
         var t = try poolTranslator(["192.0.2.0/31"], idle: 60)
         for (i, host) in ["2001:db8:1::1", "2001:db8:1::2"].enumerated() {
             let r = run(&t, PacketBuilder.udp6(source: v6(host), sourcePort: 1000, destination: far6, destinationPort: 53), at: Double(i))
             #expect(r.verdict == .toOutside)
         }
-        let third = run(&t, PacketBuilder.udp6(source: v6("2001:db8:1::3"), sourcePort: 1000, destination: far6, destinationPort: 53), at: 30)
+        let refusedPacket = PacketBuilder.udp6(source: v6("2001:db8:1::3"), sourcePort: 1000, destination: far6, destinationPort: 53)
+        let third = run(&t, refusedPacket, at: 30)
         #expect(third.verdict == .drop(.poolExhausted))
+        // The host is told: ICMPv6 Destination Unreachable, Address Unreachable, from the translator's
+        // IPv6 error source, quoting its datagram.
+        let want = PacketBuilder.icmp6Error(source: v6("2001:db8:64::c000:200"), destination: v6("2001:db8:1::3"),
+                                            type: 1, code: 3, original: refusedPacket, hopLimit: 64)
+        #expect(third.generated == [want])
         let c = t.counters6to4
         #expect(c.dropped(.poolExhausted) == 1)
         // A minute after the first host's last packet its address is free again.

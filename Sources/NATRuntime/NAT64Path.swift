@@ -138,6 +138,14 @@ struct NAT64Path: ~Copyable {
     /// made: fragments, ICMP errors).
     @inline(__always)
     mutating func process(_ packet: UnsafeMutableRawBufferPointer, now: Timestamp, send: (UnsafeRawPointer, Int) -> Void) {
+        process(packet, now: now, translated: send, send: send)
+    }
+
+    /// As ``process(_:now:send:)``, with the translation itself handed to `translated` and the packets the
+    /// translator made (fragments, ICMP errors) to `send`.
+    @inline(__always)
+    mutating func process(_ packet: UnsafeMutableRawBufferPointer, now: Timestamp,
+                          translated: (UnsafeRawPointer, Int) -> Void, send: (UnsafeRawPointer, Int) -> Void) {
         // The kernel's own link-scope IPv6 traffic on the TUN device (router solicitations, MLD reports
         // sent before its link-local address was removed): multicast destination or link-local source.
         if packet.count >= 40, let p = packet.baseAddress, p.load(as: UInt8.self) >> 4 == 6,
@@ -147,20 +155,21 @@ struct NAT64Path: ~Copyable {
             return
         }
         if pool != nil {
-            Self.run(&pool!, packet, now: now, send: send)
+            Self.run(&pool!, packet, now: now, translated: translated, send: send)
         } else if siit != nil {
-            Self.run(&siit!, packet, now: now, send: send)
+            Self.run(&siit!, packet, now: now, translated: translated, send: send)
         } else if stateful != nil {
-            Self.run(&stateful!, packet, now: now, send: send)
+            Self.run(&stateful!, packet, now: now, translated: translated, send: send)
         }
     }
 
     @inline(__always)
     static func run<M: NAT64Mapping & ~Copyable>(_ t: inout NAT64Translator<M>, _ packet: UnsafeMutableRawBufferPointer,
-                                                 now: Timestamp, send: (UnsafeRawPointer, Int) -> Void) {
+                                                 now: Timestamp, translated: (UnsafeRawPointer, Int) -> Void,
+                                                 send: (UnsafeRawPointer, Int) -> Void) {
         if t.process(packet, now: now).isForwarded {
             let o = t.output
-            send(UnsafeRawPointer(o.baseAddress!), o.count)
+            translated(UnsafeRawPointer(o.baseAddress!), o.count)
         }
         while let out = t.nextOutput() {
             if out.verdict.isForwarded { send(UnsafeRawPointer(out.bytes.baseAddress!), out.bytes.count) }

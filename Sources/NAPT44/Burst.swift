@@ -57,21 +57,33 @@ extension NAPT44Engine {
     /// (it holds 64, so keep bursts at most that long when many may be generated).
     public mutating func translateOutbound(burst packets: UnsafePointer<UnsafeMutableRawBufferPointer>, count: Int,
                                            verdicts: UnsafeMutablePointer<Verdict>, tenant: UInt32 = 0, now: Timestamp) {
+        lastNow = now
         pipeline(count) { e, i in e.peekOutbound(packets[i], tenant: tenant).map { ($0, 1) } ?? (0, 0) }
-            process: { e, i in verdicts[i] = e.translateOutbound(packets[i], tenant: tenant, now: now) }
+            process: { e, i, h, k in
+                verdicts[i] = k == 1 && e.fastOutbound(packets[i], tenant: tenant, now: now, hash: h)
+                    ? .toOutside : e.fullOutbound(packets[i], tenant: tenant, now: now)
+            }
     }
 
     /// Translates `count` packets that arrived on the outside interface (see the outbound burst call).
     public mutating func translateInbound(burst packets: UnsafePointer<UnsafeMutableRawBufferPointer>, count: Int,
                                           verdicts: UnsafeMutablePointer<Verdict>, now: Timestamp) {
+        lastNow = now
         pipeline(count) { e, i in e.peekInbound(packets[i]).map { ($0, 2) } ?? (0, 0) }
-            process: { e, i in verdicts[i] = e.translateInbound(packets[i], now: now) }
+            process: { e, i, h, k in
+                if k == 2, let t = e.fastInbound(packets[i], now: now, hash: h) {
+                    verdicts[i] = .toInside(tenant: t)
+                } else {
+                    verdicts[i] = e.fullInbound(packets[i], now: now)
+                }
+            }
     }
 
     /// The burst form of ``process(_:tenant:now:)`` (direction from the addresses), for a TUN device
     /// that carries both sides.
     public mutating func process(burst packets: UnsafePointer<UnsafeMutableRawBufferPointer>, count: Int,
                                  verdicts: UnsafeMutablePointer<Verdict>, tenant: UInt32 = 0, now: Timestamp) {
+        lastNow = now
         pipeline(count) { e, i in
             let p = packets[i]
             guard p.count >= 20, let b = p.baseAddress else { return (0, 0) }
@@ -79,8 +91,14 @@ extension NAPT44Engine {
                 return e.peekOutbound(p, tenant: tenant).map { ($0, 1) } ?? (0, 0)
             }
             return e.peekInbound(p).map { ($0, 2) } ?? (0, 0)
-        } process: { e, i in
-            verdicts[i] = e.process(packets[i], tenant: tenant, now: now)
+        } process: { e, i, h, k in
+            if k == 1 {
+                if e.fastOutbound(packets[i], tenant: tenant, now: now, hash: h) { verdicts[i] = .toOutside; return }
+            } else if k == 2, let t = e.fastInbound(packets[i], now: now, hash: h) {
+                verdicts[i] = .toInside(tenant: t)
+                return
+            }
+            verdicts[i] = e.fullProcess(packets[i], tenant: tenant, now: now)
         }
     }
 
@@ -93,7 +111,7 @@ extension NAPT44Engine {
     /// `lead` packets later; `process` translates it `lead` packets after that.
     @inline(__always)
     mutating func pipeline(_ count: Int, peek: (inout Self, Int) -> (UInt32, UInt8),
-                           process: (inout Self, Int) -> Void) {
+                           process: (inout Self, Int, UInt32, UInt8) -> Void) {
         let lead = Self.pipelineLead
         var hashes = InlineArray<16, UInt32>(repeating: 0)
         var kinds = InlineArray<16, UInt8>(repeating: 0)
@@ -114,7 +132,7 @@ extension NAPT44Engine {
                 }
             }
             let k = i - 2 * lead
-            if k >= 0 { process(&self, k) }
+            if k >= 0 { process(&self, k, hashes[k & 15], kinds[k & 15]) }
             i += 1
         }
     }

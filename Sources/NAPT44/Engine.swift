@@ -48,7 +48,7 @@ public struct NAPT44Engine: ~Copyable {
     public internal(set) var forwards: [PortForward] = []
     var icmpTokens = 0
     var icmpTokenSecond: UInt32 = .max
-    public private(set) var lastNow: Timestamp = .zero
+    public internal(set) var lastNow: Timestamp = .zero
     /// For runtimes that shard the NAT over several engines by outside port: when true, outbound
     /// translation stops before the hairpin step, so a packet whose new destination is one of our outside
     /// addresses comes back as `.toOutside`, already translated outbound; the caller hands it to
@@ -167,6 +167,11 @@ public struct NAPT44Engine: ~Copyable {
                 return .toInside(tenant: t)
             }
         }
+        return fullProcess(packet, tenant: tenant, now: now)
+    }
+
+    /// ``process(_:tenant:now:)`` without the fast path.
+    mutating func fullProcess(_ packet: UnsafeMutableRawBufferPointer, tenant: UInt32, now: Timestamp) -> Verdict {
         do throws(DropReason) {
             let ip = try Self.validate(packet)
             if isInside(ip.source.rawValue) { return try outbound(ip, tenant: tenant, now: now) }
@@ -181,6 +186,10 @@ public struct NAPT44Engine: ~Copyable {
     public mutating func translateOutbound(_ packet: UnsafeMutableRawBufferPointer, tenant: UInt32 = 0, now: Timestamp) -> Verdict {
         lastNow = now
         if fastOutbound(packet, tenant: tenant, now: now) { return .toOutside }
+        return fullOutbound(packet, tenant: tenant, now: now)
+    }
+
+    mutating func fullOutbound(_ packet: UnsafeMutableRawBufferPointer, tenant: UInt32, now: Timestamp) -> Verdict {
         do {
             return try outbound(try Self.validate(packet), tenant: tenant, now: now)
         } catch {
@@ -192,6 +201,10 @@ public struct NAPT44Engine: ~Copyable {
     public mutating func translateInbound(_ packet: UnsafeMutableRawBufferPointer, now: Timestamp) -> Verdict {
         lastNow = now
         if let t = fastInbound(packet, now: now) { return .toInside(tenant: t) }
+        return fullInbound(packet, now: now)
+    }
+
+    mutating func fullInbound(_ packet: UnsafeMutableRawBufferPointer, now: Timestamp) -> Verdict {
         do throws(DropReason) {
             let ip = try Self.validate(packet)
             guard isOutside(ip.destination.rawValue) else { throw .notNATTraffic }

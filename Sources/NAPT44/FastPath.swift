@@ -77,15 +77,21 @@ extension NAPT44Engine {
     }
 
     /// An established outbound TCP/UDP packet, translated; false (nothing changed) for anything else.
+    /// `hash`: the session key's hash when a burst computed it already.
     @inline(__always)
-    mutating func fastOutbound(_ packet: UnsafeMutableRawBufferPointer, tenant: UInt32, now: Timestamp) -> Bool {
+    mutating func fastOutbound(_ packet: UnsafeMutableRawBufferPointer, tenant: UInt32, now: Timestamp, hash: UInt32? = nil) -> Bool {
         guard let (p, total, proto, flags) = fastCandidate(packet) else { return false }
-        let sid = table.lookupFromInside(
-            tenant: tenant, proto: proto,
-            insideAddress: UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 12, as: UInt32.self)),
-            insidePort: UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 20, as: UInt16.self)),
-            remoteAddress: UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt32.self)),
-            remotePort: UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 22, as: UInt16.self)))
+        let inside = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+        let insidePort = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 20, as: UInt16.self))
+        let remote = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
+        let remotePort = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 22, as: UInt16.self))
+        let sid = if let hash {
+            table.lookupFromInside(hash: hash, tenant: tenant, proto: proto, insideAddress: inside, insidePort: insidePort,
+                                   remoteAddress: remote, remotePort: remotePort)
+        } else {
+            table.lookupFromInside(tenant: tenant, proto: proto, insideAddress: inside, insidePort: insidePort,
+                                   remoteAddress: remote, remotePort: remotePort)
+        }
         guard sid != 0 else { return false }
         let s = table.sessions + Int(sid)
         // Addressed to one of our own outside addresses: hairpinning, the full pipeline's job.
@@ -105,14 +111,19 @@ extension NAPT44Engine {
     /// An inbound TCP/UDP packet of an existing session, translated; the inside tenant, or nil (nothing
     /// changed) for anything else.
     @inline(__always)
-    mutating func fastInbound(_ packet: UnsafeMutableRawBufferPointer, now: Timestamp) -> UInt32? {
+    mutating func fastInbound(_ packet: UnsafeMutableRawBufferPointer, now: Timestamp, hash: UInt32? = nil) -> UInt32? {
         guard let (p, total, proto, flags) = fastCandidate(packet) else { return nil }
-        let sid = table.lookupFromOutside(
-            proto: proto,
-            outsideAddress: UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt32.self)),
-            outsidePort: UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 22, as: UInt16.self)),
-            remoteAddress: UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 12, as: UInt32.self)),
-            remotePort: UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 20, as: UInt16.self)))
+        let outside = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
+        let outsidePort = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 22, as: UInt16.self))
+        let remote = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+        let remotePort = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 20, as: UInt16.self))
+        let sid = if let hash {
+            table.lookupFromOutside(hash: hash, proto: proto, outsideAddress: outside, outsidePort: outsidePort,
+                                    remoteAddress: remote, remotePort: remotePort)
+        } else {
+            table.lookupFromOutside(proto: proto, outsideAddress: outside, outsidePort: outsidePort,
+                                    remoteAddress: remote, remotePort: remotePort)
+        }
         guard sid != 0 else { return nil }
         if proto == IPProtocol.tcp {
             tcpTransition(sid, flags: flags, outbound: false, now: now.seconds)

@@ -218,7 +218,16 @@ public struct SessionTable: ~Copyable {
     @inlinable @inline(__always)
     public func lookupFromInside(tenant: UInt32, proto: UInt8, insideAddress: UInt32, insidePort: UInt16,
                                  remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
-        let h = insideHash(tenant, proto, insideAddress, insidePort, remoteAddress, remotePort)
+        lookupFromInside(hash: insideHash(tenant, proto, insideAddress, insidePort, remoteAddress, remotePort), tenant: tenant,
+                         proto: proto, insideAddress: insideAddress, insidePort: insidePort,
+                         remoteAddress: remoteAddress, remotePort: remotePort)
+    }
+
+    /// As ``lookupFromInside(tenant:proto:insideAddress:insidePort:remoteAddress:remotePort:)`` with the key's
+    /// hash already computed (by ``prefetchFromInside(tenant:proto:insideAddress:insidePort:remoteAddress:remotePort:)``).
+    @inlinable @inline(__always)
+    public func lookupFromInside(hash h: UInt32, tenant: UInt32, proto: UInt8, insideAddress: UInt32, insidePort: UInt16,
+                                 remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
         var id = sessionByInside.first(h)
         while id != 0 {
             let s = sessions + Int(id)
@@ -236,7 +245,14 @@ public struct SessionTable: ~Copyable {
     @inlinable @inline(__always)
     public func lookupFromOutside(proto: UInt8, outsideAddress: UInt32, outsidePort: UInt16,
                                   remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
-        let h = outsideHash(proto, outsideAddress, outsidePort, remoteAddress, remotePort)
+        lookupFromOutside(hash: outsideHash(proto, outsideAddress, outsidePort, remoteAddress, remotePort), proto: proto,
+                          outsideAddress: outsideAddress, outsidePort: outsidePort, remoteAddress: remoteAddress, remotePort: remotePort)
+    }
+
+    /// As ``lookupFromOutside(proto:outsideAddress:outsidePort:remoteAddress:remotePort:)`` with the hash computed.
+    @inlinable @inline(__always)
+    public func lookupFromOutside(hash h: UInt32, proto: UInt8, outsideAddress: UInt32, outsidePort: UInt16,
+                                  remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
         var id = sessionByOutside.first(h)
         while id != 0 {
             let s = sessions + Int(id)

@@ -5,15 +5,19 @@
 #   - UDP 64-byte blast (iperf3 -u -b 0 -l 64): received kpps and loss (this measures the receiver as
 #     much as the NAT);
 #   - UDP 64-byte highest rate with < 1 % loss: a short search over the offered rate (iperf3 -u -b R -l 64)
-#     for the highest rate whose loss stays under 1 %; reports the received kpps at that rate.
+#     for the highest rate whose loss stays under 1 %; reports the received kpps at that rate. These probes
+#     ask for a 4 MB receive buffer (iperf3 -w, UDP_WINDOW) so that the receiving iperf3 being descheduled
+#     for a moment on a busy machine does not decide the result: the loss is then the NAT's.
 # The systems alternate within each repeat (the order flips every repeat); the table shows medians over
 # the repeats and each swiftnat variant's ratio to the kernel. Before every measurement it waits (up to
 # IDLE_WAIT seconds) for the machine's CPUs to be at least IDLE_PCT % idle, and prints the load seen.
 #
 # Usage: sudo scripts/bench-nat44.sh [seconds per TCP/blast run, default 5] [repeats, default 3] [systems]
 #   systems: space-separated, default "swiftnat kernel". swiftnat variants: swiftnat-q<N> (N queues),
-#   swiftnat-nooffload, swiftnat-txq<N> (TUN txqueuelen), combinable: swiftnat-q2-nooffload.
+#   swiftnat-nooffload, swiftnat-txq<N> (TUN txqueuelen), swiftnat-noqueue (no qdisc on the TUN device),
+#   combinable: swiftnat-q2-nooffload.
 # Environment: UDP_PROBE (seconds per search probe, default 3), UDP_STEPS (bisection steps, default 6),
+#   UDP_WINDOW (socket buffers for the probes, default 4M; net.core.rmem_max caps it),
 #   LOSS_PCT (loss bound, default 1), IDLE_PCT (default 80), IDLE_WAIT (default 120), SKIP_BUILD=1.
 # Needs iperf3, nft, python3, ip.
 set -euo pipefail
@@ -24,6 +28,7 @@ SYSTEMS=${3:-"swiftnat kernel"}
 UDP_PROBE=${UDP_PROBE:-3}
 UDP_STEPS=${UDP_STEPS:-6}
 LOSS_PCT=${LOSS_PCT:-1}
+UDP_WINDOW=${UDP_WINDOW:-4M}
 IDLE_PCT=${IDLE_PCT:-80}
 IDLE_WAIT=${IDLE_WAIT:-120}
 P="snbench-$$-"
@@ -94,7 +99,7 @@ udp_search() {  # $1: blast received kpps
     local lo=0 hi="" r probes=0 best="0 0" out kpps loss
     r=$(python3 -c "print(max(10, int(float('$1') * 0.9)))")
     while :; do
-        out=$(run_iperf "$UDP_PROBE" -u -l 64 -b $((r * 1000 * 64 * 8)) | udp_stats); probes=$((probes + 1))
+        out=$(run_iperf "$UDP_PROBE" -u -w "$UDP_WINDOW" -l 64 -b $((r * 1000 * 64 * 8)) | udp_stats); probes=$((probes + 1))
         read -r kpps loss <<<"$out"
         if python3 -c "import sys; sys.exit(0 if float('$loss') < $LOSS_PCT else 1)"; then
             lo=$r; best="$kpps $r"
@@ -112,7 +117,7 @@ udp_search() {  # $1: blast received kpps
             r=$(((lo + hi) / 2))
             [ "$r" -lt 1 ] && break
             sleep 0.5
-            out=$(run_iperf "$UDP_PROBE" -u -l 64 -b $((r * 1000 * 64 * 8)) | udp_stats); probes=$((probes + 1))
+            out=$(run_iperf "$UDP_PROBE" -u -w "$UDP_WINDOW" -l 64 -b $((r * 1000 * 64 * 8)) | udp_stats); probes=$((probes + 1))
             read -r kpps loss <<<"$out"
             if python3 -c "import sys; sys.exit(0 if float('$loss') < $LOSS_PCT else 1)"; then lo=$r; best="$kpps $r"; else hi=$r; fi
         done
@@ -130,9 +135,10 @@ measure() {  # $1 label; prints "label tcp1 tcp4 blast_kpps blast_loss max_kpps 
 }
 
 start_swiftnat() {  # $1 variant name (swiftnat[-qN][-nooffload][-txqN])
-    local q=1 off=true txq=""
+    local q=1 off=true txq="" noq=0
     for part in ${1//-/ }; do
         case $part in
+            noqueue) noq=1 ;;
             q[0-9]*) q=${part#q} ;;
             nooffload) off=false ;;
             txq[0-9]*) txq="txqueuelen = ${part#txq}" ;;
@@ -155,6 +161,7 @@ TOML
     DPID=$!
     for _ in $(seq 50); do grep -q "ready:" $DIR/daemon.log && break; sleep 0.1; done
     grep -q "ready:" $DIR/daemon.log || { cat $DIR/daemon.log; exit 1; }
+    [ $noq = 1 ] && ip netns exec $N tc qdisc replace dev snat0 root noqueue
     ip netns exec $C ping -c 1 -W 2 203.0.113.2 >/dev/null
 }
 
@@ -199,9 +206,9 @@ done
 
 echo
 echo "load when finished: $(uptime)"
-python3 - "$RESULTS" "$SYSTEMS" "$T" "$REPEATS" "$UDP_PROBE" "$LOSS_PCT" <<'PY'
+python3 - "$RESULTS" "$SYSTEMS" "$T" "$REPEATS" "$UDP_PROBE" "$LOSS_PCT" "$UDP_WINDOW" <<'PY'
 import sys, statistics
-path, systems, T, reps, probe, lossp = sys.argv[1], sys.argv[2].split(), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+path, systems, T, reps, probe, lossp, window = sys.argv[1], sys.argv[2].split(), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7]
 rows = {}
 for line in open(path):
     f = line.split()
@@ -213,21 +220,22 @@ metrics = [("TCP 1 stream (Gbit/s)", 0, "%.2f"), ("TCP 4 streams (Gbit/s)", 1, "
            ("UDP 64 B blast received (kpps)", 2, "%.1f"), ("UDP 64 B blast loss (%)", 3, "%.1f"),
            ("UDP 64 B max rate, loss < %s %% (kpps)" % lossp, 4, "%.1f"),
            ("  offered at that rate (kpps)", 5, "%.0f"),
-           ("CPU idle before runs (%, min)", None, "%.0f")]
+           ("CPU idle before runs (%, median)", None, "%.0f")]
 sw = [s for s in systems if s != "kernel"]
-head = "%-38s" % "" + "".join("%14s" % s for s in systems) + "".join("%14s" % (s + "/kern") for s in sw if "kernel" in systems)
-print("medians of %s repeats; TCP and blast runs %s s; UDP search probes %s s" % (reps, T, probe))
-print(head)
+cols = systems + ([s + "/kernel" for s in sw] if "kernel" in systems else [])
+width = {c: max(12, len(c) + 2) for c in cols}
+print("medians of %s repeats; TCP and blast runs %s s; UDP search probes %s s with a %s receive buffer" % (reps, T, probe, window))
+print("%-40s" % "" + "".join("%*s" % (width[c], c) for c in cols))
 for name, i, fmt in metrics:
     if i is None:
-        vals = [min((min(r[6:10]) for r in rows.get(s, [])), default=float("nan")) for s in systems]
-        print("%-38s" % name + "".join("%14s" % (fmt % v) for v in vals))
+        vals = {s: statistics.median([x for r in rows.get(s, []) for x in r[6:10] if x == x] or [float("nan")]) for s in systems}
+        print("%-40s" % name + "".join("%*s" % (width[s], fmt % vals[s]) for s in systems))
         continue
     vals = {s: med(s, i) for s in systems}
-    line = "%-38s" % name + "".join("%14s" % (fmt % vals[s]) for s in systems)
+    line = "%-40s" % name + "".join("%*s" % (width[s], fmt % vals[s]) for s in systems)
     if "kernel" in systems and i not in (3, 5):
         for s in sw:
             k = vals["kernel"]
-            line += "%14s" % ("%.2f" % (vals[s] / k) if k > 0 else "-")
+            line += "%*s" % (width[s + "/kernel"], "%.2f" % (vals[s] / k) if k > 0 else "-")
     print(line)
 PY

@@ -6,6 +6,7 @@
 #include <linux/if_tun.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -92,4 +93,8 @@ int ctun_eventfd_signal(int fd) {
 void ctun_eventfd_drain(int fd) {
     uint64_t v;
     (void)!read(fd, &v, sizeof v);
+}
+
+void ctun_set_thread_name(const char *name) {
+    prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
 }

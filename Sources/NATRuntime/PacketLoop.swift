@@ -402,6 +402,7 @@ public enum PacketLoop {
         var lastExpire = monotonicNow()
         var dumped = 0
         var busy = false
+        ctun_set_thread_name("swiftnat-q\(queue)")
 
         while !control.stop.load(ordering: .relaxed) {
             let r = poll(pfds, nfds, busy ? 0 : 100)

@@ -46,6 +46,9 @@ int ctun_eventfd_signal(int fd);
 /// Resets an eventfd counter (after a poll said it is readable).
 void ctun_eventfd_drain(int fd);
 
+/// Names the calling thread (PR_SET_NAME; at most 15 characters are kept), for top -H and ps -L.
+void ctun_set_thread_name(const char *name);
+
 /// Acquire load and release store of a 64-bit counter shared by two threads (a ring's head or tail).
 static inline uint64_t ctun_load_acquire(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void ctun_store_release(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }

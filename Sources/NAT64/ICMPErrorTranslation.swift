@@ -56,30 +56,7 @@ extension NAT64Translator where Mapping: ~Copyable {
         var it = NAT64Transport(kind: .other, protocolNumber: ic.upperProtocol, isFragment: ic.isFragment,
                                 fragmentIdentification: ic.fragmentIdentification)
         if ic.isFirst {
-            switch ic.upperProtocol {
-            case IPProtocol.tcp, IPProtocol.udp:
-                guard il4Available >= 4 else { throw .badEmbeddedPacket }
-                it.kind = ic.upperProtocol == IPProtocol.tcp ? .tcp : .udp
-                it.ports = NAT64Ports(source: load16(il4, 0), destination: load16(il4, 2))
-                if it.kind == .tcp && il4Available > TCPLayout.flags {
-                    it.tcpFlags = TCPFlags(rawValue: load8(il4, TCPLayout.flags))
-                }
-            case IPProtocol.icmpv6:
-                guard il4Available >= ICMPv6Layout.headerLength else { throw .badEmbeddedPacket }
-                let itype = load8(il4, 0)
-                if ICMPv6Type.isError(itype) { throw .icmpErrorAboutICMPError }
-                if itype == ICMPv6Type.echoRequest {
-                    it.kind = .icmpEchoRequest
-                    it.ports = NAT64Ports(source: load16(il4, ICMPv6Layout.identifier), destination: 0)
-                } else if itype == ICMPv6Type.echoReply {
-                    it.kind = .icmpEchoReply
-                    it.ports = NAT64Ports(source: 0, destination: load16(il4, ICMPv6Layout.identifier))
-                } else {
-                    throw .untranslatableICMP
-                }
-            default:
-                break
-            }
+            try it.readEmbedded(il4, available: il4Available, ipv6: true)
         }
 
         let im = try mapping.mapInner6to4(source: isrc6, destination: idst6, transport: it, now: now)
@@ -268,30 +245,7 @@ extension NAT64Translator where Mapping: ~Copyable {
         var it = NAT64Transport(kind: .other, protocolNumber: iproto, isFragment: iIsFragment,
                                 fragmentIdentification: UInt32(iid))
         if ioffset == 0 {
-            switch iproto {
-            case IPProtocol.tcp, IPProtocol.udp:
-                guard il4Available >= 4 else { throw .badEmbeddedPacket }
-                it.kind = iproto == IPProtocol.tcp ? .tcp : .udp
-                it.ports = NAT64Ports(source: load16(il4, 0), destination: load16(il4, 2))
-                if it.kind == .tcp && il4Available > TCPLayout.flags {
-                    it.tcpFlags = TCPFlags(rawValue: load8(il4, TCPLayout.flags))
-                }
-            case IPProtocol.icmp:
-                guard il4Available >= ICMPv4Layout.headerLength else { throw .badEmbeddedPacket }
-                let itype = load8(il4, 0)
-                if ICMPv4Type.isError(itype) { throw .icmpErrorAboutICMPError }
-                if itype == ICMPv4Type.echoRequest {
-                    it.kind = .icmpEchoRequest
-                    it.ports = NAT64Ports(source: load16(il4, ICMPv4Layout.identifier), destination: 0)
-                } else if itype == ICMPv4Type.echoReply {
-                    it.kind = .icmpEchoReply
-                    it.ports = NAT64Ports(source: 0, destination: load16(il4, ICMPv4Layout.identifier))
-                } else {
-                    throw .untranslatableICMP
-                }
-            default:
-                break
-            }
+            try it.readEmbedded(il4, available: il4Available, ipv6: false)
         }
 
         let im = try mapping.mapInner4to6(source: isrc4, destination: idst4, transport: it, hairpin: hairpin, now: now)

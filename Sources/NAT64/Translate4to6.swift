@@ -71,12 +71,9 @@ extension NAT64Translator where Mapping: ~Copyable {
                 guard !isFragment else { throw .fragmentedICMP }
                 guard l4Length >= ICMPv4Layout.headerLength else { throw .badTransportHeader }
                 let type = load8(l4, ICMPv4Layout.type)
-                if type == ICMPv4Type.echoRequest {
-                    t.kind = .icmpEchoRequest
-                    t.ports = NAT64Ports(source: load16(l4, ICMPv4Layout.identifier), destination: 0)
-                } else if type == ICMPv4Type.echoReply {
-                    t.kind = .icmpEchoReply
-                    t.ports = NAT64Ports(source: 0, destination: load16(l4, ICMPv4Layout.identifier))
+                if t.setEcho(type: type, request: ICMPv4Type.echoRequest, reply: ICMPv4Type.echoReply,
+                             identifier: load16(l4, ICMPv4Layout.identifier)) {
+                    // An echo: `t` now carries its kind and identifier.
                 } else if type == ICMPv4Type.destinationUnreachable || type == ICMPv4Type.timeExceeded
                             || type == ICMPv4Type.parameterProblem {
                     return try translateICMPv4Error(p, headerLength: hl, total: total, out: out, capacity: capacity,

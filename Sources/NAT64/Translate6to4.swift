@@ -60,12 +60,9 @@ extension NAT64Translator where Mapping: ~Copyable {
                 guard !isFragment else { throw .fragmentedICMP }
                 guard l4Length >= ICMPv6Layout.headerLength else { throw .badTransportHeader }
                 let type = load8(l4, ICMPv6Layout.type)
-                if type == ICMPv6Type.echoRequest {
-                    t.kind = .icmpEchoRequest
-                    t.ports = NAT64Ports(source: load16(l4, ICMPv6Layout.identifier), destination: 0)
-                } else if type == ICMPv6Type.echoReply {
-                    t.kind = .icmpEchoReply
-                    t.ports = NAT64Ports(source: 0, destination: load16(l4, ICMPv6Layout.identifier))
+                if t.setEcho(type: type, request: ICMPv6Type.echoRequest, reply: ICMPv6Type.echoReply,
+                             identifier: load16(l4, ICMPv6Layout.identifier)) {
+                    // An echo: `t` now carries its kind and identifier.
                 } else if ICMPv6Type.isError(type) {
                     return try translateICMPv6Error(p, total: total, chain: c, out: out, capacity: capacity, now: now)
                 } else {

@@ -1,0 +1,54 @@
+import NATCore
+import NATWire
+
+// Reading the transport fields a mapping needs (ports, echo identifier, TCP flags), shared by the
+// outer packet of each direction and the packet embedded in an ICMP error.
+
+extension NAT64Transport {
+    /// Sets the kind and identifier of an ICMP or ICMPv6 echo (`request` and `reply` are the family's
+    /// echo types): the identifier is the source "port" of a request, the destination of a reply.
+    /// Returns false, changing nothing, for any other type.
+    @inlinable @inline(__always)
+    mutating func setEcho(type: UInt8, request: UInt8, reply: UInt8, identifier: UInt16) -> Bool {
+        if type == request {
+            kind = .icmpEchoRequest
+            ports = NAT64Ports(source: identifier, destination: 0)
+        } else if type == reply {
+            kind = .icmpEchoReply
+            ports = NAT64Ports(source: 0, destination: identifier)
+        } else {
+            return false
+        }
+        return true
+    }
+
+    /// Reads the transport of the packet embedded in an ICMP error (the first fragment or an unfragmented
+    /// packet) from `il4`, of which `available` bytes are present: TCP/UDP ports (and TCP flags when
+    /// present), or the echo identifier for an embedded ICMP (`ipv6` false) or ICMPv6 (`ipv6` true) echo.
+    @inlinable @inline(__always)
+    mutating func readEmbedded(_ il4: UnsafeRawPointer, available il4Available: Int, ipv6: Bool) throws(DropReason) {
+        switch protocolNumber {
+        case IPProtocol.tcp, IPProtocol.udp:
+            guard il4Available >= 4 else { throw .badEmbeddedPacket }
+            kind = protocolNumber == IPProtocol.tcp ? .tcp : .udp
+            ports = NAT64Ports(source: load16(il4, 0), destination: load16(il4, 2))
+            if kind == .tcp && il4Available > TCPLayout.flags {
+                tcpFlags = TCPFlags(rawValue: load8(il4, TCPLayout.flags))
+            }
+        case ipv6 ? IPProtocol.icmpv6 : IPProtocol.icmp:
+            guard il4Available >= (ipv6 ? ICMPv6Layout.headerLength : ICMPv4Layout.headerLength) else {
+                throw .badEmbeddedPacket
+            }
+            let itype = load8(il4, 0)
+            if ipv6 ? ICMPv6Type.isError(itype) : ICMPv4Type.isError(itype) { throw .icmpErrorAboutICMPError }
+            let isEcho = ipv6
+                ? setEcho(type: itype, request: ICMPv6Type.echoRequest, reply: ICMPv6Type.echoReply,
+                          identifier: load16(il4, ICMPv6Layout.identifier))
+                : setEcho(type: itype, request: ICMPv4Type.echoRequest, reply: ICMPv4Type.echoReply,
+                          identifier: load16(il4, ICMPv4Layout.identifier))
+            guard isEcho else { throw .untranslatableICMP }
+        default:
+            break
+        }
+    }
+}

@@ -49,14 +49,9 @@ extension NAT64Translator where Mapping: ~Copyable {
         if offset == 0 {
             switch proto {
             case IPProtocol.tcp:
-                guard l4Length >= TCPLayout.minimumHeaderLength else { throw .badTransportHeader }
-                t.kind = .tcp
-                t.ports = NAT64Ports(source: load16(l4, 0), destination: load16(l4, 2))
-                t.tcpFlags = TCPFlags(rawValue: load8(l4, TCPLayout.flags))
+                try t.readTCP(l4, length: l4Length)
             case IPProtocol.udp:
-                guard l4Length >= UDPLayout.headerLength else { throw .badTransportHeader }
-                t.kind = .udp
-                t.ports = NAT64Ports(source: load16(l4, 0), destination: load16(l4, 2))
+                try t.readUDP(l4, length: l4Length)
                 if load16(l4, UDPLayout.checksum) == 0 {
                     // RFC 7915 §4.5: a fragment cannot be summed; an unfragmented datagram per the setting.
                     // Refused after the address and TTL checks (below), so that an expiring or

@@ -48,14 +48,9 @@ extension NAT64Translator where Mapping: ~Copyable {
         if c.isFirst {
             switch c.upperProtocol {
             case IPProtocol.tcp:
-                guard l4Length >= TCPLayout.minimumHeaderLength else { throw .badTransportHeader }
-                t.kind = .tcp
-                t.ports = NAT64Ports(source: load16(l4, 0), destination: load16(l4, 2))
-                t.tcpFlags = TCPFlags(rawValue: load8(l4, TCPLayout.flags))
+                try t.readTCP(l4, length: l4Length)
             case IPProtocol.udp:
-                guard l4Length >= UDPLayout.headerLength else { throw .badTransportHeader }
-                t.kind = .udp
-                t.ports = NAT64Ports(source: load16(l4, 0), destination: load16(l4, 2))
+                try t.readUDP(l4, length: l4Length)
             case IPProtocol.icmpv6:
                 guard !isFragment else { throw .fragmentedICMP }
                 guard l4Length >= ICMPv6Layout.headerLength else { throw .badTransportHeader }

@@ -22,6 +22,25 @@ extension NAT64Transport {
         return true
     }
 
+    /// Reads the ports and flags of a TCP segment (the first fragment or an unfragmented packet) at `l4`,
+    /// `length` bytes of transport header and payload.
+    @inlinable @inline(__always)
+    mutating func readTCP(_ l4: UnsafeRawPointer, length: Int) throws(DropReason) {
+        guard length >= TCPLayout.minimumHeaderLength else { throw .badTransportHeader }
+        kind = .tcp
+        ports = NAT64Ports(source: load16(l4, 0), destination: load16(l4, 2))
+        tcpFlags = TCPFlags(rawValue: load8(l4, TCPLayout.flags))
+    }
+
+    /// Reads the ports of a UDP datagram (the first fragment or an unfragmented packet) at `l4`, `length`
+    /// bytes of header and payload.
+    @inlinable @inline(__always)
+    mutating func readUDP(_ l4: UnsafeRawPointer, length: Int) throws(DropReason) {
+        guard length >= UDPLayout.headerLength else { throw .badTransportHeader }
+        kind = .udp
+        ports = NAT64Ports(source: load16(l4, 0), destination: load16(l4, 2))
+    }
+
     /// Reads the transport of the packet embedded in an ICMP error (the first fragment or an unfragmented
     /// packet) from `il4`, of which `available` bytes are present: TCP/UDP ports (and TCP flags when
     /// present), or the echo identifier for an embedded ICMP (`ipv6` false) or ICMPv6 (`ipv6` true) echo.

@@ -201,18 +201,10 @@ extension NAT64Translator where Mapping: ~Copyable {
             store16(l4o, at, sum)
         case .icmpEchoRequest, .icmpEchoReply:
             // RFC 7915 §4.2: type 8/0 → 128/129; the checksum gains the ICMPv6 pseudo-header.
-            let oldWord = load16(l4o, 0)
-            let newType = t.kind == .icmpEchoRequest ? ICMPv6Type.echoRequest : ICMPv6Type.echoReply
-            let newWord = UInt16(newType) << 8 | oldWord & 0xFF
-            let oldID = load16(l4o, ICMPv4Layout.identifier)
-            let newID = t.kind == .icmpEchoRequest ? m.ports.source : m.ports.destination
             let ph = Checksum.pseudoHeaderSum(source: m.source, destination: m.destination, nextHeader: IPProtocol.icmpv6,
                                               length: l4Length)
-            store16(l4o, 0, newWord)
-            store16(l4o, ICMPv6Layout.identifier, newID)
-            store16(l4o, ICMPv6Layout.checksum, adjustChecksum(load16(l4o, ICMPv6Layout.checksum),
-                                                            oldSum: UInt64(oldWord) &+ UInt64(oldID),
-                                                            newSum: ph &+ UInt64(newWord) &+ UInt64(newID)))
+            rewriteEcho(l4o, kind: t.kind, request: ICMPv6Type.echoRequest, reply: ICMPv6Type.echoReply, ports: m.ports,
+                        oldPseudoHeaderSum: 0, newPseudoHeaderSum: ph)
         case .icmpError, .other:
             break
         }

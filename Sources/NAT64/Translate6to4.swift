@@ -160,17 +160,9 @@ extension NAT64Translator where Mapping: ~Copyable {
             }
         case .icmpEchoRequest, .icmpEchoReply:
             // RFC 7915 §5.2: type 128/129 → 8/0; the checksum loses the ICMPv6 pseudo-header.
-            let oldWord = load16(l4o, 0)
-            let newType = t.kind == .icmpEchoRequest ? ICMPv4Type.echoRequest : ICMPv4Type.echoReply
-            let newWord = UInt16(newType) << 8 | oldWord & 0xFF
-            let oldID = load16(l4o, ICMPv6Layout.identifier)
-            let newID = t.kind == .icmpEchoRequest ? m.ports.source : m.ports.destination
             let ph = Checksum.pseudoHeaderSum(source: src6, destination: dst6, nextHeader: IPProtocol.icmpv6, length: l4Length)
-            store16(l4o, 0, newWord)
-            store16(l4o, ICMPv4Layout.identifier, newID)
-            store16(l4o, ICMPv4Layout.checksum, adjustChecksum(load16(l4o, ICMPv4Layout.checksum),
-                                                            oldSum: ph &+ UInt64(oldWord) &+ UInt64(oldID),
-                                                            newSum: UInt64(newWord) &+ UInt64(newID)))
+            rewriteEcho(l4o, kind: t.kind, request: ICMPv4Type.echoRequest, reply: ICMPv4Type.echoReply, ports: m.ports,
+                        oldPseudoHeaderSum: ph, newPseudoHeaderSum: 0)
         case .icmpError, .other:
             break
         }

@@ -71,3 +71,22 @@ extension NAT64Transport {
         }
     }
 }
+
+/// Rewrites an echo request or reply at `l4o` for the other family: the type becomes `request` or `reply`
+/// (the new family's echo types; the code byte is kept), the identifier the mapped one from `ports`, and
+/// the checksum is adjusted incrementally (RFC 1624), the ICMPv6 pseudo-header sum taken out
+/// (`oldPseudoHeaderSum`) or put in (`newPseudoHeaderSum`). ICMP and ICMPv6 echo share the layout.
+@inlinable @inline(__always)
+func rewriteEcho(_ l4o: UnsafeMutableRawPointer, kind: NAT64PacketKind, request: UInt8, reply: UInt8,
+                 ports: NAT64Ports, oldPseudoHeaderSum: UInt64, newPseudoHeaderSum: UInt64) {
+    let oldWord = load16(l4o, 0)
+    let newType = kind == .icmpEchoRequest ? request : reply
+    let newWord = UInt16(newType) << 8 | oldWord & 0xFF
+    let oldID = load16(l4o, ICMPv4Layout.identifier)
+    let newID = kind == .icmpEchoRequest ? ports.source : ports.destination
+    store16(l4o, 0, newWord)
+    store16(l4o, ICMPv4Layout.identifier, newID)
+    store16(l4o, ICMPv4Layout.checksum, adjustChecksum(load16(l4o, ICMPv4Layout.checksum),
+                                                     oldSum: oldPseudoHeaderSum &+ UInt64(oldWord) &+ UInt64(oldID),
+                                                     newSum: newPseudoHeaderSum &+ UInt64(newWord) &+ UInt64(newID)))
+}

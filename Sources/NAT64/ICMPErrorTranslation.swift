@@ -133,17 +133,10 @@ extension NAT64Translator where Mapping: ~Copyable {
                 store16(il4o, at, it.kind == .tcp ? d.apply(to: old) : d.applyUDP(to: old))
             }
         case .icmpEchoRequest, .icmpEchoReply:
-            let oldWord = load16(il4o, 0)
-            let newType = it.kind == .icmpEchoRequest ? ICMPv4Type.echoRequest : ICMPv4Type.echoReply
-            let newWord = UInt16(newType) << 8 | oldWord & 0xFF
-            let oldID = load16(il4o, ICMPv6Layout.identifier)
-            let newID = it.kind == .icmpEchoRequest ? im.ports.source : im.ports.destination
             let iph = Checksum.pseudoHeaderSum(source: isrc6, destination: idst6, nextHeader: IPProtocol.icmpv6,
                                                length: innerStatedUpper)
-            let d = ChecksumDelta(oldSum: iph &+ UInt64(oldWord) &+ UInt64(oldID), newSum: UInt64(newWord) &+ UInt64(newID))
-            store16(il4o, 0, newWord)
-            store16(il4o, ICMPv4Layout.identifier, newID)
-            store16(il4o, ICMPv4Layout.checksum, d.apply(to: load16(il4o, ICMPv4Layout.checksum)))
+            rewriteEcho(il4o, kind: it.kind, request: ICMPv4Type.echoRequest, reply: ICMPv4Type.echoReply, ports: im.ports,
+                        oldPseudoHeaderSum: iph, newPseudoHeaderSum: 0)
         case .icmpError, .other:
             break
         }
@@ -311,17 +304,10 @@ extension NAT64Translator where Mapping: ~Copyable {
                 }
             }
         case .icmpEchoRequest, .icmpEchoReply:
-            let oldWord = load16(il4o, 0)
-            let newType = it.kind == .icmpEchoRequest ? ICMPv6Type.echoRequest : ICMPv6Type.echoReply
-            let newWord = UInt16(newType) << 8 | oldWord & 0xFF
-            let oldID = load16(il4o, ICMPv4Layout.identifier)
-            let newID = it.kind == .icmpEchoRequest ? im.ports.source : im.ports.destination
             let iph = Checksum.pseudoHeaderSum(source: im.source, destination: im.destination,
                                                nextHeader: IPProtocol.icmpv6, length: innerTotal - ihl)
-            let d = ChecksumDelta(oldSum: UInt64(oldWord) &+ UInt64(oldID), newSum: iph &+ UInt64(newWord) &+ UInt64(newID))
-            store16(il4o, 0, newWord)
-            store16(il4o, ICMPv6Layout.identifier, newID)
-            store16(il4o, ICMPv6Layout.checksum, d.apply(to: load16(il4o, ICMPv6Layout.checksum)))
+            rewriteEcho(il4o, kind: it.kind, request: ICMPv6Type.echoRequest, reply: ICMPv6Type.echoReply, ports: im.ports,
+                        oldPseudoHeaderSum: 0, newPseudoHeaderSum: iph)
         case .icmpError, .other:
             break
         }

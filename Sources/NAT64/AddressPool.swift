@@ -371,32 +371,29 @@ public struct AddressPool: ~Copyable {
 
     // MARK: Lists (free FIFO and idle list share the links: a slot is on at most one)
 
-    @usableFromInline mutating func pushFree(_ s: UInt32) {
-        slots[Int(s)].prev = freeTail
+    @usableFromInline mutating func pushFree(_ s: UInt32) { Self.append(s, slots, &freeHead, &freeTail) }
+
+    @usableFromInline mutating func unlinkFree(_ s: UInt32) { Self.unlink(s, slots, &freeHead, &freeTail) }
+
+    @usableFromInline mutating func appendIdle(_ s: UInt32) { Self.append(s, slots, &idleHead, &idleTail) }
+
+    @usableFromInline mutating func unlinkIdle(_ s: UInt32) { Self.unlink(s, slots, &idleHead, &idleTail) }
+
+    /// Appends slot `s` to the list from `head` to `tail` (slot 0 ends it).
+    @inlinable @inline(__always)
+    static func append(_ s: UInt32, _ slots: UnsafeMutablePointer<Slot>, _ head: inout UInt32, _ tail: inout UInt32) {
+        slots[Int(s)].prev = tail
         slots[Int(s)].next = 0
-        if freeTail != 0 { slots[Int(freeTail)].next = s } else { freeHead = s }
-        freeTail = s
+        if tail != 0 { slots[Int(tail)].next = s } else { head = s }
+        tail = s
     }
 
-    @usableFromInline mutating func unlinkFree(_ s: UInt32) {
+    /// Takes slot `s` out of the list from `head` to `tail` and clears its links.
+    @inlinable @inline(__always)
+    static func unlink(_ s: UInt32, _ slots: UnsafeMutablePointer<Slot>, _ head: inout UInt32, _ tail: inout UInt32) {
         let p = slots[Int(s)].prev, n = slots[Int(s)].next
-        if p != 0 { slots[Int(p)].next = n } else { freeHead = n }
-        if n != 0 { slots[Int(n)].prev = p } else { freeTail = p }
-        slots[Int(s)].prev = 0
-        slots[Int(s)].next = 0
-    }
-
-    @usableFromInline mutating func appendIdle(_ s: UInt32) {
-        slots[Int(s)].prev = idleTail
-        slots[Int(s)].next = 0
-        if idleTail != 0 { slots[Int(idleTail)].next = s } else { idleHead = s }
-        idleTail = s
-    }
-
-    @usableFromInline mutating func unlinkIdle(_ s: UInt32) {
-        let p = slots[Int(s)].prev, n = slots[Int(s)].next
-        if p != 0 { slots[Int(p)].next = n } else { idleHead = n }
-        if n != 0 { slots[Int(n)].prev = p } else { idleTail = p }
+        if p != 0 { slots[Int(p)].next = n } else { head = n }
+        if n != 0 { slots[Int(n)].prev = p } else { tail = p }
         slots[Int(s)].prev = 0
         slots[Int(s)].next = 0
     }

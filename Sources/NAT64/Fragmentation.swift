@@ -16,7 +16,7 @@ extension NAT64Translator where Mapping: ~Copyable {
         let pieces = (data + piece - 1) / piece
         guard pieces - 1 <= outbox.slotCount - outbox.count else { throw .outboxFull }
         let fh = o + IPv6Layout.headerLength
-        let flags = ld16(fh, IPv6ExtensionLayout.fragmentOffsetFlags)
+        let flags = load16(fh, IPv6ExtensionLayout.fragmentOffsetFlags)
         let baseOffset = Int(flags & IPv6ExtensionLayout.fragmentOffsetMask)
         let lastMore = flags & IPv6ExtensionLayout.fragmentMoreFlag != 0
         var start = piece
@@ -26,15 +26,15 @@ extension NAT64Translator where Mapping: ~Copyable {
             // A slot was counted free above.
             let f = outbox.reserve()!.baseAddress!
             f.copyMemory(from: o, byteCount: header)
-            st16(f, IPv6Layout.payloadLength, UInt16(truncatingIfNeeded: IPv6ExtensionLayout.fragmentHeaderLength + n))
-            st16(f + IPv6Layout.headerLength, IPv6ExtensionLayout.fragmentOffsetFlags,
+            store16(f, IPv6Layout.payloadLength, UInt16(truncatingIfNeeded: IPv6ExtensionLayout.fragmentHeaderLength + n))
+            store16(f + IPv6Layout.headerLength, IPv6ExtensionLayout.fragmentOffsetFlags,
                  UInt16(truncatingIfNeeded: baseOffset + start) & IPv6ExtensionLayout.fragmentOffsetMask | (more ? 1 : 0))
             (f + header).copyMemory(from: o + header + start, byteCount: n)
             outbox.commit(length: header + n, verdict: .toInside(tenant: 0))
             start += n
         }
-        st16(o, IPv6Layout.payloadLength, UInt16(truncatingIfNeeded: IPv6ExtensionLayout.fragmentHeaderLength + piece))
-        st16(fh, IPv6ExtensionLayout.fragmentOffsetFlags,
+        store16(o, IPv6Layout.payloadLength, UInt16(truncatingIfNeeded: IPv6ExtensionLayout.fragmentHeaderLength + piece))
+        store16(fh, IPv6ExtensionLayout.fragmentOffsetFlags,
              UInt16(truncatingIfNeeded: baseOffset) & IPv6ExtensionLayout.fragmentOffsetMask | 1)
         return header + piece
     }
@@ -50,12 +50,12 @@ extension NAT64Translator where Mapping: ~Copyable {
         guard piece > 0 else { throw .packetTooBig }
         let pieces = (data + piece - 1) / piece
         guard pieces - 1 <= outbox.slotCount - outbox.count else { throw .outboxFull }
-        let flags = ld16(o, IPv4Layout.flagsFragmentOffset)
+        let flags = load16(o, IPv4Layout.flagsFragmentOffset)
         let baseOffset = Int(flags & IPv4Layout.offsetMask) << 3
         let lastMore = flags & IPv4Layout.flagMF != 0
-        let tos = ld8(o, IPv4Layout.tos), id = ld16(o, IPv4Layout.identification), ttl = ld8(o, IPv4Layout.ttl)
-        let proto = ld8(o, IPv4Layout.protocolNumber)
-        let s = IPv4Address(ld32(o, IPv4Layout.source)), d = IPv4Address(ld32(o, IPv4Layout.destination))
+        let tos = load8(o, IPv4Layout.tos), id = load16(o, IPv4Layout.identification), ttl = load8(o, IPv4Layout.ttl)
+        let proto = load8(o, IPv4Layout.protocolNumber)
+        let s = IPv4Address(load32(o, IPv4Layout.source)), d = IPv4Address(load32(o, IPv4Layout.destination))
         var start = piece
         while start < data {
             let n = min(piece, data - start)

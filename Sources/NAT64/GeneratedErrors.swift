@@ -23,14 +23,10 @@ extension NAT64Translator where Mapping: ~Copyable {
         writeIPv6Header(o, trafficClass: 0, payloadLength: icmpLength, nextHeader: IPProtocol.icmpv6, hopLimit: 64,
                         source: source, destination: destination)
         let m = o + IPv6Layout.headerLength
-        st8(m, 0, type)
-        st8(m, 1, code)
-        st16(m, 2, 0)
-        st32(m, 4, rest)
-        (m + ICMPv6Layout.headerLength).copyMemory(from: p, byteCount: quote)
+        writeICMPError(m, type: type, code: code, rest: rest, quoting: p, count: quote)
         let ph = Checksum.pseudoHeaderSum(source: source, destination: destination, nextHeader: IPProtocol.icmpv6,
                                           length: icmpLength)
-        st16(m, 2, Checksum.finish(Checksum.sum(m, count: icmpLength, initial: ph)))
+        store16(m, 2, Checksum.finish(Checksum.sum(m, count: icmpLength, initial: ph)))
         outbox.commit(length: IPv6Layout.headerLength + icmpLength, verdict: .toInside(tenant: 0))
         counters.icmpErrorsGenerated &+= 1
         counters6to4.icmpErrorsGenerated &+= 1
@@ -44,7 +40,7 @@ extension NAT64Translator where Mapping: ~Copyable {
     @inlinable
     mutating func sendICMPv4Error(type: UInt8, code: UInt8, rest: UInt32, about p: UnsafeRawPointer, length: Int) {
         guard let source = configuration.ipv4ErrorSource else { return }
-        let destination = IPv4Address(ld32(p, IPv4Layout.source))
+        let destination = IPv4Address(load32(p, IPv4Layout.source))
         let first = destination.rawValue >> 24
         guard first != 0, first != 127, first < 224 else { return }
         guard takeICMPToken(sixToFour: false) else { return }
@@ -58,14 +54,22 @@ extension NAT64Translator where Mapping: ~Copyable {
                         identification: takeIdentification(), flagsAndOffset: 0, ttl: 64,
                         protocolNumber: IPProtocol.icmp, source: source, destination: destination)
         let m = o + IPv4Layout.minimumHeaderLength
-        st8(m, 0, type)
-        st8(m, 1, code)
-        st16(m, 2, 0)
-        st32(m, 4, rest)
-        (m + ICMPv4Layout.headerLength).copyMemory(from: p, byteCount: quote)
-        st16(m, 2, Checksum.finish(Checksum.sum(m, count: icmpLength)))
+        writeICMPError(m, type: type, code: code, rest: rest, quoting: p, count: quote)
+        store16(m, 2, Checksum.finish(Checksum.sum(m, count: icmpLength)))
         outbox.commit(length: IPv4Layout.minimumHeaderLength + icmpLength, verdict: .toOutside)
         counters.icmpErrorsGenerated &+= 1
         counters4to6.icmpErrorsGenerated &+= 1
     }
+}
+
+/// Writes an ICMP or ICMPv6 error message at `m` (both have the same 8-byte header): type, code, a zero
+/// checksum (the caller sums the message), the four bytes after it, and `count` bytes quoted from `p`.
+@inlinable @inline(__always)
+func writeICMPError(_ m: UnsafeMutableRawPointer, type: UInt8, code: UInt8, rest: UInt32, quoting p: UnsafeRawPointer,
+                    count: Int) {
+    store8(m, 0, type)
+    store8(m, 1, code)
+    store16(m, 2, 0)
+    store32(m, 4, rest)
+    (m + ICMPv4Layout.headerLength).copyMemory(from: p, byteCount: count)
 }

@@ -40,7 +40,7 @@ struct IPv6TranslationChain {
 /// extension header other than ESP (RFC 7915 §5.1 "Total Length": "SHOULD be dropped").
 @inlinable
 func walkIPv6ForTranslation(_ p: UnsafeRawPointer, count: Int) throws(DropReason) -> IPv6TranslationChain {
-    var next = ld8(p, IPv6Layout.nextHeader)
+    var next = load8(p, IPv6Layout.nextHeader)
     var off = IPv6Layout.headerLength
     var n = 0
     var routing: (offset: Int, segmentsLeft: UInt8) = (-1, 0)
@@ -49,17 +49,17 @@ func walkIPv6ForTranslation(_ p: UnsafeRawPointer, count: Int) throws(DropReason
         case IPProtocol.hopByHop, IPProtocol.ipv6Route, IPProtocol.ipv6DestinationOptions:
             if next == IPProtocol.hopByHop && off != IPv6Layout.headerLength { throw .badExtensionHeaders }
             guard off + IPv6ExtensionLayout.minimumLength <= count else { throw .badExtensionHeaders }
-            let len = (Int(ld8(p, off + IPv6ExtensionLayout.headerExtensionLength)) + 1) << 3
+            let len = (Int(load8(p, off + IPv6ExtensionLayout.headerExtensionLength)) + 1) << 3
             guard off + len <= count else { throw .badExtensionHeaders }
             // Only the first Routing header is looked at (RFC 8200 §4.1 allows one).
             if next == IPProtocol.ipv6Route && routing.offset < 0 {
-                routing = (off, ld8(p, off + IPv6ExtensionLayout.segmentsLeft))
+                routing = (off, load8(p, off + IPv6ExtensionLayout.segmentsLeft))
             }
-            next = ld8(p, off)
+            next = load8(p, off)
             off += len
         case IPProtocol.ipv6Fragment:
             guard off + IPv6ExtensionLayout.fragmentHeaderLength <= count else { throw .badExtensionHeaders }
-            let following = ld8(p, off)
+            let following = load8(p, off)
             switch following {
             case IPProtocol.hopByHop, IPProtocol.ipv6Route, IPProtocol.ipv6DestinationOptions,
                  IPProtocol.ipv6Fragment, IPProtocol.ah:
@@ -67,11 +67,11 @@ func walkIPv6ForTranslation(_ p: UnsafeRawPointer, count: Int) throws(DropReason
             default: break
             }
             var c = IPv6TranslationChain(upperProtocol: following, upperOffset: off + IPv6ExtensionLayout.fragmentHeaderLength)
-            let fo = ld16(p, off + IPv6ExtensionLayout.fragmentOffsetFlags)
+            let fo = load16(p, off + IPv6ExtensionLayout.fragmentOffsetFlags)
             c.fragmentHeaderOffset = off
             c.fragmentOffset = Int(fo & IPv6ExtensionLayout.fragmentOffsetMask)
             c.moreFragments = fo & IPv6ExtensionLayout.fragmentMoreFlag != 0
-            c.fragmentIdentification = ld32(p, off + IPv6ExtensionLayout.fragmentIdentification)
+            c.fragmentIdentification = load32(p, off + IPv6ExtensionLayout.fragmentIdentification)
             c.routingHeaderOffset = routing.offset
             c.segmentsLeft = routing.segmentsLeft
             return c
@@ -92,14 +92,14 @@ func walkIPv6ForTranslation(_ p: UnsafeRawPointer, count: Int) throws(DropReason
 func hasUnexpiredSourceRoute(_ p: UnsafeRawPointer, headerLength: Int) -> Bool {
     var i = IPv4Layout.minimumHeaderLength
     while i < headerLength {
-        let type = ld8(p, i)
+        let type = load8(p, i)
         if type == IPv4Option.endOfList { return false }
         if type == IPv4Option.noOperation { i += 1; continue }
         guard i + 1 < headerLength else { return false }
-        let len = Int(ld8(p, i + 1))
+        let len = Int(load8(p, i + 1))
         guard len >= 2, i + len <= headerLength else { return false }
         if (type == IPv4Option.looseSourceRoute || type == IPv4Option.strictSourceRoute) && len >= 3 {
-            if Int(ld8(p, i + 2)) <= len { return true }
+            if Int(load8(p, i + 2)) <= len { return true }
         }
         i += len
     }
@@ -123,13 +123,13 @@ func isIllegalIPv6Source(_ a: IPv6Address) -> Bool {
 
 @inlinable @inline(__always)
 func loadIPv6Address(_ p: UnsafeRawPointer, _ o: Int) -> IPv6Address {
-    IPv6Address(high: ld64(p, o), low: ld64(p, o + 8))
+    IPv6Address(high: load64(p, o), low: load64(p, o + 8))
 }
 
 @inlinable @inline(__always)
 func storeIPv6Address(_ p: UnsafeMutableRawPointer, _ o: Int, _ a: IPv6Address) {
-    st64(p, o, a.high)
-    st64(p, o + 8, a.low)
+    store64(p, o, a.high)
+    store64(p, o + 8, a.low)
 }
 
 /// The one's complement sum of an IPv4 address's two 16-bit words.
@@ -146,24 +146,24 @@ func writeIPv4Header(_ o: UnsafeMutableRawPointer, tos: UInt8, totalLength: Int,
     let w0 = 0x4500_0000 | UInt32(tos) << 16 | UInt32(truncatingIfNeeded: totalLength) & 0xFFFF
     let w1 = UInt32(identification) << 16 | UInt32(flagsAndOffset)
     let w2 = UInt32(ttl) << 24 | UInt32(protocolNumber) << 16
-    st32(o, 0, w0)
-    st32(o, 4, w1)
-    st32(o, 8, w2)
-    st32(o, 12, source.rawValue)
-    st32(o, 16, destination.rawValue)
+    store32(o, 0, w0)
+    store32(o, 4, w1)
+    store32(o, 8, w2)
+    store32(o, 12, source.rawValue)
+    store32(o, 16, destination.rawValue)
     var acc = UInt64(w0 >> 16) &+ UInt64(w0 & 0xFFFF) &+ UInt64(w1 >> 16) &+ UInt64(w1 & 0xFFFF)
     acc &+= UInt64(w2 >> 16) &+ wordSum(source) &+ wordSum(destination)
-    st16(o, IPv4Layout.checksum, Checksum.finish(acc))
+    store16(o, IPv4Layout.checksum, Checksum.finish(acc))
 }
 
 /// Writes a 40-byte IPv6 header with a zero flow label (RFC 7915 §4.1 "Flow Label: 0").
 @inlinable @inline(__always)
 func writeIPv6Header(_ o: UnsafeMutableRawPointer, trafficClass: UInt8, payloadLength: Int, nextHeader: UInt8,
                      hopLimit: UInt8, source: IPv6Address, destination: IPv6Address) {
-    st32(o, 0, 0x6000_0000 | UInt32(trafficClass) << 20)
-    st16(o, 4, UInt16(truncatingIfNeeded: payloadLength))
-    st8(o, 6, nextHeader)
-    st8(o, 7, hopLimit)
+    store32(o, 0, 0x6000_0000 | UInt32(trafficClass) << 20)
+    store16(o, 4, UInt16(truncatingIfNeeded: payloadLength))
+    store8(o, 6, nextHeader)
+    store8(o, 7, hopLimit)
     storeIPv6Address(o, 8, source)
     storeIPv6Address(o, 24, destination)
 }
@@ -171,10 +171,10 @@ func writeIPv6Header(_ o: UnsafeMutableRawPointer, trafficClass: UInt8, payloadL
 /// Writes an IPv6 Fragment header (RFC 8200 §4.5).
 @inlinable @inline(__always)
 func writeFragmentHeader(_ o: UnsafeMutableRawPointer, nextHeader: UInt8, offset: Int, more: Bool, identification: UInt32) {
-    st8(o, 0, nextHeader)
-    st8(o, 1, 0)
-    st16(o, 2, UInt16(truncatingIfNeeded: offset) & IPv6ExtensionLayout.fragmentOffsetMask | (more ? 1 : 0))
-    st32(o, 4, identification)
+    store8(o, 0, nextHeader)
+    store8(o, 1, 0)
+    store16(o, 2, UInt16(truncatingIfNeeded: offset) & IPv6ExtensionLayout.fragmentOffsetMask | (more ? 1 : 0))
+    store32(o, 4, identification)
 }
 
 /// Whether the IPv4 header checksum verifies (RFC 1071).
@@ -183,7 +183,7 @@ func ipv4HeaderChecksumValid(_ p: UnsafeRawPointer, headerLength: Int) -> Bool {
     if headerLength == IPv4Layout.minimumHeaderLength {
         var acc: UInt64 = 0
         for i in stride(from: 0, to: 20, by: 4) {
-            let w = ld32(p, i)
+            let w = load32(p, i)
             acc &+= UInt64(w >> 16) &+ UInt64(w & 0xFFFF)
         }
         return Checksum.fold(acc) == 0xFFFF

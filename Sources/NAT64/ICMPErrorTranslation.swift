@@ -25,11 +25,11 @@ extension NAT64Translator where Mapping: ~Copyable {
         let icmpLength = total - c.upperOffset
         let ph = Checksum.pseudoHeaderSum(source: src6, destination: dst6, nextHeader: IPProtocol.icmpv6, length: icmpLength)
         guard Checksum.fold(Checksum.sum(icmp, count: icmpLength, initial: ph)) == 0xFFFF else { throw .badICMPChecksum }
-        let type = ld8(icmp, ICMPv6Layout.type), code = ld8(icmp, ICMPv6Layout.code)
+        let type = load8(icmp, ICMPv6Layout.type), code = load8(icmp, ICMPv6Layout.code)
         guard let mapped = ICMPTranslationTables.error6to4(type: type, code: code) else { throw .untranslatableICMP }
         var rest4: UInt32 = 0
         if mapped.rest == .translatedPointer {
-            guard let v = ICMPTranslationTables.pointer6to4(ld32(icmp, ICMPv6Layout.pointer)) else { throw .untranslatableICMP }
+            guard let v = ICMPTranslationTables.pointer6to4(load32(icmp, ICMPv6Layout.pointer)) else { throw .untranslatableICMP }
             rest4 = UInt32(v) << 24
         }
 
@@ -41,13 +41,13 @@ extension NAT64Translator where Mapping: ~Copyable {
         if type == ICMPv6Type.destinationUnreachable || type == ICMPv6Type.timeExceeded {
             // RFC 4884 §4.5: a non-zero length attribute (64-bit words) ends the (padded) original
             // datagram; an ICMP extension structure follows it.
-            (innerAvailable, extensionLength) = try splitICMPExtension(lengthAttribute: Int(ld8(icmp, 4)) << 3,
+            (innerAvailable, extensionLength) = try splitICMPExtension(lengthAttribute: Int(load8(icmp, 4)) << 3,
                                                                         payloadLength: payloadLength)
         }
-        guard innerAvailable >= IPv6Layout.headerLength, ld8(inner, 0) >> 4 == 6 else { throw .malformedICMPError }
+        guard innerAvailable >= IPv6Layout.headerLength, load8(inner, 0) >> 4 == 6 else { throw .malformedICMPError }
         let ic: IPv6TranslationChain
         do { ic = try walkIPv6ForTranslation(inner, count: innerAvailable) } catch { throw .badEmbeddedPacket }
-        let innerStatedUpper = Int(ld16(inner, IPv6Layout.payloadLength)) + IPv6Layout.headerLength - ic.upperOffset
+        let innerStatedUpper = Int(load16(inner, IPv6Layout.payloadLength)) + IPv6Layout.headerLength - ic.upperOffset
         guard innerStatedUpper >= 0 else { throw .badEmbeddedPacket }
         let isrc6 = loadIPv6Address(inner, IPv6Layout.source)
         let idst6 = loadIPv6Address(inner, IPv6Layout.destination)
@@ -56,30 +56,7 @@ extension NAT64Translator where Mapping: ~Copyable {
         var it = NAT64Transport(kind: .other, protocolNumber: ic.upperProtocol, isFragment: ic.isFragment,
                                 fragmentIdentification: ic.fragmentIdentification)
         if ic.isFirst {
-            switch ic.upperProtocol {
-            case IPProtocol.tcp, IPProtocol.udp:
-                guard il4Available >= 4 else { throw .badEmbeddedPacket }
-                it.kind = ic.upperProtocol == IPProtocol.tcp ? .tcp : .udp
-                it.ports = NAT64Ports(source: ld16(il4, 0), destination: ld16(il4, 2))
-                if it.kind == .tcp && il4Available > TCPLayout.flags {
-                    it.tcpFlags = TCPFlags(rawValue: ld8(il4, TCPLayout.flags))
-                }
-            case IPProtocol.icmpv6:
-                guard il4Available >= ICMPv6Layout.headerLength else { throw .badEmbeddedPacket }
-                let itype = ld8(il4, 0)
-                if ICMPv6Type.isError(itype) { throw .icmpErrorAboutICMPError }
-                if itype == ICMPv6Type.echoRequest {
-                    it.kind = .icmpEchoRequest
-                    it.ports = NAT64Ports(source: ld16(il4, ICMPv6Layout.identifier), destination: 0)
-                } else if itype == ICMPv6Type.echoReply {
-                    it.kind = .icmpEchoReply
-                    it.ports = NAT64Ports(source: 0, destination: ld16(il4, ICMPv6Layout.identifier))
-                } else {
-                    throw .untranslatableICMP
-                }
-            default:
-                break
-            }
+            try it.readEmbedded(il4, available: il4Available, ipv6: true)
         }
 
         let im = try mapping.mapInner6to4(source: isrc6, destination: idst6, transport: it, now: now)
@@ -95,13 +72,13 @@ extension NAT64Translator where Mapping: ~Copyable {
             guard error == .noMapping, dst6 == isrc6, let own = configuration.ipv4ErrorSource else { throw error }
             om = NAT64Mapped4(source: own, destination: im.source, ports: NAT64Ports(source: 0, destination: 0))
         }
-        let hopLimit = ld8(p, IPv6Layout.hopLimit)
+        let hopLimit = load8(p, IPv6Layout.hopLimit)
         // No ICMP error about an ICMP error (RFC 4443 §2.4 (e.1)).
         guard hopLimit > 1 else { throw .ttlExceeded }
 
         if mapped.rest == .mtu {
             let adjust = ic.hasFragmentHeader ? 28 : 20
-            let v = min(Int(ld32(icmp, ICMPv6Layout.mtu)) - adjust, ipv4MTU, ipv6MTU - 20)
+            let v = min(Int(load32(icmp, ICMPv6Layout.mtu)) - adjust, ipv4MTU, ipv6MTU - 20)
             rest4 = UInt32(max(0, min(v, 65535)))
         }
 
@@ -133,9 +110,9 @@ extension NAT64Translator where Mapping: ~Copyable {
             innerFlags = innerTotal > 1260 ? IPv4Layout.flagDF : 0
             innerID = 0
         }
-        let itc = UInt8(truncatingIfNeeded: ld32(inner, 0) >> IPv6Layout.trafficClassShift)
+        let itc = UInt8(truncatingIfNeeded: load32(inner, 0) >> IPv6Layout.trafficClassShift)
         writeIPv4Header(ih, tos: trafficClass(itc), totalLength: innerTotal, identification: innerID,
-                        flagsAndOffset: innerFlags, ttl: ld8(inner, IPv6Layout.hopLimit),
+                        flagsAndOffset: innerFlags, ttl: load8(inner, IPv6Layout.hopLimit),
                         protocolNumber: ic.upperProtocol == IPProtocol.icmpv6 ? IPProtocol.icmp : ic.upperProtocol,
                         source: im.source, destination: im.destination)
         let il4o = ih + IPv4Layout.minimumHeaderLength
@@ -147,40 +124,33 @@ extension NAT64Translator where Mapping: ~Copyable {
             if copied >= 4 && im.ports != it.ports {
                 d.replace(it.ports.source, with: im.ports.source)
                 d.replace(it.ports.destination, with: im.ports.destination)
-                st16(il4o, 0, im.ports.source)
-                st16(il4o, 2, im.ports.destination)
+                store16(il4o, 0, im.ports.source)
+                store16(il4o, 2, im.ports.destination)
             }
             let at = it.kind == .tcp ? TCPLayout.checksum : UDPLayout.checksum
             if copied >= at + 2 {
-                let old = ld16(il4o, at)
-                st16(il4o, at, it.kind == .tcp ? d.apply(to: old) : d.applyUDP(to: old))
+                let old = load16(il4o, at)
+                store16(il4o, at, it.kind == .tcp ? d.apply(to: old) : d.applyUDP(to: old))
             }
         case .icmpEchoRequest, .icmpEchoReply:
-            let oldWord = ld16(il4o, 0)
-            let newType = it.kind == .icmpEchoRequest ? ICMPv4Type.echoRequest : ICMPv4Type.echoReply
-            let newWord = UInt16(newType) << 8 | oldWord & 0xFF
-            let oldID = ld16(il4o, ICMPv6Layout.identifier)
-            let newID = it.kind == .icmpEchoRequest ? im.ports.source : im.ports.destination
             let iph = Checksum.pseudoHeaderSum(source: isrc6, destination: idst6, nextHeader: IPProtocol.icmpv6,
                                                length: innerStatedUpper)
-            let d = ChecksumDelta(oldSum: iph &+ UInt64(oldWord) &+ UInt64(oldID), newSum: UInt64(newWord) &+ UInt64(newID))
-            st16(il4o, 0, newWord)
-            st16(il4o, ICMPv4Layout.identifier, newID)
-            st16(il4o, ICMPv4Layout.checksum, d.apply(to: ld16(il4o, ICMPv4Layout.checksum)))
+            rewriteEcho(il4o, kind: it.kind, request: ICMPv4Type.echoRequest, reply: ICMPv4Type.echoReply, ports: im.ports,
+                        oldPseudoHeaderSum: iph, newPseudoHeaderSum: 0)
         case .icmpError, .other:
             break
         }
 
         // The ICMPv4 header and checksum.
         let m4 = o + IPv4Layout.minimumHeaderLength
-        st8(m4, 0, mapped.type)
-        st8(m4, 1, mapped.code)
-        st16(m4, 2, 0)
-        st32(m4, 4, rest4)
-        st16(m4, 2, Checksum.finish(Checksum.sum(m4, count: size - IPv4Layout.minimumHeaderLength)))
+        store8(m4, 0, mapped.type)
+        store8(m4, 1, mapped.code)
+        store16(m4, 2, 0)
+        store32(m4, 4, rest4)
+        store16(m4, 2, Checksum.finish(Checksum.sum(m4, count: size - IPv4Layout.minimumHeaderLength)))
 
         // The outer IPv4 header: at most 576 bytes, so DF is clear and the Identification is counted.
-        let tc = UInt8(truncatingIfNeeded: ld32(p, 0) >> IPv6Layout.trafficClassShift)
+        let tc = UInt8(truncatingIfNeeded: load32(p, 0) >> IPv6Layout.trafficClassShift)
         writeIPv4Header(o, tos: trafficClass(tc), totalLength: size,
                         identification: size > 1260 ? 0 : takeIdentification(),
                         flagsAndOffset: size > 1260 ? IPv4Layout.flagDF : 0, ttl: hopLimit &- 1,
@@ -219,18 +189,18 @@ extension NAT64Translator where Mapping: ~Copyable {
         let icmpLength = total - hl
         // RFC 7915 §4.1: the source of an ICMPv4 error is translated even when illegal (for troubleshooting);
         // the destination is not (RFC 1812 §5.3.7).
-        if !hairpin && isMartianIPv4(IPv4Address(ld32(p, IPv4Layout.destination))) { throw .nonGlobalIPv4Address }
+        if !hairpin && isMartianIPv4(IPv4Address(load32(p, IPv4Layout.destination))) { throw .nonGlobalIPv4Address }
         // RFC 7915 §4.1: a packet with an unexpired source route is not translated; no error about an error.
         if !hairpin && hl > IPv4Layout.minimumHeaderLength && hasUnexpiredSourceRoute(p, headerLength: hl) {
             throw .sourceRouteRefused
         }
         guard Checksum.fold(Checksum.sum(icmp, count: icmpLength)) == 0xFFFF else { throw .badICMPChecksum }
-        let type = ld8(icmp, ICMPv4Layout.type), code = ld8(icmp, ICMPv4Layout.code)
+        let type = load8(icmp, ICMPv4Layout.type), code = load8(icmp, ICMPv4Layout.code)
         guard let mapped = ICMPTranslationTables.error4to6(type: type, code: code) else { throw .untranslatableICMP }
         var rest6: UInt32 = 0
         switch mapped.rest {
         case .translatedPointer:
-            guard let v = ICMPTranslationTables.pointer4to6(ld8(icmp, ICMPv4Layout.pointer)) else { throw .untranslatableICMP }
+            guard let v = ICMPTranslationTables.pointer4to6(load8(icmp, ICMPv4Layout.pointer)) else { throw .untranslatableICMP }
             rest6 = v
         case .fixedPointer(let v):
             rest6 = v
@@ -242,69 +212,46 @@ extension NAT64Translator where Mapping: ~Copyable {
         let payloadLength = icmpLength - ICMPv4Layout.headerLength
         // RFC 4884 §4.1: a non-zero length attribute (32-bit words) ends the (padded) original datagram;
         // an ICMP extension structure follows it.
-        let (innerAvailable, carried) = try splitICMPExtension(lengthAttribute: Int(ld8(icmp, 5)) << 2,
+        let (innerAvailable, carried) = try splitICMPExtension(lengthAttribute: Int(load8(icmp, 5)) << 2,
                                                                payloadLength: payloadLength)
         var extensionLength = carried
         // Packet Too Big and Parameter Problem have no length attribute in ICMPv6: the extension goes.
         if mapped.type != ICMPv6Type.destinationUnreachable && mapped.type != ICMPv6Type.timeExceeded {
             extensionLength = 0
         }
-        guard innerAvailable >= IPv4Layout.minimumHeaderLength, ld8(inner, 0) >> 4 == 4 else { throw .malformedICMPError }
-        let ihl = Int(ld8(inner, 0) & 0x0F) << 2
+        guard innerAvailable >= IPv4Layout.minimumHeaderLength, load8(inner, 0) >> 4 == 4 else { throw .malformedICMPError }
+        let ihl = Int(load8(inner, 0) & 0x0F) << 2
         guard ihl >= IPv4Layout.minimumHeaderLength, ihl <= innerAvailable else { throw .malformedICMPError }
         guard ipv4HeaderChecksumValid(inner, headerLength: ihl) else { throw .badEmbeddedPacket }
-        let innerTotal = Int(ld16(inner, IPv4Layout.totalLength))
+        let innerTotal = Int(load16(inner, IPv4Layout.totalLength))
         guard innerTotal >= ihl else { throw .badEmbeddedPacket }
-        let ifo = ld16(inner, IPv4Layout.flagsFragmentOffset)
+        let ifo = load16(inner, IPv4Layout.flagsFragmentOffset)
         let imf = ifo & IPv4Layout.flagMF != 0
         let ioffset = Int(ifo & IPv4Layout.offsetMask) << 3
         let iIsFragment = imf || ioffset != 0
-        let iid = ld16(inner, IPv4Layout.identification)
-        let iproto = ld8(inner, IPv4Layout.protocolNumber)
-        let isrc4 = IPv4Address(ld32(inner, IPv4Layout.source))
-        let idst4 = IPv4Address(ld32(inner, IPv4Layout.destination))
+        let iid = load16(inner, IPv4Layout.identification)
+        let iproto = load8(inner, IPv4Layout.protocolNumber)
+        let isrc4 = IPv4Address(load32(inner, IPv4Layout.source))
+        let idst4 = IPv4Address(load32(inner, IPv4Layout.destination))
         let il4 = inner + ihl
         let il4Available = innerAvailable - ihl
         var it = NAT64Transport(kind: .other, protocolNumber: iproto, isFragment: iIsFragment,
                                 fragmentIdentification: UInt32(iid))
         if ioffset == 0 {
-            switch iproto {
-            case IPProtocol.tcp, IPProtocol.udp:
-                guard il4Available >= 4 else { throw .badEmbeddedPacket }
-                it.kind = iproto == IPProtocol.tcp ? .tcp : .udp
-                it.ports = NAT64Ports(source: ld16(il4, 0), destination: ld16(il4, 2))
-                if it.kind == .tcp && il4Available > TCPLayout.flags {
-                    it.tcpFlags = TCPFlags(rawValue: ld8(il4, TCPLayout.flags))
-                }
-            case IPProtocol.icmp:
-                guard il4Available >= ICMPv4Layout.headerLength else { throw .badEmbeddedPacket }
-                let itype = ld8(il4, 0)
-                if ICMPv4Type.isError(itype) { throw .icmpErrorAboutICMPError }
-                if itype == ICMPv4Type.echoRequest {
-                    it.kind = .icmpEchoRequest
-                    it.ports = NAT64Ports(source: ld16(il4, ICMPv4Layout.identifier), destination: 0)
-                } else if itype == ICMPv4Type.echoReply {
-                    it.kind = .icmpEchoReply
-                    it.ports = NAT64Ports(source: 0, destination: ld16(il4, ICMPv4Layout.identifier))
-                } else {
-                    throw .untranslatableICMP
-                }
-            default:
-                break
-            }
+            try it.readEmbedded(il4, available: il4Available, ipv6: false)
         }
 
         let im = try mapping.mapInner4to6(source: isrc4, destination: idst4, transport: it, hairpin: hairpin, now: now)
-        let om = try mapping.map4to6(source: IPv4Address(ld32(p, IPv4Layout.source)),
-                                     destination: IPv4Address(ld32(p, IPv4Layout.destination)),
+        let om = try mapping.map4to6(source: IPv4Address(load32(p, IPv4Layout.source)),
+                                     destination: IPv4Address(load32(p, IPv4Layout.destination)),
                                      transport: NAT64Transport(kind: .icmpError, protocolNumber: IPProtocol.icmp),
                                      hairpin: hairpin, now: now)
-        let ttl = ld8(p, IPv4Layout.ttl)
+        let ttl = load8(p, IPv4Layout.ttl)
         // No ICMP error about an ICMP error (RFC 1812 §4.3.2.7).
         guard hairpin || ttl > 1 else { throw .ttlExceeded }
 
         if mapped.rest == .mtu {
-            var mtu = Int(ld16(icmp, ICMPv4Layout.nextHopMTU))
+            var mtu = Int(load16(icmp, ICMPv4Layout.nextHopMTU))
             if mtu == 0 { mtu = ICMPTranslationTables.plateau(below: innerTotal) }
             rest6 = UInt32(max(1280, min(mtu + 20, ipv6MTU, ipv4MTU + 20)))
         }
@@ -326,9 +273,9 @@ extension NAT64Translator where Mapping: ~Copyable {
 
         let iproto6 = iproto == IPProtocol.icmp ? IPProtocol.icmpv6 : iproto
         let ih = out + IPv6Layout.headerLength + ICMPv6Layout.headerLength
-        writeIPv6Header(ih, trafficClass: trafficClass(ld8(inner, IPv4Layout.tos)),
+        writeIPv6Header(ih, trafficClass: trafficClass(load8(inner, IPv4Layout.tos)),
                         payloadLength: innerTotal - ihl + (iIsFragment ? IPv6ExtensionLayout.fragmentHeaderLength : 0),
-                        nextHeader: iIsFragment ? IPProtocol.ipv6Fragment : iproto6, hopLimit: ld8(inner, IPv4Layout.ttl),
+                        nextHeader: iIsFragment ? IPProtocol.ipv6Fragment : iproto6, hopLimit: load8(inner, IPv4Layout.ttl),
                         source: im.source, destination: im.destination)
         if iIsFragment {
             writeFragmentHeader(ih + IPv6Layout.headerLength, nextHeader: iproto6, offset: ioffset, more: imf,
@@ -343,45 +290,38 @@ extension NAT64Translator where Mapping: ~Copyable {
             if copied >= 4 && im.ports != it.ports {
                 d.replace(it.ports.source, with: im.ports.source)
                 d.replace(it.ports.destination, with: im.ports.destination)
-                st16(il4o, 0, im.ports.source)
-                st16(il4o, 2, im.ports.destination)
+                store16(il4o, 0, im.ports.source)
+                store16(il4o, 2, im.ports.destination)
             }
             let at = it.kind == .tcp ? TCPLayout.checksum : UDPLayout.checksum
             if copied >= at + 2 {
-                let old = ld16(il4o, at)
+                let old = load16(il4o, at)
                 // A quoted UDP datagram without a checksum keeps zero: it cannot be computed from a quote.
                 if !(it.kind == .udp && old == 0) {
                     var v = d.apply(to: old)
                     if it.kind == .udp && v == 0 { v = 0xFFFF }
-                    st16(il4o, at, v)
+                    store16(il4o, at, v)
                 }
             }
         case .icmpEchoRequest, .icmpEchoReply:
-            let oldWord = ld16(il4o, 0)
-            let newType = it.kind == .icmpEchoRequest ? ICMPv6Type.echoRequest : ICMPv6Type.echoReply
-            let newWord = UInt16(newType) << 8 | oldWord & 0xFF
-            let oldID = ld16(il4o, ICMPv4Layout.identifier)
-            let newID = it.kind == .icmpEchoRequest ? im.ports.source : im.ports.destination
             let iph = Checksum.pseudoHeaderSum(source: im.source, destination: im.destination,
                                                nextHeader: IPProtocol.icmpv6, length: innerTotal - ihl)
-            let d = ChecksumDelta(oldSum: UInt64(oldWord) &+ UInt64(oldID), newSum: iph &+ UInt64(newWord) &+ UInt64(newID))
-            st16(il4o, 0, newWord)
-            st16(il4o, ICMPv6Layout.identifier, newID)
-            st16(il4o, ICMPv6Layout.checksum, d.apply(to: ld16(il4o, ICMPv6Layout.checksum)))
+            rewriteEcho(il4o, kind: it.kind, request: ICMPv6Type.echoRequest, reply: ICMPv6Type.echoReply, ports: im.ports,
+                        oldPseudoHeaderSum: 0, newPseudoHeaderSum: iph)
         case .icmpError, .other:
             break
         }
 
         let m6 = out + IPv6Layout.headerLength
         let icmp6Length = size - IPv6Layout.headerLength
-        st8(m6, 0, mapped.type)
-        st8(m6, 1, mapped.code)
-        st16(m6, 2, 0)
-        st32(m6, 4, rest6)
+        store8(m6, 0, mapped.type)
+        store8(m6, 1, mapped.code)
+        store16(m6, 2, 0)
+        store32(m6, 4, rest6)
         let ph = Checksum.pseudoHeaderSum(source: om.source, destination: om.destination, nextHeader: IPProtocol.icmpv6,
                                           length: icmp6Length)
-        st16(m6, 2, Checksum.finish(Checksum.sum(m6, count: icmp6Length, initial: ph)))
-        writeIPv6Header(out, trafficClass: trafficClass(ld8(p, IPv4Layout.tos)), payloadLength: icmp6Length,
+        store16(m6, 2, Checksum.finish(Checksum.sum(m6, count: icmp6Length, initial: ph)))
+        writeIPv6Header(out, trafficClass: trafficClass(load8(p, IPv4Layout.tos)), payloadLength: icmp6Length,
                         nextHeader: IPProtocol.icmpv6, hopLimit: hairpin ? ttl : ttl &- 1,
                         source: om.source, destination: om.destination)
         if !hairpin {

@@ -198,6 +198,17 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
         (UInt64(a) << 32 | UInt64(b), UInt64(identification) << 16 | UInt64(proto) << 8 | (toIPv6 ? 1 : 0))
     }
 
+    /// A packet of session `sid`, in either direction: a TCP segment goes through ``tcpSegment``, any other
+    /// protocol refreshes the session's last use.
+    @inlinable @inline(__always)
+    mutating func sessionPacket(_ sid: UInt32, proto: UInt8, flags: TCPFlags, fromInside: Bool, now: UInt32) {
+        if proto == IPProtocol.tcp {
+            tcpSegment(sid, flags: flags, fromInside: fromInside, now: now)
+        } else {
+            table.touch(sid, now: now)
+        }
+    }
+
     /// A TCP segment of session `sid`: the shared state machine (RFC 6146 §3.5.2.2, RFC 7857 §2.1), plus
     /// one rule of our own: a SYN (without ACK) in "V6 FIN + V4 FIN RCV" opens the same 4-tuple again
     /// (V6 INIT or V4 INIT, on TCP_TRANS), as connection tracking does after TIME-WAIT; under RFC 6146
@@ -261,11 +272,7 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
                 let sid = table.lookupFromInside(tenant: 0, proto: proto, insideAddress: hid, insidePort: local,
                                                  remoteAddress: y.rawValue, remotePort: rp)
                 if sid != 0 {
-                    if proto == IPProtocol.tcp {
-                        tcpSegment(sid, flags: t.tcpFlags, fromInside: true, now: now.seconds)
-                    } else {
-                        table.touch(sid, now: now.seconds)
-                    }
+                    sessionPacket(sid, proto: proto, flags: t.tcpFlags, fromInside: true, now: now.seconds)
                     let s = table.sessions + Int(sid)
                     let outside = s.pointee.outsideAddress
                     if t.isFragment { recordFragment(hid, y.rawValue, outside: outside, t, toIPv6: false, now: now) }
@@ -333,11 +340,7 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
                 return try newFlow4to6(source: source, destination: destination, proto: proto, local: local,
                                        remotePort: rp, transport: t, hairpin: hairpin, now: now)
             }
-            if proto == IPProtocol.tcp {
-                tcpSegment(sid, flags: t.tcpFlags, fromInside: false, now: now.seconds)
-            } else {
-                table.touch(sid, now: now.seconds)
-            }
+            sessionPacket(sid, proto: proto, flags: t.tcpFlags, fromInside: false, now: now.seconds)
             let s = table.sessions + Int(sid)
             let hid = s.pointee.insideAddress
             let src = try remote6(source)

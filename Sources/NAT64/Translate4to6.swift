@@ -24,22 +24,22 @@ extension NAT64Translator where Mapping: ~Copyable {
     mutating func translate4to6(_ p: UnsafeRawPointer, available: Int, out: UnsafeMutableRawPointer, capacity: Int,
                                 hairpin: Bool, now: Timestamp) throws(DropReason) -> (verdict: Verdict, length: Int) {
         guard available >= IPv4Layout.minimumHeaderLength else { throw .truncated }
-        let hl = Int(ld8(p, 0) & 0x0F) << 2
+        let hl = Int(load8(p, 0) & 0x0F) << 2
         guard hl >= IPv4Layout.minimumHeaderLength, hl <= available else { throw .badIPHeaderLength }
-        let total = Int(ld16(p, IPv4Layout.totalLength))
+        let total = Int(load16(p, IPv4Layout.totalLength))
         guard total >= hl, total <= available else { throw .badIPLength }
         if !hairpin {
             guard ipv4HeaderChecksumValid(p, headerLength: hl) else { throw .badIPChecksum }
         }
-        let fo = ld16(p, IPv4Layout.flagsFragmentOffset)
+        let fo = load16(p, IPv4Layout.flagsFragmentOffset)
         let df = fo & IPv4Layout.flagDF != 0
         let mf = fo & IPv4Layout.flagMF != 0
         let offset = Int(fo & IPv4Layout.offsetMask) << 3
         let isFragment = mf || offset != 0
-        let identification = ld16(p, IPv4Layout.identification)
-        let proto = ld8(p, IPv4Layout.protocolNumber)
-        let src4 = IPv4Address(ld32(p, IPv4Layout.source))
-        let dst4 = IPv4Address(ld32(p, IPv4Layout.destination))
+        let identification = load16(p, IPv4Layout.identification)
+        let proto = load8(p, IPv4Layout.protocolNumber)
+        let src4 = IPv4Address(load32(p, IPv4Layout.source))
+        let dst4 = IPv4Address(load32(p, IPv4Layout.destination))
         let l4 = p + hl
         let l4Length = total - hl
         var t = NAT64Transport(kind: .other, protocolNumber: proto, isFragment: isFragment,
@@ -49,15 +49,10 @@ extension NAT64Translator where Mapping: ~Copyable {
         if offset == 0 {
             switch proto {
             case IPProtocol.tcp:
-                guard l4Length >= TCPLayout.minimumHeaderLength else { throw .badTransportHeader }
-                t.kind = .tcp
-                t.ports = NAT64Ports(source: ld16(l4, 0), destination: ld16(l4, 2))
-                t.tcpFlags = TCPFlags(rawValue: ld8(l4, TCPLayout.flags))
+                try t.readTCP(l4, length: l4Length)
             case IPProtocol.udp:
-                guard l4Length >= UDPLayout.headerLength else { throw .badTransportHeader }
-                t.kind = .udp
-                t.ports = NAT64Ports(source: ld16(l4, 0), destination: ld16(l4, 2))
-                if ld16(l4, UDPLayout.checksum) == 0 {
+                try t.readUDP(l4, length: l4Length)
+                if load16(l4, UDPLayout.checksum) == 0 {
                     // RFC 7915 §4.5: a fragment cannot be summed; an unfragmented datagram per the setting.
                     // Refused after the address and TTL checks (below), so that an expiring or
                     // untranslatable datagram is answered as such.
@@ -70,13 +65,10 @@ extension NAT64Translator where Mapping: ~Copyable {
             case IPProtocol.icmp:
                 guard !isFragment else { throw .fragmentedICMP }
                 guard l4Length >= ICMPv4Layout.headerLength else { throw .badTransportHeader }
-                let type = ld8(l4, ICMPv4Layout.type)
-                if type == ICMPv4Type.echoRequest {
-                    t.kind = .icmpEchoRequest
-                    t.ports = NAT64Ports(source: ld16(l4, ICMPv4Layout.identifier), destination: 0)
-                } else if type == ICMPv4Type.echoReply {
-                    t.kind = .icmpEchoReply
-                    t.ports = NAT64Ports(source: 0, destination: ld16(l4, ICMPv4Layout.identifier))
+                let type = load8(l4, ICMPv4Layout.type)
+                if t.setEcho(type: type, request: ICMPv4Type.echoRequest, reply: ICMPv4Type.echoReply,
+                             identifier: load16(l4, ICMPv4Layout.identifier)) {
+                    // An echo: `t` now carries its kind and identifier.
                 } else if type == ICMPv4Type.destinationUnreachable || type == ICMPv4Type.timeExceeded
                             || type == ICMPv4Type.parameterProblem {
                     return try translateICMPv4Error(p, headerLength: hl, total: total, out: out, capacity: capacity,
@@ -114,7 +106,7 @@ extension NAT64Translator where Mapping: ~Copyable {
             throw error
         }
 
-        let ttl = ld8(p, IPv4Layout.ttl)
+        let ttl = load8(p, IPv4Layout.ttl)
         if !hairpin {
             if ttl <= 1 {
                 if offset == 0 {
@@ -169,7 +161,7 @@ extension NAT64Translator where Mapping: ~Copyable {
         guard size6 <= capacity else { throw .outputTooSmall }
 
         let proto6 = proto == IPProtocol.icmp ? IPProtocol.icmpv6 : proto
-        writeIPv6Header(out, trafficClass: trafficClass(ld8(p, IPv4Layout.tos)), payloadLength: size6 - IPv6Layout.headerLength,
+        writeIPv6Header(out, trafficClass: trafficClass(load8(p, IPv4Layout.tos)), payloadLength: size6 - IPv6Layout.headerLength,
                         nextHeader: withFragmentHeader ? IPProtocol.ipv6Fragment : proto6,
                         hopLimit: hairpin ? ttl : ttl &- 1, source: m.source, destination: m.destination)
         var l4o = out + IPv6Layout.headerLength
@@ -182,16 +174,16 @@ extension NAT64Translator where Mapping: ~Copyable {
         switch t.kind {
         case .tcp, .udp:
             if computeUDPChecksum {
-                st16(l4o, UDPLayout.checksum, 0)
+                store16(l4o, UDPLayout.checksum, 0)
                 let ph = Checksum.pseudoHeaderSum(source: m.source, destination: m.destination, nextHeader: IPProtocol.udp,
                                                   length: l4Length)
                 var sum = Checksum.finish(Checksum.sum(l4o, count: l4Length, initial: ph))
                 if m.ports != t.ports {
-                    st16(l4o, 0, m.ports.source)
-                    st16(l4o, 2, m.ports.destination)
+                    store16(l4o, 0, m.ports.source)
+                    store16(l4o, 2, m.ports.destination)
                     sum = Checksum.finish(Checksum.sum(l4o, count: l4Length, initial: ph))
                 }
-                st16(l4o, UDPLayout.checksum, sum == 0 ? 0xFFFF : sum)
+                store16(l4o, UDPLayout.checksum, sum == 0 ? 0xFFFF : sum)
                 break
             }
             var oldSum = wordSum(src4) &+ wordSum(dst4)
@@ -199,28 +191,20 @@ extension NAT64Translator where Mapping: ~Copyable {
             if m.ports != t.ports {
                 oldSum &+= UInt64(t.ports.source) &+ UInt64(t.ports.destination)
                 newSum &+= UInt64(m.ports.source) &+ UInt64(m.ports.destination)
-                st16(l4o, 0, m.ports.source)
-                st16(l4o, 2, m.ports.destination)
+                store16(l4o, 0, m.ports.source)
+                store16(l4o, 2, m.ports.destination)
             }
             let at = t.kind == .tcp ? TCPLayout.checksum : UDPLayout.checksum
-            var sum = adjustChecksum(ld16(l4o, at), oldSum: oldSum, newSum: newSum)
+            var sum = adjustChecksum(load16(l4o, at), oldSum: oldSum, newSum: newSum)
             // Over IPv6 a UDP checksum of zero is not allowed (RFC 8200 §8.1): a computed zero is 0xFFFF.
             if t.kind == .udp && sum == 0 { sum = 0xFFFF }
-            st16(l4o, at, sum)
+            store16(l4o, at, sum)
         case .icmpEchoRequest, .icmpEchoReply:
             // RFC 7915 §4.2: type 8/0 → 128/129; the checksum gains the ICMPv6 pseudo-header.
-            let oldWord = ld16(l4o, 0)
-            let newType = t.kind == .icmpEchoRequest ? ICMPv6Type.echoRequest : ICMPv6Type.echoReply
-            let newWord = UInt16(newType) << 8 | oldWord & 0xFF
-            let oldID = ld16(l4o, ICMPv4Layout.identifier)
-            let newID = t.kind == .icmpEchoRequest ? m.ports.source : m.ports.destination
             let ph = Checksum.pseudoHeaderSum(source: m.source, destination: m.destination, nextHeader: IPProtocol.icmpv6,
                                               length: l4Length)
-            st16(l4o, 0, newWord)
-            st16(l4o, ICMPv6Layout.identifier, newID)
-            st16(l4o, ICMPv6Layout.checksum, adjustChecksum(ld16(l4o, ICMPv6Layout.checksum),
-                                                            oldSum: UInt64(oldWord) &+ UInt64(oldID),
-                                                            newSum: ph &+ UInt64(newWord) &+ UInt64(newID)))
+            rewriteEcho(l4o, kind: t.kind, request: ICMPv6Type.echoRequest, reply: ICMPv6Type.echoReply, ports: m.ports,
+                        oldPseudoHeaderSum: 0, newPseudoHeaderSum: ph)
         case .icmpError, .other:
             break
         }

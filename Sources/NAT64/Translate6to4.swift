@@ -23,7 +23,7 @@ extension NAT64Translator where Mapping: ~Copyable {
     mutating func translate6to4(_ p: UnsafeRawPointer, available: Int, out: UnsafeMutableRawPointer, capacity: Int,
                                 now: Timestamp) throws(DropReason) -> (verdict: Verdict, length: Int) {
         guard available >= IPv6Layout.headerLength else { throw .truncated }
-        let total = IPv6Layout.headerLength + Int(ld16(p, IPv6Layout.payloadLength))
+        let total = IPv6Layout.headerLength + Int(load16(p, IPv6Layout.payloadLength))
         guard total <= available else { throw .badIPLength }
         let c: IPv6TranslationChain
         do {
@@ -48,24 +48,16 @@ extension NAT64Translator where Mapping: ~Copyable {
         if c.isFirst {
             switch c.upperProtocol {
             case IPProtocol.tcp:
-                guard l4Length >= TCPLayout.minimumHeaderLength else { throw .badTransportHeader }
-                t.kind = .tcp
-                t.ports = NAT64Ports(source: ld16(l4, 0), destination: ld16(l4, 2))
-                t.tcpFlags = TCPFlags(rawValue: ld8(l4, TCPLayout.flags))
+                try t.readTCP(l4, length: l4Length)
             case IPProtocol.udp:
-                guard l4Length >= UDPLayout.headerLength else { throw .badTransportHeader }
-                t.kind = .udp
-                t.ports = NAT64Ports(source: ld16(l4, 0), destination: ld16(l4, 2))
+                try t.readUDP(l4, length: l4Length)
             case IPProtocol.icmpv6:
                 guard !isFragment else { throw .fragmentedICMP }
                 guard l4Length >= ICMPv6Layout.headerLength else { throw .badTransportHeader }
-                let type = ld8(l4, ICMPv6Layout.type)
-                if type == ICMPv6Type.echoRequest {
-                    t.kind = .icmpEchoRequest
-                    t.ports = NAT64Ports(source: ld16(l4, ICMPv6Layout.identifier), destination: 0)
-                } else if type == ICMPv6Type.echoReply {
-                    t.kind = .icmpEchoReply
-                    t.ports = NAT64Ports(source: 0, destination: ld16(l4, ICMPv6Layout.identifier))
+                let type = load8(l4, ICMPv6Layout.type)
+                if t.setEcho(type: type, request: ICMPv6Type.echoRequest, reply: ICMPv6Type.echoReply,
+                             identifier: load16(l4, ICMPv6Layout.identifier)) {
+                    // An echo: `t` now carries its kind and identifier.
                 } else if ICMPv6Type.isError(type) {
                     return try translateICMPv6Error(p, total: total, chain: c, out: out, capacity: capacity, now: now)
                 } else {
@@ -91,7 +83,7 @@ extension NAT64Translator where Mapping: ~Copyable {
             throw error
         }
 
-        let hopLimit = ld8(p, IPv6Layout.hopLimit)
+        let hopLimit = load8(p, IPv6Layout.hopLimit)
         if hopLimit <= 1 {
             sendICMPv6Error(type: ICMPv6Type.timeExceeded, code: ICMPv6TimeExceededCode.hopLimitExceeded, rest: 0,
                             about: p, length: total)
@@ -137,7 +129,7 @@ extension NAT64Translator where Mapping: ~Copyable {
         let o = hairpin ? scratch : out
         guard size4 <= (hairpin ? Self.bufferCapacity : capacity) else { throw .outputTooSmall }
 
-        let tc = UInt8(truncatingIfNeeded: ld32(p, 0) >> IPv6Layout.trafficClassShift)
+        let tc = UInt8(truncatingIfNeeded: load32(p, 0) >> IPv6Layout.trafficClassShift)
         writeIPv4Header(o, tos: trafficClass(tc), totalLength: size4, identification: identification,
                         flagsAndOffset: flags, ttl: hopLimit &- 1,
                         protocolNumber: c.upperProtocol == IPProtocol.icmpv6 ? IPProtocol.icmp : c.upperProtocol,
@@ -152,33 +144,25 @@ extension NAT64Translator where Mapping: ~Copyable {
             if m.ports != t.ports {
                 oldSum &+= UInt64(t.ports.source) &+ UInt64(t.ports.destination)
                 newSum &+= UInt64(m.ports.source) &+ UInt64(m.ports.destination)
-                st16(l4o, 0, m.ports.source)
-                st16(l4o, 2, m.ports.destination)
+                store16(l4o, 0, m.ports.source)
+                store16(l4o, 2, m.ports.destination)
             }
             if t.kind == .tcp {
-                st16(l4o, TCPLayout.checksum, adjustChecksum(ld16(l4o, TCPLayout.checksum), oldSum: oldSum, newSum: newSum))
+                store16(l4o, TCPLayout.checksum, adjustChecksum(load16(l4o, TCPLayout.checksum), oldSum: oldSum, newSum: newSum))
             } else {
                 // Over IPv4 a zero UDP checksum means "none" and stays zero; a computed zero is sent as
                 // 0xFFFF (RFC 768).
-                let old = ld16(l4o, UDPLayout.checksum)
+                let old = load16(l4o, UDPLayout.checksum)
                 if old != 0 {
                     let v = adjustChecksum(old, oldSum: oldSum, newSum: newSum)
-                    st16(l4o, UDPLayout.checksum, v == 0 ? 0xFFFF : v)
+                    store16(l4o, UDPLayout.checksum, v == 0 ? 0xFFFF : v)
                 }
             }
         case .icmpEchoRequest, .icmpEchoReply:
             // RFC 7915 §5.2: type 128/129 → 8/0; the checksum loses the ICMPv6 pseudo-header.
-            let oldWord = ld16(l4o, 0)
-            let newType = t.kind == .icmpEchoRequest ? ICMPv4Type.echoRequest : ICMPv4Type.echoReply
-            let newWord = UInt16(newType) << 8 | oldWord & 0xFF
-            let oldID = ld16(l4o, ICMPv6Layout.identifier)
-            let newID = t.kind == .icmpEchoRequest ? m.ports.source : m.ports.destination
             let ph = Checksum.pseudoHeaderSum(source: src6, destination: dst6, nextHeader: IPProtocol.icmpv6, length: l4Length)
-            st16(l4o, 0, newWord)
-            st16(l4o, ICMPv4Layout.identifier, newID)
-            st16(l4o, ICMPv4Layout.checksum, adjustChecksum(ld16(l4o, ICMPv4Layout.checksum),
-                                                            oldSum: ph &+ UInt64(oldWord) &+ UInt64(oldID),
-                                                            newSum: UInt64(newWord) &+ UInt64(newID)))
+            rewriteEcho(l4o, kind: t.kind, request: ICMPv4Type.echoRequest, reply: ICMPv4Type.echoReply, ports: m.ports,
+                        oldPseudoHeaderSum: ph, newPseudoHeaderSum: 0)
         case .icmpError, .other:
             break
         }

@@ -117,7 +117,7 @@ public struct NAT64Translator<Mapping: NAT64Mapping & ~Copyable>: ~Copyable {
             record(.truncated, sixToFour: nil)
             return (.drop(.truncated), 0)
         }
-        switch ld8(p, 0) >> 4 {
+        switch load8(p, 0) >> 4 {
         case 6:
             do throws(DropReason) {
                 return try translate6to4(p, available: packet.count, out: out, capacity: capacity, now: now)
@@ -160,21 +160,21 @@ public struct NAT64Translator<Mapping: NAT64Mapping & ~Copyable>: ~Copyable {
     @inlinable
     mutating func sendUnreachable(_ packet: UnsafeRawBufferPointer, code: UInt8) {
         guard let p = packet.baseAddress else { return }
-        if ld8(p, 0) >> 4 == 6 {
+        if load8(p, 0) >> 4 == 6 {
             guard packet.count >= IPv6Layout.headerLength else { return }
-            let total = min(packet.count, IPv6Layout.headerLength + Int(ld16(p, IPv6Layout.payloadLength)))
+            let total = min(packet.count, IPv6Layout.headerLength + Int(load16(p, IPv6Layout.payloadLength)))
             guard let c = try? walkIPv6ForTranslation(p, count: total) else { return }
             if c.upperProtocol == IPProtocol.icmpv6 {
-                guard c.isFirst, c.upperOffset < total, !ICMPv6Type.isError(ld8(p, c.upperOffset)) else { return }
+                guard c.isFirst, c.upperOffset < total, !ICMPv6Type.isError(load8(p, c.upperOffset)) else { return }
             }
             sendICMPv6Error(type: ICMPv6Type.destinationUnreachable, code: code, rest: 0, about: p, length: total)
         } else {
             guard packet.count >= IPv4Layout.minimumHeaderLength else { return }
-            let hl = Int(ld8(p, 0) & 0x0F) << 2
-            let total = min(packet.count, Int(ld16(p, IPv4Layout.totalLength)))
+            let hl = Int(load8(p, 0) & 0x0F) << 2
+            let total = min(packet.count, Int(load16(p, IPv4Layout.totalLength)))
             guard hl >= IPv4Layout.minimumHeaderLength, hl < total,
-                  ld16(p, IPv4Layout.flagsFragmentOffset) & IPv4Layout.offsetMask == 0 else { return }
-            if ld8(p, IPv4Layout.protocolNumber) == IPProtocol.icmp && ICMPv4Type.isError(ld8(p, hl)) { return }
+                  load16(p, IPv4Layout.flagsFragmentOffset) & IPv4Layout.offsetMask == 0 else { return }
+            if load8(p, IPv4Layout.protocolNumber) == IPProtocol.icmp && ICMPv4Type.isError(load8(p, hl)) { return }
             sendICMPv4Error(type: ICMPv4Type.destinationUnreachable, code: code, rest: 0, about: p, length: total)
         }
     }

@@ -97,23 +97,9 @@ public enum LabRunner {
             break
         }
 
-        if keep {
-            net.abandon()
-            print("""
-            == left running (--keep). Enter the namespaces:
-               sudo ip netns exec \(net.client) bash     # inside host 100.64.0.2
-               sudo ip netns exec \(net.nat) bash        # the NAT (swiftnat pid \(daemon.processIdentifier), log \(net.logPath("daemon.log")))
-               sudo ip netns exec \(net.server) bash     # outside host 203.0.113.2 / .3
-            Sessions: sudo kill -USR1 \(daemon.processIdentifier); tail \(net.logPath("daemon.log"))
-            Remove it all:
-               sudo kill \(daemon.processIdentifier); sudo ip netns pids \(net.server) | xargs -r sudo kill; \
-            for n in \(net.client) \(net.nat) \(net.server); do sudo ip netns del $n; done
-            """)
-        } else {
-            print("== stopping swiftnat and removing the namespaces")
-            net.stop(daemon)
-            for l in net.log("daemon.log").split(separator: "\n") where l.contains("stopped:") { print("   " + l) }
-        }
+        finish(net, daemon: daemon, keep: keep, client: "inside host 100.64.0.2", nat: "the NAT",
+               server: "outside host 203.0.113.2 / .3",
+               extra: "Sessions: sudo kill -USR1 \(daemon.processIdentifier); tail \(net.logPath("daemon.log"))\n")
         if !ok { throw LabFailure(description: "some traffic did not cross the NAT; daemon log:\n\(net.log("daemon.log"))") }
         print("== done: ping, HTTP and UDP crossed swiftnat")
     }
@@ -160,14 +146,25 @@ public enum LabRunner {
             for l in text[r.lowerBound...].split(separator: "\n") { print("   " + l) }
         }
 
+        finish(net, daemon: daemon, keep: keep, client: "IPv6-only host 2001:db8:1::2 (try: ping -6 \(server6))",
+               nat: "the NAT64", server: "IPv4 host 203.0.113.2", extra: "")
+        if !ok { throw LabFailure(description: "some traffic did not cross the NAT64; daemon log:\n\(net.log("daemon.log"))") }
+        print("== done: ping, HTTP and UDP from an IPv6-only host crossed swiftnat's NAT64 to an IPv4-only server")
+    }
+
+    /// The end of a lab: with `--keep`, leaves it running and prints how to enter the namespaces (each with
+    /// its note; `extra` is printed, newline included, before the removal recipe) and remove it all;
+    /// otherwise stops swiftnat and prints its last words (the namespaces go with `net.destroy()`).
+    static func finish(_ net: LabNetwork, daemon: Process, keep: Bool, client: String, nat: String, server: String,
+                       extra: String) {
         if keep {
             net.abandon()
             print("""
             == left running (--keep). Enter the namespaces:
-               sudo ip netns exec \(net.client) bash     # IPv6-only host 2001:db8:1::2 (try: ping -6 \(server6))
-               sudo ip netns exec \(net.nat) bash        # the NAT64 (swiftnat pid \(daemon.processIdentifier), log \(net.logPath("daemon.log")))
-               sudo ip netns exec \(net.server) bash     # IPv4 host 203.0.113.2
-            Remove it all:
+               sudo ip netns exec \(net.client) bash     # \(client)
+               sudo ip netns exec \(net.nat) bash        # \(nat) (swiftnat pid \(daemon.processIdentifier), log \(net.logPath("daemon.log")))
+               sudo ip netns exec \(net.server) bash     # \(server)
+            \(extra)Remove it all:
                sudo kill \(daemon.processIdentifier); sudo ip netns pids \(net.server) | xargs -r sudo kill; \
             for n in \(net.client) \(net.nat) \(net.server); do sudo ip netns del $n; done
             """)
@@ -176,7 +173,5 @@ public enum LabRunner {
             net.stop(daemon)
             for l in net.log("daemon.log").split(separator: "\n") where l.contains("stopped:") { print("   " + l) }
         }
-        if !ok { throw LabFailure(description: "some traffic did not cross the NAT64; daemon log:\n\(net.log("daemon.log"))") }
-        print("== done: ping, HTTP and UDP from an IPv6-only host crossed swiftnat's NAT64 to an IPv4-only server")
     }
 }

@@ -142,6 +142,7 @@ start_swiftnat() {  # $1 variant name (swiftnat[-qN][-nooffload][-txqN])
             q[0-9]*) q=${part#q} ;;
             nooffload) off=false ;;
             txq[0-9]*) txq="txqueuelen = ${part#txq}" ;;
+            gro) ;;
         esac
     done
     cat > $DIR/nat44.toml <<TOML
@@ -185,6 +186,15 @@ stop_kernel() {
     ip netns exec $N nft delete table ip snbench
 }
 
+# "-gro" in a system's name: GRO with UDP GRO forwarding on the inside interface (in0) for that run, so
+# the kernel coalesces a burst of one flow's datagrams into one UDP GSO super-packet before forwarding
+# it (to nftables or to the TUN device). Off otherwise (the veth default).
+set_gro() {
+    local on=off
+    case "-$1-" in *-gro-*) on=on ;; esac
+    ip netns exec $N ethtool -K in0 gro $on rx-udp-gro-forwarding $on >/dev/null 2>&1 || true
+}
+
 RESULTS=$DIR/results.txt
 : > $RESULTS
 read -r -a SYS <<<"$SYSTEMS"
@@ -194,8 +204,9 @@ for rep in $(seq "$REPEATS"); do
         order=(); for ((i=${#SYS[@]}-1; i>=0; i--)); do order+=("${SYS[$i]}"); done
     fi
     for s in "${order[@]}"; do
+        set_gro "$s"
         case $s in
-            kernel) start_kernel; line=$(measure "$s"); stop_kernel ;;
+            kernel|kernel-gro) start_kernel; line=$(measure "$s"); stop_kernel ;;
             swiftnat*) start_swiftnat "$s"; line=$(measure "$s"); stop_swiftnat ;;
             *) echo "unknown system $s" >&2; exit 1 ;;
         esac
@@ -221,8 +232,10 @@ metrics = [("TCP 1 stream (Gbit/s)", 0, "%.2f"), ("TCP 4 streams (Gbit/s)", 1, "
            ("UDP 64 B max rate, loss < %s %% (kpps)" % lossp, 4, "%.1f"),
            ("  offered at that rate (kpps)", 5, "%.0f"),
            ("CPU idle before runs (%, median)", None, "%.0f")]
-sw = [s for s in systems if s != "kernel"]
-cols = systems + ([s + "/kernel" for s in sw] if "kernel" in systems else [])
+sw = [s for s in systems if not s.startswith("kernel")]
+def base(s):  # the kernel run a variant is compared with: kernel-gro for -gro variants when it ran
+    return "kernel-gro" if "-gro" in s and "kernel-gro" in systems else "kernel"
+cols = systems + [s + "/" + base(s) for s in sw if base(s) in systems]
 width = {c: max(12, len(c) + 2) for c in cols}
 print("medians of %s repeats; TCP and blast runs %s s; UDP search probes %s s with a %s receive buffer" % (reps, T, probe, window))
 print("%-40s" % "" + "".join("%*s" % (width[c], c) for c in cols))
@@ -233,9 +246,10 @@ for name, i, fmt in metrics:
         continue
     vals = {s: med(s, i) for s in systems}
     line = "%-40s" % name + "".join("%*s" % (width[s], fmt % vals[s]) for s in systems)
-    if "kernel" in systems and i not in (3, 5):
+    if i not in (3, 5):
         for s in sw:
-            k = vals["kernel"]
-            line += "%*s" % (width[s + "/kernel"], "%.2f" % (vals[s] / k) if k > 0 else "-")
+            if base(s) not in systems: continue
+            k = vals[base(s)]
+            line += "%*s" % (width[s + "/" + base(s)], "%.2f" % (vals[s] / k) if k > 0 else "-")
     print(line)
 PY

@@ -195,6 +195,13 @@ public struct NAT64Translator<Mapping: NAT64Mapping & ~Copyable>: ~Copyable {
         return v
     }
 
+    /// Passes over `count` identifications: a caller that had one packet translated for a whole GSO
+    /// super-packet of `count + 1` datagrams, which the kernel numbers on from the one chosen, keeps the
+    /// next packets' identifications off theirs.
+    public mutating func skipIdentifications(_ count: Int) {
+        nextIdentification &+= UInt16(truncatingIfNeeded: count)
+    }
+
     /// RFC 4443 §2.4 (f): takes a token for one generated ICMP error, refilled every second of `lastNow`.
     @inlinable
     mutating func takeICMPToken(sixToFour: Bool) -> Bool {

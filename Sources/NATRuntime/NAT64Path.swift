@@ -218,6 +218,11 @@ struct NAT64Path: ~Copyable {
         }
     }
 
+    /// See ``NAT64Translator/skipIdentifications(_:)``.
+    mutating func skipIdentifications(_ count: Int) {
+        if pool != nil { pool!.skipIdentifications(count) } else if siit != nil { siit!.skipIdentifications(count) } else if stateful != nil { stateful!.skipIdentifications(count) }
+    }
+
     /// A drop the runtime decided before the translator saw the packet (a bad offload header).
     mutating func recordDrop(_ r: DropReason) {
         if pool != nil { pool!.counters.recordDrop(r) } else if siit != nil { siit!.counters.recordDrop(r) } else if stateful != nil { stateful!.counters.recordDrop(r) }

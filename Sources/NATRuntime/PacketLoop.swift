@@ -255,7 +255,7 @@ struct TunQueueIO: ~Copyable {
             let h = VirtioNetHeader(loading: p - vnet)
             if !h.isPlain {
                 if h.isSegmentationOffload {
-                    if translateTCP6SuperPacket(p, n, header: h, nat64: &nat64, now: now) { return }
+                    if translate6SuperPacket(p, n, header: h, nat64: &nat64, now: now) { return }
                     let seg = UnsafeMutableRawBufferPointer(rebasing: scratch[16...])
                     do throws(VirtioNet.SegmentationError) {
                         try VirtioNet.segment(UnsafeRawBufferPointer(packet), header: h, into: seg) { s in

@@ -19,7 +19,8 @@
 # Environment: UDP_PROBE (seconds per search probe, default 3), UDP_STEPS (bisection steps, default 6),
 #   UDP_WINDOW (socket buffers for the probes, default 4M; net.core.rmem_max caps it),
 #   LOSS_PCT (loss bound, default 1), IDLE_PCT (default 80), IDLE_WAIT (default 120), SKIP_BUILD=1.
-# Needs iperf3, nft, python3, ip.
+#   kernel-gro, swiftnat-gro: GRO and UDP GRO forwarding on the inside interface (see set_gro below).
+# Needs iperf3, nft, python3, ip (and ethtool for the -gro variants).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=${1:-5}
@@ -135,14 +136,14 @@ measure() {  # $1 label; prints "label tcp1 tcp4 blast_kpps blast_loss max_kpps 
 }
 
 start_swiftnat() {  # $1 variant name (swiftnat[-qN][-nooffload][-txqN])
-    local q=1 off=true txq="" noq=0
+    local q=1 off=true txq="" noq=0 gro="gro_interfaces = []"
     for part in ${1//-/ }; do
         case $part in
             noqueue) noq=1 ;;
             q[0-9]*) q=${part#q} ;;
             nooffload) off=false ;;
             txq[0-9]*) txq="txqueuelen = ${part#txq}" ;;
-            gro) ;;
+            gro) gro="gro_flush_timeout_us = $GRO_FLUSH_US" ;;
         esac
     done
     cat > $DIR/nat44.toml <<TOML
@@ -151,6 +152,8 @@ name = "snat0"
 queues = $q
 offload = $off
 $txq
+[routing]
+$gro
 [nat44]
 inside = ["100.64.0.0/24"]
 inside_interfaces = ["in0"]
@@ -186,13 +189,19 @@ stop_kernel() {
     ip netns exec $N nft delete table ip snbench
 }
 
-# "-gro" in a system's name: GRO with UDP GRO forwarding on the inside interface (in0) for that run, so
-# the kernel coalesces a burst of one flow's datagrams into one UDP GSO super-packet before forwarding
-# it (to nftables or to the TUN device). Off otherwise (the veth default).
+# "-gro" in a system's name: GRO and UDP GRO forwarding on the inside interface (in0) for that run, and
+# a GRO flush timeout of GRO_FLUSH_US microseconds (default 50) on it: a veth link hands packets over one
+# at a time, so without the timeout nothing would be merged. The kernel then coalesces a burst of one
+# flow's datagrams into one UDP GSO super-packet before forwarding it (to nftables, or into the TUN
+# device). For kernel-gro the script sets this up; for swiftnat-gro the daemon does ([routing]
+# gro_interfaces, which default to the inside interfaces, and gro_flush_timeout_us) and undoes it at
+# stop. Other swiftnat variants run with gro_interfaces = [] (GRO off, the veth default).
+GRO_FLUSH_US=${GRO_FLUSH_US:-50}
 set_gro() {
-    local on=off
-    case "-$1-" in *-gro-*) on=on ;; esac
+    local on=off us=0
+    case "-$1-" in *-gro-*) [ "${1%%-*}" = kernel ] && on=on && us=$GRO_FLUSH_US ;; esac
     ip netns exec $N ethtool -K in0 gro $on rx-udp-gro-forwarding $on >/dev/null 2>&1 || true
+    ip netns exec $N sh -c "echo $((us * 1000)) > /sys/class/net/in0/gro_flush_timeout" 2>/dev/null || true
 }
 
 RESULTS=$DIR/results.txt

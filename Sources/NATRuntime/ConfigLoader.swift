@@ -50,6 +50,13 @@ public enum ConfigLoader {
             if let v = try t.bool("forwarding") { cfg.routing.forwarding = v }
             if let v = try t.bool("proxy_arp") { cfg.routing.proxyARP = v }
             if let v = try t.bool("enabled") { cfg.routing.enabled = v }
+            if let v = try t.stringArray("gro_interfaces") {
+                for (i, name) in v.enumerated() where name.isEmpty || name.utf8.count > 15 || name.contains("/") {
+                    throw t.error("gro_interfaces[\(i)]", "'\(name)' is not a valid interface name", hint: "1 to 15 characters, no '/'")
+                }
+                cfg.routing.groInterfaces = v
+            }
+            if let v = try t.int("gro_flush_timeout_us", in: 0...1_000_000) { cfg.routing.groFlushTimeoutMicroseconds = v }
             try t.finish()
         }
         if let n = try r.table("nat44") { try readNAT44(n, into: &cfg) }

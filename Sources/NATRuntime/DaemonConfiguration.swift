@@ -31,6 +31,14 @@ public struct RoutingSettings: Sendable, Equatable {
     public var forwarding = true
     /// Answer ARP for pool addresses that are on-link on the outside interface.
     public var proxyARP = true
+    /// Interfaces on which GRO and UDP GRO forwarding are turned on (and restored at stop), so that the
+    /// kernel hands a burst of one flow's packets to the TUN device as one super-packet, which is
+    /// translated once. nil: the NAT44 inside interfaces. Needs `ethtool`; skipped with a warning without it.
+    public var groInterfaces: [String]? = nil
+    /// Microseconds the kernel may hold received packets on those interfaces to merge them
+    /// (`/sys/class/net/IF/gro_flush_timeout`); nil leaves it alone. For links that deliver packets one
+    /// at a time (veth, for example), where nothing else batches them.
+    public var groFlushTimeoutMicroseconds: Int? = nil
     public init() {}
 }
 

@@ -41,6 +41,19 @@ private func parseError(_ text: String) -> ConfigFileError? {
         #expect(parseError("[tun]\ntxqueuelen = 0\n" + minimal)?.key == "tun.txqueuelen")
     }
 
+    @Test func groInterfacesAndFlushTimeout() throws {
+        let d = try ConfigLoader.parse(minimal, file: "test.toml")
+        #expect(d.routing.groInterfaces == nil && d.routing.groFlushTimeoutMicroseconds == nil)
+        let c = try ConfigLoader.parse("[routing]\ngro_interfaces = [\"eth1\", \"eth2\"]\ngro_flush_timeout_us = 20\n" + minimal, file: "test.toml")
+        #expect(c.routing.groInterfaces == ["eth1", "eth2"])
+        #expect(c.routing.groFlushTimeoutMicroseconds == 20)
+        let off = try ConfigLoader.parse("[routing]\ngro_interfaces = []\n" + minimal, file: "test.toml")
+        #expect(off.routing.groInterfaces == [])
+        #expect(parseError("[routing]\ngro_flush_timeout_us = -1\n" + minimal)?.key == "routing.gro_flush_timeout_us")
+        #expect(parseError("[routing]\ngro_interfaces = [\"a/b\"]\n" + minimal)?.key == "routing.gro_interfaces[0]")
+        #expect(parseError("[routing]\ngro_interfaces = \"eth1\"\n" + minimal)?.key == "routing.gro_interfaces")
+    }
+
     @Test func exampleFileLoads() throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Examples/nat44.toml").path

@@ -150,6 +150,60 @@ public protocol NAT64Mapping: ~Copyable {
     /// TCP probes of RFC 6146 §3.5.2.2 — taken by ``NAT64Translator/nextOutput()`` after the translator's
     /// own. The bytes are valid until the next call into the mapping. The default has none.
     mutating func nextGeneratedPacket() -> (bytes: UnsafeMutableRawBufferPointer, verdict: Verdict)?
+
+    // MARK: Optional: the established-flow fast path and burst prefetching
+
+    /// Whether the translator should offer packets to ``mapEstablished6to4(source:destination:transport:now:hint:)``
+    /// and ``mapEstablished4to6(source:destination:transport:now:hint:)`` first. The default is false.
+    static var hasEstablishedFastPath: Bool { get }
+
+    /// The fast path's mapping of an unfragmented TCP or UDP packet from the IPv6 side whose header the
+    /// translator has checked (no extension headers, Hop Limit above 1, legal source, fits the IPv4 MTU):
+    /// exactly what ``map6to4(source:destination:transport:now:)`` would return and do (a session refreshed,
+    /// its TCP state advanced) — or nil, having changed nothing, for anything else: no session yet, an
+    /// error, or an IPv4 destination that ``isHairpin(_:ipv6Destination:)`` would send back. The translator
+    /// then takes the full path. `hint` is what ``burstPeek(_:count:)`` and ``burstPrefetch(_:stage:)``
+    /// computed for this packet (all zero outside a burst); it may be stale and only saves work.
+    mutating func mapEstablished6to4(source: IPv6Address, destination: IPv6Address, transport: NAT64Transport,
+                                     now: Timestamp, hint: NAT64BurstHint) -> NAT64Mapped4?
+
+    /// As ``mapEstablished6to4(source:destination:transport:now:hint:)`` for an unfragmented TCP or UDP
+    /// packet from the IPv4 side (IHL 5, valid header checksum, TTL above 1, neither address martian,
+    /// nonzero UDP checksum, fits without fragmentation): what ``map4to6(source:destination:transport:hairpin:now:)``
+    /// with `hairpin` false would return and do, or nil having changed nothing.
+    mutating func mapEstablished4to6(source: IPv4Address, destination: IPv4Address, transport: NAT64Transport,
+                                     now: Timestamp, hint: NAT64BurstHint) -> NAT64Mapped6?
+
+    /// Burst stage 0: reads the packet's key without validating it, computes its first table hash and
+    /// prefetches that bucket. Must not change any state. The default does nothing.
+    func burstPeek(_ packet: UnsafeRawPointer, count: Int) -> NAT64BurstHint
+
+    /// Burst stages 1...``burstStages``: follows the hint one step further into the tables (reading what the
+    /// previous stage prefetched, prefetching the next). Must not change any state.
+    func burstPrefetch(_ hint: inout NAT64BurstHint, stage: Int)
+
+    /// How many ``burstPrefetch(_:stage:)`` stages the mapping uses (0: no prefetching).
+    static var burstStages: Int { get }
+}
+
+/// What a mapping's burst stages found out about one packet ahead of its translation
+/// (``NAT64Mapping/burstPeek(_:count:)``): hashes and candidate ids, only hints — a lookup checks every
+/// key before it uses a record. All zero: nothing known.
+public struct NAT64BurstHint: Sendable {
+    /// 0: nothing; 1: a packet from the IPv6 side; 2: a packet from the IPv4 side.
+    public var direction: UInt8 = 0
+    public var proto: UInt8 = 0
+    public var localPort: UInt16 = 0
+    public var remotePort: UInt16 = 0
+    /// IPv6 side: the host table hash. IPv4 side: the session index hash.
+    public var hashA: UInt32 = 0
+    /// IPv6 side: the session index hash for ``id`` (when ``id`` is not 0).
+    public var hashB: UInt32 = 0
+    /// IPv6 side: the host id the stages found. IPv4 side: the first candidate session.
+    public var id: UInt32 = 0
+    /// IPv6 side: the IPv4 remote address (from the destination under the prefix).
+    public var remote: UInt32 = 0
+    @inlinable public init() {}
 }
 
 /// What the translator does with a packet its mapping refused (``NAT64Mapping/refusal(of:reason:now:)``).
@@ -175,4 +229,20 @@ extension NAT64Mapping where Self: ~Copyable {
     /// Stateless mappings make no packets.
     @inlinable
     public mutating func nextGeneratedPacket() -> (bytes: UnsafeMutableRawBufferPointer, verdict: Verdict)? { nil }
+
+    /// No fast path: every packet takes the full path.
+    @inlinable public static var hasEstablishedFastPath: Bool { false }
+
+    @inlinable
+    public mutating func mapEstablished6to4(source: IPv6Address, destination: IPv6Address, transport: NAT64Transport,
+                                            now: Timestamp, hint: NAT64BurstHint) -> NAT64Mapped4? { nil }
+
+    @inlinable
+    public mutating func mapEstablished4to6(source: IPv4Address, destination: IPv4Address, transport: NAT64Transport,
+                                            now: Timestamp, hint: NAT64BurstHint) -> NAT64Mapped6? { nil }
+
+    /// No prefetching.
+    @inlinable public func burstPeek(_ packet: UnsafeRawPointer, count: Int) -> NAT64BurstHint { NAT64BurstHint() }
+    @inlinable public func burstPrefetch(_ hint: inout NAT64BurstHint, stage: Int) {}
+    @inlinable public static var burstStages: Int { 0 }
 }

@@ -69,19 +69,61 @@ public struct IPv6HostTable: ~Copyable {
 
     @inlinable @inline(__always)
     func bucket(_ tenant: UInt32, _ a: IPv6Address) -> Int {
-        Int(UInt64(KeyHash.hash(a.high, a.low ^ UInt64(tenant) &* 0x9E37_79B9, seed: seed)) & mask)
+        Int(UInt64(hash(tenant: tenant, a)) & mask)
+    }
+
+    /// The (seeded) hash of a host's key, for ``lookup(hash:tenant:_:)`` and ``prefetchBucket(hash:)``.
+    @inlinable @inline(__always)
+    public func hash(tenant: UInt32 = 0, _ a: IPv6Address) -> UInt32 {
+        KeyHash.hash(a.high, a.low ^ UInt64(tenant) &* 0x9E37_79B9, seed: seed)
     }
 
     /// The id of a host, or 0 when it has none.
     @inlinable @inline(__always)
     public func lookup(tenant: UInt32 = 0, _ a: IPv6Address) -> UInt32 {
-        var id = buckets[bucket(tenant, a)]
+        lookup(hash: hash(tenant: tenant, a), tenant: tenant, a)
+    }
+
+    /// As ``lookup(tenant:_:)`` with the key's hash already computed (a burst computed it to prefetch).
+    @inlinable @inline(__always)
+    public func lookup(hash h: UInt32, tenant: UInt32 = 0, _ a: IPv6Address) -> UInt32 {
+        var id = buckets[Int(UInt64(h) & mask)]
         while id != 0 {
             let r = records + Int(id)
             if r.pointee.low == a.low && r.pointee.high == a.high && r.pointee.tenant == tenant { return id }
             id = r.pointee.link & ~Host.liveBit
         }
         return 0
+    }
+
+    /// Burst stage 1: starts loading the bucket of `hash`.
+    @inlinable @inline(__always)
+    public func prefetchBucket(hash h: UInt32) {
+        Prefetch.read(UnsafeRawPointer(buckets + Int(UInt64(h) & mask)))
+    }
+
+    /// Burst stage 2: reads the bucket of `hash` (prefetched earlier) and starts loading the first record
+    /// of its chain; returns that record's id (0 when the chain is empty). Only a hint: the chain may
+    /// change before the lookup.
+    @inlinable @inline(__always)
+    public func prefetchFirstRecord(hash h: UInt32) -> UInt32 {
+        let id = buckets[Int(UInt64(h) & mask)]
+        if id != 0 { Prefetch.read(UnsafeRawPointer(records + Int(id))) }
+        return id
+    }
+
+    /// Burst stage 3: whether record `id` (from ``prefetchFirstRecord(hash:)``) is the host `a`; when not,
+    /// the lookup will walk the chain.
+    @inlinable @inline(__always)
+    public func recordMatches(_ id: UInt32, tenant: UInt32 = 0, _ a: IPv6Address) -> Bool {
+        let r = records + Int(id)
+        return r.pointee.low == a.low && r.pointee.high == a.high && r.pointee.tenant == tenant && r.pointee.isLive
+    }
+
+    /// Starts loading the record of host `id` (a burst that knows the id from a session record).
+    @inlinable @inline(__always)
+    public func prefetchRecord(_ id: UInt32) {
+        Prefetch.read(UnsafeRawPointer(records + Int(id)))
     }
 
     /// The id of a host, made when it has none; nil when the table is full.

@@ -40,6 +40,9 @@ public struct NAT64Translator<Mapping: NAT64Mapping & ~Copyable>: ~Copyable {
     @usableFromInline let ipv6MTU: Int
     @usableFromInline let ipv4MTU: Int
     public var lastNow: Timestamp = .zero
+    /// Whether packets may take the established-flow fast path (``NAT64Mapping/hasEstablishedFastPath``);
+    /// results are the same either way (tests turn it off to compare).
+    public var fastPathEnabled = true
     @usableFromInline var icmpTokens = 0
     @usableFromInline var icmpTokenSecond: UInt32 = .max
 
@@ -109,14 +112,40 @@ public struct NAT64Translator<Mapping: NAT64Mapping & ~Copyable>: ~Copyable {
 
     // MARK: Dispatch
 
-    @inlinable
+    @inlinable @inline(__always)
     mutating func translate(_ packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer, capacity: Int,
                             now: Timestamp) -> (verdict: Verdict, length: Int) {
+        translate(packet, into: out, capacity: capacity, now: now, hint: NAT64BurstHint())
+    }
+
+    /// One packet: the fast path (``fast6to4(_:available:out:capacity:now:hint:)``) when the mapping has one
+    /// and the packet qualifies, else the full path.
+    @inlinable
+    mutating func translate(_ packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer, capacity: Int,
+                            now: Timestamp, hint: NAT64BurstHint) -> (verdict: Verdict, length: Int) {
         lastNow = now
         guard let p = packet.baseAddress, packet.count >= 1 else {
             record(.truncated, sixToFour: nil)
             return (.drop(.truncated), 0)
         }
+        let version = load8(p, 0) >> 4
+        if Mapping.hasEstablishedFastPath && fastPathEnabled {
+            if version == 6 {
+                let n = fast6to4(p, available: packet.count, out: out, capacity: capacity, now: now, hint: hint)
+                if n > 0 { return (.toOutside, n) }
+            } else if version == 4 {
+                let n = fast4to6(p, available: packet.count, out: out, capacity: capacity, now: now, hint: hint)
+                if n > 0 { return (.toInside(tenant: 0), n) }
+            }
+        }
+        return translateFull(p, count: packet.count, into: out, capacity: capacity, now: now)
+    }
+
+    /// The full path for one packet (every check, every error, state created as needed).
+    @inlinable
+    mutating func translateFull(_ p: UnsafeRawPointer, count: Int, into out: UnsafeMutableRawPointer, capacity: Int,
+                                now: Timestamp) -> (verdict: Verdict, length: Int) {
+        let packet = UnsafeRawBufferPointer(start: p, count: count)
         switch load8(p, 0) >> 4 {
         case 6:
             do throws(DropReason) {

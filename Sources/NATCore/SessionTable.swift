@@ -287,11 +287,20 @@ public struct SessionTable: ~Copyable {
     }
 
     /// Stage 2: the bucket is (probably) in cache now; prefetch the first candidate session record.
-    @inlinable @inline(__always)
-    public func prefetchSession(insideHash h: UInt32) { prefetchRecord(sessionByInside.first(h)) }
+    /// Returns its id (0: none), a hint only — the lookup checks the key.
+    @inlinable @inline(__always) @discardableResult
+    public func prefetchSession(insideHash h: UInt32) -> UInt32 {
+        let id = sessionByInside.first(h)
+        prefetchRecord(id)
+        return id
+    }
 
-    @inlinable @inline(__always)
-    public func prefetchSession(outsideHash h: UInt32) { prefetchRecord(sessionByOutside.first(h)) }
+    @inlinable @inline(__always) @discardableResult
+    public func prefetchSession(outsideHash h: UInt32) -> UInt32 {
+        let id = sessionByOutside.first(h)
+        prefetchRecord(id)
+        return id
+    }
 
     @inlinable @inline(__always)
     func prefetchRecord(_ id: UInt32) {

@@ -146,6 +146,62 @@ func loop<M: NAT64Mapping & ~Copyable>(_ translator: inout NAT64Translator<M>, _
     return (mc_thread_cpu_ns() - start, bad)
 }
 
+/// The burst form: the same packets handed over `burst` at a time (``NAT64Translator/process(burst:count:into:verdicts:lengths:now:)``),
+/// each into its own output slot.
+struct BurstBuffers {
+    let packets: UnsafeMutablePointer<UnsafeRawBufferPointer>
+    let outputs: UnsafeMutablePointer<UnsafeMutableRawBufferPointer>
+    let verdicts: UnsafeMutablePointer<Verdict>
+    let lengths: UnsafeMutablePointer<Int>
+    let burst: Int
+    init(base: UnsafeMutableRawPointer, n: Int, burst: Int) {
+        self.burst = burst
+        packets = .allocate(capacity: n)
+        for i in 0..<n { packets[i] = UnsafeRawBufferPointer(start: base + i * 64, count: 64) }
+        outputs = .allocate(capacity: burst)
+        let slab = UnsafeMutableRawPointer.allocate(byteCount: burst * 256, alignment: 64)
+        for i in 0..<burst { outputs[i] = UnsafeMutableRawBufferPointer(start: slab + i * 256, count: 256) }
+        verdicts = .allocate(capacity: burst)
+        verdicts.initialize(repeating: .held, count: burst)
+        lengths = .allocate(capacity: burst)
+        lengths.initialize(repeating: 0, count: burst)
+    }
+}
+
+@inline(never)
+func loopBurst<M: NAT64Mapping & ~Copyable>(_ translator: inout NAT64Translator<M>, _ b: BurstBuffers, rounds: Int, n: Int)
+    -> (nanos: UInt64, bad: Int) {
+    var bad = 0
+    let start = mc_thread_cpu_ns()
+    for _ in 0..<rounds {
+        var i = 0
+        while i < n {
+            let c = min(b.burst, n - i)
+            translator.process(burst: b.packets + i, count: c, into: b.outputs, verdicts: b.verdicts, lengths: b.lengths, now: .zero)
+            for k in 0..<c where !b.verdicts[k].isForwarded { bad += 1 }
+            i += c
+        }
+    }
+    return (mc_thread_cpu_ns() - start, bad)
+}
+
+func measureBurst<M: NAT64Mapping & ~Copyable>(_ translator: inout NAT64Translator<M>, _ base: UnsafeMutableRawPointer,
+                                                options: Options, n: Int, burst: Int = 32) -> Result {
+    let b = BurstBuffers(base: base, n: n, burst: burst)
+    var r = Result()
+    _ = loopBurst(&translator, b, rounds: max(1, options.rounds / 10), n: n)  // warm up
+    for _ in 0..<options.trials {
+        let a0 = mc_allocations()
+        let (ns, bad) = loopBurst(&translator, b, rounds: options.rounds, n: n)
+        r.allocs += mc_allocations() - a0
+        let count = UInt64(options.rounds * n)
+        r.packets += count
+        r.notForwarded += bad
+        r.mpps.append(Double(count) / Double(ns) * 1e3)
+    }
+    return r
+}
+
 func measure<M: NAT64Mapping & ~Copyable>(_ translator: inout NAT64Translator<M>, _ base: UnsafeMutableRawPointer,
                                            options: Options, n: Int, output: UnsafeMutableRawBufferPointer) -> Result {
     var r = Result()
@@ -174,6 +230,8 @@ func row(_ name: String, _ r: Result) {
 }
 row("IPv6 → IPv4 UDP 64 B:", r64)
 row("IPv4 → IPv6 UDP 64 B:", r46)
+row("IPv6 → IPv4 UDP 64 B, burst 32:", measureBurst(&translator, pristine6, options: options, n: n))
+row("IPv4 → IPv6 UDP 64 B, burst 32:", measureBurst(&translator, pristine4, options: options, n: n))
 let c = translator.counters
 print("counters: outbound \(c.outboundPackets), inbound \(c.inboundPackets), dropped \(c.totalDropped)")
 if c.totalDropped != 0 { fail("drops: \(DropReason.allCases.filter { c.dropped($0) > 0 }.map { "\($0.name)=\(c.dropped($0))" })") }
@@ -229,6 +287,8 @@ func statefulRun(flows: Int) {
     let b = measure(&st, in4, options: o, n: flows, output: output)
     row("stateful IPv6 → IPv4 UDP 64 B, \(flows) sessions:", a)
     row("stateful IPv4 → IPv6 UDP 64 B, \(flows) sessions:", b)
+    row("stateful IPv6 → IPv4 UDP 64 B, \(flows) sessions, burst 32:", measureBurst(&st, out6, options: o, n: flows))
+    row("stateful IPv4 → IPv6 UDP 64 B, \(flows) sessions, burst 32:", measureBurst(&st, in4, options: o, n: flows))
     let sc2 = st.counters
     if sc2.totalDropped != 0 { fail("stateful drops: \(DropReason.allCases.filter { sc2.dropped($0) > 0 }.map { "\($0.name)=\(sc2.dropped($0))" })") }
     guard st.mapping.sessionCount == flows, st.mapping.counters.sessionsCreated == UInt64(flows) else { fail("stateful: sessions changed while timed") }

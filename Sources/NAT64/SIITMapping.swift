@@ -172,25 +172,3 @@ public struct SIITMapping: NAT64Mapping, Sendable {
         hairpinning && table.covers(destination) && table.ipv4(for: ipv6Destination) == nil
     }
 }
-
-/// SIIT's part of the translator's fast path (see ``NAT64Mapping``): its mapping keeps no state, so an
-/// unfragmented TCP or UDP packet is mapped exactly as the full path maps it — the same
-/// ``SIITMapping/map6to4(source:destination:transport:now:)`` and ``SIITMapping/map4to6(source:destination:transport:hairpin:now:)``
-/// — and anything they refuse, or a hairpin (RFC 7757 §4.3), goes the full way.
-extension SIITMapping {
-    @inlinable public static var hasEstablishedFastPath: Bool { true }
-
-    @inlinable @inline(__always)
-    public mutating func mapEstablished6to4(source: IPv6Address, destination: IPv6Address, transport: NAT64Transport,
-                                            now: Timestamp, hint: NAT64BurstHint) -> NAT64Mapped4? {
-        guard let m = try? map6to4(source: source, destination: destination, transport: transport, now: now),
-              !isHairpin(m.destination, ipv6Destination: destination) else { return nil }
-        return m
-    }
-
-    @inlinable @inline(__always)
-    public mutating func mapEstablished4to6(source: IPv4Address, destination: IPv4Address, transport: NAT64Transport,
-                                            now: Timestamp, hint: NAT64BurstHint) -> NAT64Mapped6? {
-        try? map4to6(source: source, destination: destination, transport: transport, hairpin: false, now: now)
-    }
-}

@@ -39,17 +39,22 @@ public final class RouteSetup {
     }
 
     private func sysctl(_ path: String, _ value: String, restore: Bool) throws(SetupError) {
-        let file = "/proc/sys/" + path
+        try setFile("/proc/sys/" + path, value, name: path.replacingOccurrences(of: "/", with: "."), restore: restore)
+    }
+
+    /// Writes `value` into a kernel setting's file (a sysctl, a sysfs attribute) unless it holds it
+    /// already; with `restore`, the old value is written back on undo.
+    private func setFile(_ file: String, _ value: String, name: String, restore: Bool) throws(SetupError) {
         let old = (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
         if old == value { return }
         do {
             try value.write(toFile: file, atomically: false, encoding: .utf8)
         } catch {
-            throw SetupError(description: "cannot set \(path.replacingOccurrences(of: "/", with: ".")) = \(value): \(error.localizedDescription)")
+            throw SetupError(description: "cannot set \(name) = \(value): \(error.localizedDescription)")
         }
-        logger.debug("sysctl \(path) = \(value) (was \(old ?? "?"))")
+        logger.debug("\(name) = \(value) (was \(old ?? "?"))")
         if restore, let old {
-            undo.append(("sysctl \(path) = \(old)", { try? old.write(toFile: file, atomically: false, encoding: .utf8) }))
+            undo.append(("\(name) = \(old)", { try? old.write(toFile: file, atomically: false, encoding: .utf8) }))
         }
     }
 
@@ -115,16 +120,10 @@ public final class RouteSetup {
             }
             if let us = flushTimeout {
                 let file = "/sys/class/net/\(i)/gro_flush_timeout"
-                let old = (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-                let value = String(us * 1000)
-                if old != value {
-                    do {
-                        try value.write(toFile: file, atomically: false, encoding: .utf8)
-                        logger.debug("\(file) = \(value) ns (was \(old ?? "?"))")
-                        if let old { undo.append(("\(file) = \(old)", { try? old.write(toFile: file, atomically: false, encoding: .utf8) })) }
-                    } catch {
-                        logger.warning("cannot set \(file) = \(value): \(error.localizedDescription)")
-                    }
+                do {
+                    try setFile(file, String(us * 1000), name: file, restore: true)
+                } catch {
+                    logger.warning("\(error.description)")
                 }
             }
         }

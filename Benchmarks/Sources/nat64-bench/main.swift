@@ -185,14 +185,13 @@ func loopBurst<M: NAT64Mapping & ~Copyable>(_ translator: inout NAT64Translator<
     return (mc_thread_cpu_ns() - start, bad)
 }
 
-func measureBurst<M: NAT64Mapping & ~Copyable>(_ translator: inout NAT64Translator<M>, _ base: UnsafeMutableRawPointer,
-                                                options: Options, n: Int, burst: Int = 32) -> Result {
-    let b = BurstBuffers(base: base, n: n, burst: burst)
+/// Warm-up, then `options.trials` timed runs of `run(rounds)` (thread CPU ns, packets not forwarded).
+func timed(options: Options, n: Int, _ run: (Int) -> (nanos: UInt64, bad: Int)) -> Result {
     var r = Result()
-    _ = loopBurst(&translator, b, rounds: max(1, options.rounds / 10), n: n)  // warm up
+    _ = run(max(1, options.rounds / 10))  // warm up
     for _ in 0..<options.trials {
         let a0 = mc_allocations()
-        let (ns, bad) = loopBurst(&translator, b, rounds: options.rounds, n: n)
+        let (ns, bad) = run(options.rounds)
         r.allocs += mc_allocations() - a0
         let count = UInt64(options.rounds * n)
         r.packets += count
@@ -202,20 +201,15 @@ func measureBurst<M: NAT64Mapping & ~Copyable>(_ translator: inout NAT64Translat
     return r
 }
 
+func measureBurst<M: NAT64Mapping & ~Copyable>(_ translator: inout NAT64Translator<M>, _ base: UnsafeMutableRawPointer,
+                                                options: Options, n: Int, burst: Int = 32) -> Result {
+    let b = BurstBuffers(base: base, n: n, burst: burst)
+    return timed(options: options, n: n) { loopBurst(&translator, b, rounds: $0, n: n) }
+}
+
 func measure<M: NAT64Mapping & ~Copyable>(_ translator: inout NAT64Translator<M>, _ base: UnsafeMutableRawPointer,
                                            options: Options, n: Int, output: UnsafeMutableRawBufferPointer) -> Result {
-    var r = Result()
-    _ = loop(&translator, base, rounds: max(1, options.rounds / 10), n: n, output: output)  // warm up
-    for _ in 0..<options.trials {
-        let a0 = mc_allocations()
-        let (ns, bad) = loop(&translator, base, rounds: options.rounds, n: n, output: output)
-        r.allocs += mc_allocations() - a0
-        let count = UInt64(options.rounds * n)
-        r.packets += count
-        r.notForwarded += bad
-        r.mpps.append(Double(count) / Double(ns) * 1e3)
-    }
-    return r
+    timed(options: options, n: n) { loop(&translator, base, rounds: $0, n: n, output: output) }
 }
 
 let r64 = measure(&translator, pristine6, options: options, n: n, output: output)

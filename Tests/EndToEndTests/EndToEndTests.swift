@@ -197,7 +197,7 @@ struct EndToEndTests {
             #expect(refused.stdout.hasPrefix("REFUSED"), "expected connection refused (ICMP 3/3 from the NAT): \(refused.stdout) \(refused.stderr)")
             _ = net.sessions(daemon: daemon)
             let stats = net.log("daemon.log").split(separator: "\n").last { $0.contains("stats queue=") } ?? ""
-            let offloaded = stats.split(separator: " ").first { $0.hasPrefix("offloaded=") }.flatMap { Int($0.dropFirst(10)) } ?? 0
+            let offloaded = statsCounter(stats, "offloaded") ?? 0
             #expect(offloaded > 0, "no packet went through with offloads: \(stats)")
             #expect(stats.contains("icmp_errors_generated=1"), "\(stats)")
         }
@@ -279,9 +279,7 @@ struct EndToEndTests {
             #expect(perQueue[0] > 0 && perQueue[1] > 0, "sessions per queue: \(perQueue)")
             // Packets read on the queue that does not own them went through the hand-off rings, and all arrived.
             func total(_ key: String) -> Int {
-                log[start...].split(separator: "\n").filter { $0.contains("stats queue=") }.compactMap { l in
-                    l.split(separator: " ").first { $0.hasPrefix(key + "=") }.flatMap { Int($0.dropFirst(key.count + 1)) }
-                }.reduce(0, +)
+                log[start...].split(separator: "\n").filter { $0.contains("stats queue=") }.compactMap { statsCounter($0, key) }.reduce(0, +)
             }
             #expect(total("handed_off") > 0 && total("handed_off") == total("received"),
                     "handed_off=\(total("handed_off")) received=\(total("received"))")

@@ -64,10 +64,6 @@ private func parse(_ text: String, _ key: String) -> Int? {
     return Int(f[i + 1])
 }
 
-private func counter(_ stats: String, _ key: String) -> Int? {
-    stats.split(separator: " ").first { $0.hasPrefix(key + "=") }.flatMap { Int($0.dropFirst(key.count + 1)) }
-}
-
 /// Runs the burst from client to server through the daemon; returns (sent, received line).
 private func burst(_ net: LabNetwork, family: String, to address: String, count: Int) throws -> (Int, String) {
     let port = 7700
@@ -112,7 +108,7 @@ struct GROEndToEndTests {
         #expect(parse(rx, "BAD") == 0 && parse(rx, "DISTINCT") == received, "\(rx)")
         _ = net.sessions(daemon: daemon)
         let stats = net.log("daemon.log").split(separator: "\n").last { $0.contains("stats queue=") }.map(String.init) ?? ""
-        let outbound = counter(stats, "outbound") ?? Int.max
+        let outbound = statsCounter(stats, "outbound") ?? Int.max
         #expect(outbound * 4 < received, "the daemon saw \(outbound) packets for \(received) datagrams: not merged (\(stats))")
         print("gro44: \(received) datagrams of \(sent) in \(outbound) packets: \(stats)")
         net.stop(daemon)
@@ -134,7 +130,7 @@ struct GROEndToEndTests {
             #expect(received >= Self.count * 99 / 100, "received \(received) of \(sent): \(rx)")
             #expect(parse(rx, "BAD") == 0 && parse(rx, "DISTINCT") == received, "\(rx)")
             let stats = nat64Dump(net, daemon).stats
-            let translated = counter(stats, "v6_to_v4") ?? Int.max
+            let translated = statsCounter(stats, "v6_to_v4") ?? Int.max
             #expect(translated * 4 < received, "the daemon translated \(translated) packets for \(received) datagrams: not merged (\(stats))")
             print("gro64 \(mode): \(received) datagrams of \(sent) in \(translated) packets: \(stats)")
         }

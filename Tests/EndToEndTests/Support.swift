@@ -58,3 +58,8 @@ func script(_ net: LabNetwork, _ name: String, _ text: String) throws -> String 
     try text.write(toFile: path, atomically: true, encoding: .utf8)
     return path
 }
+
+/// The value of `key=<n>` in a daemon `stats` / `nat64 counters` log line, if there.
+func statsCounter<S: StringProtocol>(_ line: S, _ key: String) -> Int? {
+    line.split(separator: " ").first { $0.hasPrefix(key + "=") }.flatMap { Int($0.dropFirst(key.count + 1)) }
+}

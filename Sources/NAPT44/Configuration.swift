@@ -312,6 +312,17 @@ public struct NAPT44Configuration: Sendable {
     }
 
     /// Whether `a` is one of the engine's outside addresses (pool or 1:1).
+    /// The inside prefixes, packed for per-packet matching (the caller deallocates it).
+    public var insidePrefixMatcher: IPv4PrefixMatcher {
+        IPv4PrefixMatcher(insidePrefixes.map { ($0.address.rawValue, $0.mask) })
+    }
+
+    /// The outside addresses (pool prefixes and 1:1 outside addresses), packed for per-packet matching
+    /// (the caller deallocates it).
+    public var outsideMatcher: IPv4PrefixMatcher {
+        IPv4PrefixMatcher(pool.map { ($0.address.rawValue, $0.mask) } + staticNAT.map { ($0.outside.rawValue, UInt32.max) })
+    }
+
     public func isOutsideAddress(_ a: IPv4Address) -> Bool {
         pool.contains { $0.contains(a) } || staticNAT.contains { $0.outside == a }
     }

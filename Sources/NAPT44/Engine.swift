@@ -17,10 +17,9 @@ public struct NAPT44Engine: ~Copyable {
     var heldSYNs: HeldPackets
 
     // Precomputed from the configuration.
-    @usableFromInline let insideNets: UnsafeMutablePointer<UInt64>
-    @usableFromInline let insideNetCount: Int
-    @usableFromInline let outsideNets: UnsafeMutablePointer<UInt64>
-    @usableFromInline let outsideNetCount: Int
+    @usableFromInline let insideNets: IPv4PrefixMatcher
+    /// Pool prefixes and 1:1 outside addresses.
+    @usableFromInline let outsideNets: IPv4PrefixMatcher
     let poolAddresses: [UInt32]
     let portsLow: PortSet
     let portsHigh: PortSet
@@ -67,13 +66,8 @@ public struct NAPT44Engine: ~Copyable {
         fragmentFlows = FragmentTracker(capacity: c.fragments.maxFlows, seed: s &* 31)
         heldFragments = HeldPackets(capacity: c.fragments.maxHeld, slotSize: c.fragments.maxHeldSize)
         heldSYNs = HeldPackets(capacity: c.maxHeldSYNs, slotSize: 576)
-        insideNetCount = c.insidePrefixes.count
-        insideNets = .allocate(capacity: max(insideNetCount, 1))
-        for (i, p) in c.insidePrefixes.enumerated() { insideNets[i] = UInt64(p.address.rawValue) << 32 | UInt64(p.mask) }
-        let outs = c.pool.map { ($0.address.rawValue, $0.mask) } + c.staticNAT.map { ($0.outside.rawValue, UInt32.max) }
-        outsideNetCount = outs.count
-        outsideNets = .allocate(capacity: max(outs.count, 1))
-        for (i, o) in outs.enumerated() { outsideNets[i] = UInt64(o.0) << 32 | UInt64(o.1) }
+        insideNets = c.insidePrefixMatcher
+        outsideNets = c.outsideMatcher
         poolAddresses = c.poolAddresses.map(\.rawValue)
         (portsLow, portsHigh) = c.ports.split()
         icmpSource = (c.icmpSourceAddress ?? IPv4Address(poolAddresses[0])).rawValue
@@ -105,23 +99,11 @@ public struct NAPT44Engine: ~Copyable {
     // MARK: Classification
 
     @inlinable @inline(__always)
-    func isInside(_ a: UInt32) -> Bool {
-        for i in 0..<insideNetCount {
-            let n = insideNets[i]
-            if a & UInt32(truncatingIfNeeded: n) == UInt32(truncatingIfNeeded: n >> 32) { return true }
-        }
-        return false
-    }
+    func isInside(_ a: UInt32) -> Bool { insideNets.contains(a) }
 
     /// Whether `a` is one of our outside addresses (pool or 1:1).
     @inlinable @inline(__always)
-    public func isOutside(_ a: UInt32) -> Bool {
-        for i in 0..<outsideNetCount {
-            let n = outsideNets[i]
-            if a & UInt32(truncatingIfNeeded: n) == UInt32(truncatingIfNeeded: n >> 32) { return true }
-        }
-        return false
-    }
+    public func isOutside(_ a: UInt32) -> Bool { outsideNets.contains(a) }
 
     @inline(__always)
     mutating func drop(_ r: DropReason) -> Verdict {

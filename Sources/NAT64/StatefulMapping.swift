@@ -49,8 +49,7 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
     @usableFromInline let prefixIs96: Bool
     @usableFromInline let prefixHigh: UInt64
     @usableFromInline let prefixLow: UInt64
-    @usableFromInline let poolNets: UnsafeMutablePointer<UInt64>
-    @usableFromInline let poolNetCount: Int
+    @usableFromInline let poolNets: IPv4PrefixMatcher
     @usableFromInline let hairpinning: Bool
     @usableFromInline let fragmentMilliseconds: UInt64
     let poolAddresses: [UInt32]
@@ -101,9 +100,7 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
         prefixIs96 = c.prefix.length == 96
         prefixHigh = c.prefix.prefix.address.high
         prefixLow = c.prefix.prefix.address.low
-        poolNetCount = c.pool.count
-        poolNets = .allocate(capacity: max(c.pool.count, 1))
-        for (i, p) in c.pool.enumerated() { poolNets[i] = UInt64(p.address.rawValue) << 32 | UInt64(p.mask) }
+        poolNets = IPv4PrefixMatcher(c.pool.map { ($0.address.rawValue, $0.mask) })
         hairpinning = c.hairpinning
         fragmentMilliseconds = c.timeouts.fragmentMilliseconds
         poolAddresses = c.poolAddresses.map(\.rawValue)
@@ -186,11 +183,7 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
     /// Whether `a` is a pool address.
     @inlinable @inline(__always)
     public func isPoolAddress(_ a: IPv4Address) -> Bool {
-        for i in 0..<poolNetCount {
-            let n = poolNets[i]
-            if a.rawValue & UInt32(truncatingIfNeeded: n) == UInt32(truncatingIfNeeded: n >> 32) { return true }
-        }
-        return false
+        poolNets.contains(a.rawValue)
     }
 
     @inlinable @inline(__always)

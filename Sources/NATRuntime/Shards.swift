@@ -114,10 +114,8 @@ public final class ShardRouter: @unchecked Sendable {
 
     public let count: Int
     let portOwner: UnsafeMutablePointer<UInt8>
-    let insideNets: UnsafeMutablePointer<UInt64>
-    let insideNetCount: Int
-    let outsideNets: UnsafeMutablePointer<UInt64>
-    let outsideNetCount: Int
+    let insideNets: IPv4PrefixMatcher
+    let outsideNets: IPv4PrefixMatcher
     /// 1:1 NAT: outside address << 32 | inside address (tenant 0), scanned linearly (usually none).
     let staticPairs: UnsafeMutablePointer<UInt64>
     let staticCount: Int
@@ -129,13 +127,8 @@ public final class ShardRouter: @unchecked Sendable {
         count = plan.count
         portOwner = .allocate(capacity: 65536)
         portOwner.initialize(from: plan.portOwner, count: 65536)
-        insideNetCount = c.insidePrefixes.count
-        insideNets = .allocate(capacity: max(1, insideNetCount))
-        for (i, p) in c.insidePrefixes.enumerated() { insideNets[i] = UInt64(p.address.rawValue) << 32 | UInt64(p.mask) }
-        let outs = c.pool.map { ($0.address.rawValue, $0.mask) } + c.staticNAT.map { ($0.outside.rawValue, UInt32.max) }
-        outsideNetCount = outs.count
-        outsideNets = .allocate(capacity: max(1, outs.count))
-        for (i, o) in outs.enumerated() { outsideNets[i] = UInt64(o.0) << 32 | UInt64(o.1) }
+        insideNets = c.insidePrefixMatcher
+        outsideNets = c.outsideMatcher
         let statics = c.staticNAT.filter { $0.tenant == 0 }
         staticCount = statics.count
         staticPairs = .allocate(capacity: max(1, statics.count))
@@ -161,22 +154,10 @@ public final class ShardRouter: @unchecked Sendable {
     }
 
     @inline(__always)
-    func isInside(_ a: UInt32) -> Bool {
-        for i in 0..<insideNetCount {
-            let n = insideNets[i]
-            if a & UInt32(truncatingIfNeeded: n) == UInt32(truncatingIfNeeded: n >> 32) { return true }
-        }
-        return false
-    }
+    func isInside(_ a: UInt32) -> Bool { insideNets.contains(a) }
 
     @inline(__always)
-    public func isOutside(_ a: UInt32) -> Bool {
-        for i in 0..<outsideNetCount {
-            let n = outsideNets[i]
-            if a & UInt32(truncatingIfNeeded: n) == UInt32(truncatingIfNeeded: n >> 32) { return true }
-        }
-        return false
-    }
+    public func isOutside(_ a: UInt32) -> Bool { outsideNets.contains(a) }
 
     /// The shard of an inside host.
     @inline(__always)

@@ -11,44 +11,30 @@ extension NAPT44Engine {
     public static let preferredBurst = 32
 
     /// The session-index hash of a packet from the inside, read without validation (the translation
-    /// validates); nil when the packet does not look like a first fragment of TCP, UDP or an ICMP query.
+    /// validates), with its bucket prefetched; nil when the packet does not look like a first fragment
+    /// of TCP, UDP or an ICMP query.
     @inline(__always)
     func peekOutbound(_ p: UnsafeMutableRawBufferPointer, tenant: UInt32) -> UInt32? {
-        guard let k = Self.peekTuple(p, inbound: false) else { return nil }
-        return table.prefetchFromInside(tenant: tenant, proto: k.proto, insideAddress: k.source, insidePort: k.sourcePort,
-                                        remoteAddress: k.destination, remotePort: k.destinationPort)
+        guard let k = Self.peekKey(p, inbound: false) else { return nil }
+        return table.prefetchBucket(insideHash: table.sessionHash(insideWire: k.addresses, ports: k.ports, tenant: tenant, proto: k.proto))
     }
 
     @inline(__always)
     func peekInbound(_ p: UnsafeMutableRawBufferPointer) -> UInt32? {
-        guard let k = Self.peekTuple(p, inbound: true) else { return nil }
-        return table.prefetchFromOutside(proto: k.proto, outsideAddress: k.destination, outsidePort: k.destinationPort,
-                                         remoteAddress: k.source, remotePort: k.sourcePort)
+        guard let k = Self.peekKey(p, inbound: true) else { return nil }
+        return table.prefetchBucket(outsideHash: table.sessionHash(outsideWire: k.addresses, ports: k.ports, proto: k.proto))
     }
 
+    /// The session key of a packet in wire form (``WireKey``): its address pair and its port pair, read
+    /// as the fast path reads them (20-byte header, TCP or UDP) and not validated: the hash only steers
+    /// prefetches and ``fastOutbound(_:tenant:now:hash:)`` / ``fastInbound(_:now:hash:)``, which
+    /// validate the packet before they use it, and anything else goes the full way, which hashes again.
     @inline(__always)
-    static func peekTuple(_ p: UnsafeMutableRawBufferPointer, inbound: Bool)
-        -> (proto: UInt8, source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16)? {
-        guard p.count >= 28, let b = p.baseAddress else { return nil }
-        let vihl = b.load(as: UInt8.self)
-        let ihl = Int(vihl & 0x0F) << 2
-        guard vihl >> 4 == 4, ihl >= 20, p.count >= ihl + 8 else { return nil }
-        // Non-first fragments carry no transport header.
-        guard UInt16(bigEndian: b.loadUnaligned(fromByteOffset: 6, as: UInt16.self)) & 0x1FFF == 0 else { return nil }
+    static func peekKey(_ p: UnsafeMutableRawBufferPointer, inbound: Bool) -> (proto: UInt8, addresses: UInt64, ports: UInt32)? {
+        guard p.count >= 24, let b = p.baseAddress else { return nil }
         let proto = b.load(fromByteOffset: 9, as: UInt8.self)
-        let source = UInt32(bigEndian: b.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
-        let destination = UInt32(bigEndian: b.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
-        let w0 = UInt16(bigEndian: b.loadUnaligned(fromByteOffset: ihl, as: UInt16.self))
-        let w1 = UInt16(bigEndian: b.loadUnaligned(fromByteOffset: ihl + 2, as: UInt16.self))
-        switch proto {
-        case IPProtocol.tcp, IPProtocol.udp:
-            return (proto, source, destination, w0, w1)
-        case IPProtocol.icmp:
-            let id = UInt16(bigEndian: b.loadUnaligned(fromByteOffset: ihl + 4, as: UInt16.self))
-            return inbound ? (proto, source, destination, 0, id) : (proto, source, destination, id, 0)
-        default:
-            return nil
-        }
+        guard proto == IPProtocol.udp || proto == IPProtocol.tcp else { return nil }
+        return (proto, b.loadUnaligned(fromByteOffset: 12, as: UInt64.self), b.loadUnaligned(fromByteOffset: 20, as: UInt32.self))
     }
 
     /// Translates `count` packets that arrived on the inside interface of `tenant`; `verdicts[i]` is
@@ -102,38 +88,34 @@ extension NAPT44Engine {
         }
     }
 
-    /// Packets between the stages of the software pipeline: packet i's bucket is prefetched while packet
-    /// i − 2·lead is translated, and its first record once packet i − lead is.
+    /// How far ahead of the packet being translated its session record is prefetched.
     static var pipelineLead: Int { 4 }
 
-    /// Runs the three stages over `count` packets: `peek` hashes packet i and prefetches its bucket,
-    /// returning (hash, 1 = inside index / 2 = outside index / 0 = nothing); the record is prefetched
-    /// `lead` packets later; `process` translates it `lead` packets after that.
+    /// The software pipeline, over chunks of up to 32 packets: first `peek` hashes every packet of the
+    /// chunk and prefetches its index bucket, returning (hash, 1 = inside index / 2 = outside index /
+    /// 0 = nothing); then, walking the chunk, the first candidate record of packet i + lead is
+    /// prefetched (its bucket has arrived by then) while packet i is translated by `process`.
     @inline(__always)
     mutating func pipeline(_ count: Int, peek: (inout Self, Int) -> (UInt32, UInt8),
                            process: (inout Self, Int, UInt32, UInt8) -> Void) {
         let lead = Self.pipelineLead
-        var hashes = InlineArray<16, UInt32>(repeating: 0)
-        var kinds = InlineArray<16, UInt8>(repeating: 0)
-        var i = 0
-        while i < count + 2 * lead {
-            if i < count {
-                let (h, k) = peek(&self, i)
-                hashes[i & 15] = h
-                kinds[i & 15] = k
+        var hashes = InlineArray<32, UInt32>(repeating: 0)
+        var kinds = InlineArray<32, UInt8>(repeating: 0)
+        var base = 0
+        while base < count {
+            let n = min(32, count - base)
+            for i in 0..<n { (hashes[i], kinds[i]) = peek(&self, base + i) }
+            for i in 0..<min(lead, n) { prefetchRecord(hashes[i], kinds[i]) }
+            for i in 0..<n {
+                if i + lead < n { prefetchRecord(hashes[i + lead], kinds[i + lead]) }
+                process(&self, base + i, hashes[i], kinds[i])
             }
-            let j = i - lead
-            if j >= 0 && j < count {
-                let h = hashes[j & 15]
-                switch kinds[j & 15] {
-                case 1: table.prefetchSession(insideHash: h)
-                case 2: table.prefetchSession(outsideHash: h)
-                default: break
-                }
-            }
-            let k = i - 2 * lead
-            if k >= 0 { process(&self, k, hashes[k & 15], kinds[k & 15]) }
-            i += 1
+            base += n
         }
+    }
+
+    @inline(__always)
+    func prefetchRecord(_ hash: UInt32, _ kind: UInt8) {
+        if kind == 1 { table.prefetchSession(insideHash: hash) } else if kind == 2 { table.prefetchSession(outsideHash: hash) }
     }
 }

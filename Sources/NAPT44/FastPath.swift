@@ -18,14 +18,11 @@ extension NAPT44Engine {
         // Flags and fragment offset: no MF, offset 0 (DF may be set; the reserved bit sends it the slow way).
         guard UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 6, as: UInt16.self)) & 0xBFFF == 0 else { return 0 }
         // RFC 1071 over the five header words. One's complement addition does not care about byte
-        // order, so the words are summed as they lie in memory and the all-ones result checked.
-        let a = p.loadUnaligned(as: UInt64.self)
-        let b = p.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
-        let c = p.loadUnaligned(fromByteOffset: 16, as: UInt32.self)
-        var s = (a & 0xFFFF_FFFF) &+ (a >> 32) &+ (b & 0xFFFF_FFFF) &+ (b >> 32) &+ UInt64(c)
-        s = (s & 0xFFFF) &+ (s >> 16)
-        s = (s & 0xFFFF) &+ (s >> 16)
-        s = (s & 0xFFFF) &+ (s >> 16)
+        // order, so the words are summed as they lie in memory (two 64-bit end-around-carry additions)
+        // and the all-ones result checked.
+        let (ab, c1) = p.loadUnaligned(as: UInt64.self).addingReportingOverflow(p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        let (abc, c2) = (ab &+ (c1 ? 1 : 0)).addingReportingOverflow(UInt64(p.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
+        let s = Checksum.fold(abc &+ (c2 ? 1 : 0))
         return s == 0xFFFF ? total : 0
     }
 
@@ -43,26 +40,27 @@ extension NAPT44Engine {
         return off >= 20 && off <= n ? p.load(fromByteOffset: 33, as: UInt8.self) : nil
     }
 
-    /// Writes the new addresses and ports and updates both checksums (RFC 1624), as
+    /// Replaces the address pair (bytes 12..<20) and the port pair (bytes 20..<24) with `addresses` and
+    /// `ports`, both in wire form (``WireKey``), and updates both checksums (RFC 1624), as
     /// ``rewriteAddresses(_:source:destination:)`` and ``rewriteTransport(proto:_:available:addressDelta:sourcePort:destinationPort:icmpIdentifierIsSource:)`` do.
+    /// A one's complement sum does not depend on byte order (RFC 1071 §2.B), so the words are summed as
+    /// they lie in memory and each checksum is updated where it lies, without a byte swap.
     @inline(__always)
-    static func fastRewrite(_ p: UnsafeMutableRawPointer, proto: UInt8, source: UInt32, destination: UInt32,
-                            sourcePort: UInt16, destinationPort: UInt16) {
+    static func fastRewrite(_ p: UnsafeMutableRawPointer, proto: UInt8, from oldAddresses: UInt64, _ oldPorts: UInt32,
+                            to addresses: UInt64, _ ports: UInt32) {
         var d = ChecksumDelta()
-        d.replace(UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 12, as: UInt32.self)), with: source)
-        d.replace(UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt32.self)), with: destination)
-        let ipSum = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 10, as: UInt16.self))
-        p.storeBytes(of: d.apply(to: ipSum).bigEndian, toByteOffset: 10, as: UInt16.self)
-        p.storeBytes(of: source.bigEndian, toByteOffset: 12, as: UInt32.self)
-        p.storeBytes(of: destination.bigEndian, toByteOffset: 16, as: UInt32.self)
-        d.replace(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 20, as: UInt16.self)), with: sourcePort)
-        d.replace(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 22, as: UInt16.self)), with: destinationPort)
-        p.storeBytes(of: sourcePort.bigEndian, toByteOffset: 20, as: UInt16.self)
-        p.storeBytes(of: destinationPort.bigEndian, toByteOffset: 22, as: UInt16.self)
-        let off = proto == IPProtocol.tcp ? 20 + TCPLayout.checksum : 20 + UDPLayout.checksum
-        let old = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: off, as: UInt16.self))
-        let new = proto == IPProtocol.tcp ? d.apply(to: old) : d.applyUDP(to: old)
-        p.storeBytes(of: new.bigEndian, toByteOffset: off, as: UInt16.self)
+        d.replace(oldAddresses, with: addresses)
+        p.storeBytes(of: d.apply(to: p.loadUnaligned(fromByteOffset: 10, as: UInt16.self)), toByteOffset: 10, as: UInt16.self)
+        p.storeBytes(of: addresses, toByteOffset: 12, as: UInt64.self)
+        d.replace(oldPorts, with: ports)
+        p.storeBytes(of: ports, toByteOffset: 20, as: UInt32.self)
+        if proto == IPProtocol.tcp {
+            let old = p.loadUnaligned(fromByteOffset: 20 + TCPLayout.checksum, as: UInt16.self)
+            p.storeBytes(of: d.apply(to: old), toByteOffset: 20 + TCPLayout.checksum, as: UInt16.self)
+        } else {
+            let old = p.loadUnaligned(fromByteOffset: 20 + UDPLayout.checksum, as: UInt16.self)
+            p.storeBytes(of: d.applyUDP(to: old), toByteOffset: 20 + UDPLayout.checksum, as: UInt16.self)
+        }
     }
 
     /// The packet's start, total length, protocol and TCP flags when it qualifies for the fast path.
@@ -81,28 +79,23 @@ extension NAPT44Engine {
     @inline(__always)
     mutating func fastOutbound(_ packet: UnsafeMutableRawBufferPointer, tenant: UInt32, now: Timestamp, hash: UInt32? = nil) -> Bool {
         guard let (p, total, proto, flags) = fastCandidate(packet) else { return false }
-        let inside = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
-        let insidePort = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 20, as: UInt16.self))
-        let remote = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
-        let remotePort = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 22, as: UInt16.self))
-        let sid = if let hash {
-            table.lookupFromInside(hash: hash, tenant: tenant, proto: proto, insideAddress: inside, insidePort: insidePort,
-                                   remoteAddress: remote, remotePort: remotePort)
-        } else {
-            table.lookupFromInside(tenant: tenant, proto: proto, insideAddress: inside, insidePort: insidePort,
-                                   remoteAddress: remote, remotePort: remotePort)
-        }
+        // Source and destination address, source and destination port: the session's inside key as is.
+        let addresses = p.loadUnaligned(fromByteOffset: 12, as: UInt64.self)
+        let ports = p.loadUnaligned(fromByteOffset: 20, as: UInt32.self)
+        let sid = table.lookup(insideWire: addresses, ports: ports, tenant: tenant, proto: proto,
+                               hash: hash ?? table.sessionHash(insideWire: addresses, ports: ports, tenant: tenant, proto: proto))
         guard sid != 0 else { return false }
         let s = table.sessions + Int(sid)
         // Addressed to one of our own outside addresses: hairpinning, the full pipeline's job.
-        guard !isOutside(s.pointee.remoteAddress) else { return false }
+        guard s.pointee.flags & SessionRecord.flagHairpin == 0 else { return false }
         if proto == IPProtocol.tcp {
             tcpTransition(sid, flags: flags, outbound: true, now: now.seconds)
         } else {
             table.touch(sid, now: now.seconds)
         }
-        Self.fastRewrite(p, proto: proto, source: s.pointee.outsideAddress, destination: s.pointee.remoteAddress,
-                         sourcePort: s.pointee.outsidePort, destinationPort: s.pointee.remotePort)
+        // The outside key (remote, outside) with its halves exchanged is the new (source, destination).
+        Self.fastRewrite(p, proto: proto, from: addresses, ports,
+                         to: WireKey.swapped(s.pointee.outsideWire), WireKey.swapped(s.pointee.outsidePortsWire))
         counters.outboundPackets &+= 1
         counters.outboundBytes &+= UInt64(total)
         return true
@@ -113,17 +106,10 @@ extension NAPT44Engine {
     @inline(__always)
     mutating func fastInbound(_ packet: UnsafeMutableRawBufferPointer, now: Timestamp, hash: UInt32? = nil) -> UInt32? {
         guard let (p, total, proto, flags) = fastCandidate(packet) else { return nil }
-        let outside = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
-        let outsidePort = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 22, as: UInt16.self))
-        let remote = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
-        let remotePort = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 20, as: UInt16.self))
-        let sid = if let hash {
-            table.lookupFromOutside(hash: hash, proto: proto, outsideAddress: outside, outsidePort: outsidePort,
-                                    remoteAddress: remote, remotePort: remotePort)
-        } else {
-            table.lookupFromOutside(proto: proto, outsideAddress: outside, outsidePort: outsidePort,
-                                    remoteAddress: remote, remotePort: remotePort)
-        }
+        let addresses = p.loadUnaligned(fromByteOffset: 12, as: UInt64.self)
+        let ports = p.loadUnaligned(fromByteOffset: 20, as: UInt32.self)
+        let sid = table.lookup(outsideWire: addresses, ports: ports, proto: proto,
+                               hash: hash ?? table.sessionHash(outsideWire: addresses, ports: ports, proto: proto))
         guard sid != 0 else { return nil }
         if proto == IPProtocol.tcp {
             tcpTransition(sid, flags: flags, outbound: false, now: now.seconds)
@@ -131,8 +117,9 @@ extension NAPT44Engine {
             table.touch(sid, now: now.seconds)
         }
         let s = table.sessions + Int(sid)
-        Self.fastRewrite(p, proto: proto, source: s.pointee.viaAddress, destination: s.pointee.insideAddress,
-                         sourcePort: s.pointee.viaPort, destinationPort: s.pointee.insidePort)
+        // The inside key (inside, via) with its halves exchanged is the new (source, destination).
+        Self.fastRewrite(p, proto: proto, from: addresses, ports,
+                         to: WireKey.swapped(s.pointee.insideWire), WireKey.swapped(s.pointee.insidePortsWire))
         counters.inboundPackets &+= 1
         counters.inboundBytes &+= UInt64(total)
         return s.pointee.tenant

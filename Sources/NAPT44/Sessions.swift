@@ -46,6 +46,7 @@ extension NAPT44Engine {
                                             timerClass: timer, state: state.rawValue, now: nowS) else {
             throw reject(.sessionTableFull, ip, tenant: tenant)
         }
+        if isOutside(remote) { table.sessions[Int(sid)].flags |= SessionRecord.flagHairpin }
         table.hosts[Int(host)].sessions += 1
         counters.sessionsCreated &+= 1
         if t.proto == IPProtocol.tcp && heldSYNs.count > 0 {
@@ -236,6 +237,7 @@ extension NAPT44Engine {
         guard let sid = table.createSession(mapping: mid, remoteAddress: t.source, remotePort: t.sourcePort,
                                             viaAddress: t.source, viaPort: t.sourcePort, timerClass: timer,
                                             state: state.rawValue, now: nowS) else { throw .sessionTableFull }
+        if isOutside(t.source) { table.sessions[Int(sid)].flags |= SessionRecord.flagHairpin }
         table.hosts[Int(host)].sessions += 1
         counters.sessionsCreated &+= 1
         return .session(sid)

@@ -12,16 +12,24 @@ public enum TimerClass: UInt8, Sendable, CaseIterable {
 
 /// One session: a mapping plus one remote endpoint. `via` is the remote as the inside host sees it
 /// (differs from `remote` only for redirected flows). 56 bytes.
+///
+/// The two keys are stored as the packets carry them. ``insideWire`` holds the inside and via addresses
+/// exactly as bytes 12..<20 of an outbound packet hold its source and destination, ``insidePortsWire``
+/// the two ports as bytes 20..<24 do; ``outsideWire`` and ``outsidePortsWire`` hold the remote and
+/// outside endpoints as an inbound packet carries them. Each is the memory read as a native integer
+/// (``WireKey``), so the fast path compares a packet with one load per key word and no byte swaps, and
+/// the translated header of one direction is the other direction's key with its halves exchanged.
+/// The fields the fast path reads come first (36 bytes); the list links follow.
 public struct SessionRecord: Sendable {
-    public var insideAddress: UInt32 = 0
-    public var outsideAddress: UInt32 = 0
-    public var remoteAddress: UInt32 = 0
-    public var viaAddress: UInt32 = 0
+    /// Inside address, then via address (an outbound packet's source and destination), as on the wire.
+    public var insideWire: UInt64 = 0
+    /// Inside port, then via port, as on the wire.
+    public var insidePortsWire: UInt32 = 0
     public var tenant: UInt32 = 0
-    public var insidePort: UInt16 = 0
-    public var outsidePort: UInt16 = 0
-    public var remotePort: UInt16 = 0
-    public var viaPort: UInt16 = 0
+    /// Remote address, then outside address (an inbound packet's source and destination), as on the wire.
+    public var outsideWire: UInt64 = 0
+    /// Remote port, then outside port, as on the wire.
+    public var outsidePortsWire: UInt32 = 0
     public var proto: UInt8 = 0
     /// TCP state (``TCPState``) for TCP sessions.
     public var state: UInt8 = 0
@@ -40,9 +48,86 @@ public struct SessionRecord: Sendable {
     public static let flagRedirected: UInt8 = 1
     /// Both FINs were seen: after this session ends, its port may be reused at once (RFC 6888 REQ-8).
     public static let flagCleanClose: UInt8 = 2
+    /// The remote is one of the NAT's own outside addresses: its packets hairpin (set by the engine).
+    public static let flagHairpin: UInt8 = 4
     public static let flagLive: UInt8 = 0x80
 
     @inlinable public var isRedirected: Bool { flags & SessionRecord.flagRedirected != 0 }
+
+    // Host-order views of the wire keys, for everything but the fast path.
+    @inlinable public var insideAddress: UInt32 {
+        get { WireKey.first(insideWire) }
+        set { insideWire = WireKey.pair(newValue, WireKey.second(insideWire)) }
+    }
+    @inlinable public var viaAddress: UInt32 {
+        get { WireKey.second(insideWire) }
+        set { insideWire = WireKey.pair(WireKey.first(insideWire), newValue) }
+    }
+    @inlinable public var remoteAddress: UInt32 {
+        get { WireKey.first(outsideWire) }
+        set { outsideWire = WireKey.pair(newValue, WireKey.second(outsideWire)) }
+    }
+    @inlinable public var outsideAddress: UInt32 {
+        get { WireKey.second(outsideWire) }
+        set { outsideWire = WireKey.pair(WireKey.first(outsideWire), newValue) }
+    }
+    @inlinable public var insidePort: UInt16 {
+        get { WireKey.first(insidePortsWire) }
+        set { insidePortsWire = WireKey.pair(newValue, WireKey.second(insidePortsWire)) }
+    }
+    @inlinable public var viaPort: UInt16 {
+        get { WireKey.second(insidePortsWire) }
+        set { insidePortsWire = WireKey.pair(WireKey.first(insidePortsWire), newValue) }
+    }
+    @inlinable public var remotePort: UInt16 {
+        get { WireKey.first(outsidePortsWire) }
+        set { outsidePortsWire = WireKey.pair(newValue, WireKey.second(outsidePortsWire)) }
+    }
+    @inlinable public var outsidePort: UInt16 {
+        get { WireKey.second(outsidePortsWire) }
+        set { outsidePortsWire = WireKey.pair(WireKey.first(outsidePortsWire), newValue) }
+    }
+}
+
+/// Two header fields as they lie next to each other in a packet (network byte order), read as one
+/// native integer: what `loadUnaligned(as: UInt64.self)` at a packet's source address gives for the
+/// address pair, or `UInt32` at its source port for the port pair. Exchanging the halves (a rotation
+/// by half the width, on any byte order) swaps the two fields, i.e. source and destination.
+public enum WireKey {
+    @inlinable @inline(__always)
+    public static func pair(_ a: UInt32, _ b: UInt32) -> UInt64 {
+        var v: UInt64 = 0
+        withUnsafeMutableBytes(of: &v) {
+            $0.storeBytes(of: a.bigEndian, as: UInt32.self)
+            $0.storeBytes(of: b.bigEndian, toByteOffset: 4, as: UInt32.self)
+        }
+        return v
+    }
+
+    @inlinable @inline(__always)
+    public static func pair(_ a: UInt16, _ b: UInt16) -> UInt32 {
+        var v: UInt32 = 0
+        withUnsafeMutableBytes(of: &v) {
+            $0.storeBytes(of: a.bigEndian, as: UInt16.self)
+            $0.storeBytes(of: b.bigEndian, toByteOffset: 2, as: UInt16.self)
+        }
+        return v
+    }
+
+    @inlinable @inline(__always)
+    public static func first(_ v: UInt64) -> UInt32 { withUnsafeBytes(of: v) { UInt32(bigEndian: $0.loadUnaligned(as: UInt32.self)) } }
+    @inlinable @inline(__always)
+    public static func second(_ v: UInt64) -> UInt32 { withUnsafeBytes(of: v) { UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self)) } }
+    @inlinable @inline(__always)
+    public static func first(_ v: UInt32) -> UInt16 { withUnsafeBytes(of: v) { UInt16(bigEndian: $0.loadUnaligned(as: UInt16.self)) } }
+    @inlinable @inline(__always)
+    public static func second(_ v: UInt32) -> UInt16 { withUnsafeBytes(of: v) { UInt16(bigEndian: $0.loadUnaligned(fromByteOffset: 2, as: UInt16.self)) } }
+
+    /// The pair with its two fields exchanged (source ⇄ destination).
+    @inlinable @inline(__always)
+    public static func swapped(_ v: UInt64) -> UInt64 { v >> 32 | v << 32 }
+    @inlinable @inline(__always)
+    public static func swapped(_ v: UInt32) -> UInt32 { v >> 16 | v << 16 }
 }
 
 /// One mapping (BIB entry): an inside endpoint, qualified by remote address (and port) for
@@ -196,6 +281,7 @@ public struct SessionTable: ~Copyable {
 
     // MARK: Hashes
 
+    /// Mapping keys (and the host-order helpers below).
     @inlinable @inline(__always)
     func insideHash(_ tenant: UInt32, _ proto: UInt8, _ a: UInt32, _ ap: UInt16, _ b: UInt32, _ bp: UInt16) -> UInt32 {
         KeyHash.hash(UInt64(a) << 32 | UInt64(b),
@@ -212,15 +298,27 @@ public struct SessionTable: ~Copyable {
         KeyHash.hash(UInt64(a) << 32 | UInt64(b), UInt64(ap) << 48 | UInt64(bp) << 32 | UInt64(proto), seed: seed)
     }
 
+    /// The session index hash of an inside key in wire form (``SessionRecord/insideWire``).
+    @inlinable @inline(__always)
+    public func sessionHash(insideWire w: UInt64, ports: UInt32, tenant: UInt32, proto: UInt8) -> UInt32 {
+        KeyHash.hash(w, (UInt64(tenant) << 32 | UInt64(ports)) ^ (UInt64(proto) << 56), seed: seed)
+    }
+
+    /// The session index hash of an outside key in wire form (``SessionRecord/outsideWire``).
+    @inlinable @inline(__always)
+    public func sessionHash(outsideWire w: UInt64, ports: UInt32, proto: UInt8) -> UInt32 {
+        KeyHash.hash(w, UInt64(proto) << 32 | UInt64(ports), seed: ~seed)
+    }
+
     // MARK: Session lookups (the fast path)
 
     /// The session for a packet from the inside: (tenant, proto, inside endpoint, destination as seen inside).
     @inlinable @inline(__always)
     public func lookupFromInside(tenant: UInt32, proto: UInt8, insideAddress: UInt32, insidePort: UInt16,
                                  remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
-        lookupFromInside(hash: insideHash(tenant, proto, insideAddress, insidePort, remoteAddress, remotePort), tenant: tenant,
-                         proto: proto, insideAddress: insideAddress, insidePort: insidePort,
-                         remoteAddress: remoteAddress, remotePort: remotePort)
+        let w = WireKey.pair(insideAddress, remoteAddress), p = WireKey.pair(insidePort, remotePort)
+        return lookup(insideWire: w, ports: p, tenant: tenant, proto: proto,
+                      hash: sessionHash(insideWire: w, ports: p, tenant: tenant, proto: proto))
     }
 
     /// As ``lookupFromInside(tenant:proto:insideAddress:insidePort:remoteAddress:remotePort:)`` with the key's
@@ -228,12 +326,18 @@ public struct SessionTable: ~Copyable {
     @inlinable @inline(__always)
     public func lookupFromInside(hash h: UInt32, tenant: UInt32, proto: UInt8, insideAddress: UInt32, insidePort: UInt16,
                                  remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
+        lookup(insideWire: WireKey.pair(insideAddress, remoteAddress), ports: WireKey.pair(insidePort, remotePort),
+               tenant: tenant, proto: proto, hash: h)
+    }
+
+    /// The session whose inside key is, in wire form, `w` (addresses) and `ports`; `hash` from
+    /// ``sessionHash(insideWire:ports:tenant:proto:)``. 0 when none.
+    @inlinable @inline(__always)
+    public func lookup(insideWire w: UInt64, ports: UInt32, tenant: UInt32, proto: UInt8, hash h: UInt32) -> UInt32 {
         var id = sessionByInside.first(h)
         while id != 0 {
             let s = sessions + Int(id)
-            if s.pointee.insideAddress == insideAddress && s.pointee.viaAddress == remoteAddress
-                && s.pointee.insidePort == insidePort && s.pointee.viaPort == remotePort
-                && s.pointee.proto == proto && s.pointee.tenant == tenant {
+            if s.pointee.insideWire == w && s.pointee.insidePortsWire == ports && s.pointee.proto == proto && s.pointee.tenant == tenant {
                 return id
             }
             id = sessionByInside.next(id, hash: h)
@@ -245,20 +349,26 @@ public struct SessionTable: ~Copyable {
     @inlinable @inline(__always)
     public func lookupFromOutside(proto: UInt8, outsideAddress: UInt32, outsidePort: UInt16,
                                   remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
-        lookupFromOutside(hash: outsideHash(proto, outsideAddress, outsidePort, remoteAddress, remotePort), proto: proto,
-                          outsideAddress: outsideAddress, outsidePort: outsidePort, remoteAddress: remoteAddress, remotePort: remotePort)
+        let w = WireKey.pair(remoteAddress, outsideAddress), p = WireKey.pair(remotePort, outsidePort)
+        return lookup(outsideWire: w, ports: p, proto: proto, hash: sessionHash(outsideWire: w, ports: p, proto: proto))
     }
 
     /// As ``lookupFromOutside(proto:outsideAddress:outsidePort:remoteAddress:remotePort:)`` with the hash computed.
     @inlinable @inline(__always)
     public func lookupFromOutside(hash h: UInt32, proto: UInt8, outsideAddress: UInt32, outsidePort: UInt16,
                                   remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
+        lookup(outsideWire: WireKey.pair(remoteAddress, outsideAddress), ports: WireKey.pair(remotePort, outsidePort),
+               proto: proto, hash: h)
+    }
+
+    /// The session whose outside key is, in wire form, `w` (remote, outside address) and `ports`; `hash`
+    /// from ``sessionHash(outsideWire:ports:proto:)``. 0 when none.
+    @inlinable @inline(__always)
+    public func lookup(outsideWire w: UInt64, ports: UInt32, proto: UInt8, hash h: UInt32) -> UInt32 {
         var id = sessionByOutside.first(h)
         while id != 0 {
             let s = sessions + Int(id)
-            if s.pointee.outsideAddress == outsideAddress && s.pointee.remoteAddress == remoteAddress
-                && s.pointee.outsidePort == outsidePort && s.pointee.remotePort == remotePort
-                && s.pointee.proto == proto {
+            if s.pointee.outsideWire == w && s.pointee.outsidePortsWire == ports && s.pointee.proto == proto {
                 return id
             }
             id = sessionByOutside.next(id, hash: h)
@@ -272,16 +382,28 @@ public struct SessionTable: ~Copyable {
     @inlinable @inline(__always)
     public func prefetchFromInside(tenant: UInt32, proto: UInt8, insideAddress: UInt32, insidePort: UInt16,
                                    remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
-        let h = insideHash(tenant, proto, insideAddress, insidePort, remoteAddress, remotePort)
-        nat_prefetch(sessionByInside.bucketAddress(h))
-        return h
+        prefetchBucket(insideHash: sessionHash(insideWire: WireKey.pair(insideAddress, remoteAddress),
+                                               ports: WireKey.pair(insidePort, remotePort), tenant: tenant, proto: proto))
     }
 
     /// Stage 1 of a burst lookup from the outside.
     @inlinable @inline(__always)
     public func prefetchFromOutside(proto: UInt8, outsideAddress: UInt32, outsidePort: UInt16,
                                     remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
-        let h = outsideHash(proto, outsideAddress, outsidePort, remoteAddress, remotePort)
+        prefetchBucket(outsideHash: sessionHash(outsideWire: WireKey.pair(remoteAddress, outsideAddress),
+                                                ports: WireKey.pair(remotePort, outsidePort), proto: proto))
+    }
+
+    /// Prefetches the inside index bucket of `h`; returns `h`.
+    @inlinable @inline(__always)
+    public func prefetchBucket(insideHash h: UInt32) -> UInt32 {
+        nat_prefetch(sessionByInside.bucketAddress(h))
+        return h
+    }
+
+    /// Prefetches the outside index bucket of `h`; returns `h`.
+    @inlinable @inline(__always)
+    public func prefetchBucket(outsideHash h: UInt32) -> UInt32 {
         nat_prefetch(sessionByOutside.bucketAddress(h))
         return h
     }
@@ -453,8 +575,8 @@ public struct SessionTable: ~Copyable {
         sessions[Int(id)] = s
         if m.sessionHead != 0 { sessions[Int(m.sessionHead)].mapPrev = id }
         mappings[Int(mid)].sessionHead = id
-        sessionByInside.insert(id, hash: insideHash(s.tenant, s.proto, s.insideAddress, s.insidePort, viaAddress, viaPort))
-        sessionByOutside.insert(id, hash: outsideHash(s.proto, s.outsideAddress, s.outsidePort, remoteAddress, remotePort))
+        sessionByInside.insert(id, hash: sessionHash(insideWire: s.insideWire, ports: s.insidePortsWire, tenant: s.tenant, proto: s.proto))
+        sessionByOutside.insert(id, hash: sessionHash(outsideWire: s.outsideWire, ports: s.outsidePortsWire, proto: s.proto))
         timerAppend(id, timerClass.rawValue)
         sessionCount += 1
         return id
@@ -464,8 +586,8 @@ public struct SessionTable: ~Copyable {
     @discardableResult
     public mutating func removeSession(_ id: UInt32) -> UInt32 {
         let s = sessions[Int(id)]
-        sessionByInside.remove(id, hash: insideHash(s.tenant, s.proto, s.insideAddress, s.insidePort, s.viaAddress, s.viaPort))
-        sessionByOutside.remove(id, hash: outsideHash(s.proto, s.outsideAddress, s.outsidePort, s.remoteAddress, s.remotePort))
+        sessionByInside.remove(id, hash: sessionHash(insideWire: s.insideWire, ports: s.insidePortsWire, tenant: s.tenant, proto: s.proto))
+        sessionByOutside.remove(id, hash: sessionHash(outsideWire: s.outsideWire, ports: s.outsidePortsWire, proto: s.proto))
         timerUnlink(id, s.timerClass)
         if s.mapPrev != 0 { sessions[Int(s.mapPrev)].mapNext = s.mapNext } else { mappings[Int(s.mapping)].sessionHead = s.mapNext }
         if s.mapNext != 0 { sessions[Int(s.mapNext)].mapPrev = s.mapPrev }

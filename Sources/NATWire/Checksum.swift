@@ -36,12 +36,14 @@ public enum Checksum {
 
     /// Folds a 64-bit one's complement accumulator to 16 bits, without complementing.
     @inlinable @inline(__always)
+    /// Two end-around-carry additions (add, then add the carry back: `add`/`adc` on x86): the halves of
+    /// the 64-bit value, then the halves of that 32-bit sum. Adding a carry back never carries again,
+    /// since a sum that carried is at most 2^n − 2. Zero only for zero, as RFC 1071 arithmetic wants.
     public static func fold(_ acc: UInt64) -> UInt16 {
-        var s = (acc & 0xFFFF_FFFF) &+ (acc >> 32)
-        s = (s & 0xFFFF) &+ (s >> 16)
-        s = (s & 0xFFFF) &+ (s >> 16)
-        s = (s & 0xFFFF) &+ (s >> 16)
-        return UInt16(truncatingIfNeeded: s)
+        let (s32, c32) = UInt32(truncatingIfNeeded: acc).addingReportingOverflow(UInt32(truncatingIfNeeded: acc >> 32))
+        let s = s32 &+ (c32 ? 1 : 0)
+        let (s16, c16) = UInt16(truncatingIfNeeded: s).addingReportingOverflow(UInt16(truncatingIfNeeded: s >> 16))
+        return s16 &+ (c16 ? 1 : 0)
     }
 
     /// The RFC 1071 checksum of a buffer (the value to store in a checksum field that was zero).
@@ -103,6 +105,13 @@ public struct ChecksumDelta: Sendable, Equatable {
     @inlinable @inline(__always)
     public mutating func replace(_ old: UInt32, with new: UInt32) {
         acc &+= UInt64(~old) &+ UInt64(new)
+    }
+
+    /// A 64-bit field (two adjacent addresses) counts as its two 32-bit halves.
+    @inlinable @inline(__always)
+    public mutating func replace(_ old: UInt64, with new: UInt64) {
+        let o = ~old
+        acc &+= (o & 0xFFFF_FFFF) &+ (o >> 32) &+ (new & 0xFFFF_FFFF) &+ (new >> 32)
     }
 
     /// Adds another delta (for example one that also covers a pseudo-header change).

@@ -6,7 +6,7 @@ import NATCore
 /// The burst entry points prefetch ahead but must translate exactly like the one-packet calls.
 @Suite("Burst translation (prefetch pipeline) and the established-flow fast path")
 struct BurstTests {
-    /// A mixed stream: new and established UDP/TCP/ICMP flows both ways, replies to real mappings,
+    /// A mixed stream: new and established UDP/TCP/ICMP flows both ways, hairpinned flows, replies to real mappings,
     /// unsolicited and malformed packets, ICMP errors, fragments — through two engines with the same
     /// seed, one packet at a time and in bursts of every length from 1 to 40. Verdicts, output bytes,
     /// generated packets and counters must match.
@@ -30,8 +30,15 @@ struct BurstTests {
                 let src = IPv4Address(100, 64, 0, UInt8.random(in: 1...20, using: &rng))
                 let dst = IPv4Address(203, 0, 113, UInt8.random(in: 1...4, using: &rng))
                 let sp = UInt16.random(in: 1000...1010, using: &rng), dp = UInt16.random(in: 80...82, using: &rng)
-                switch Int.random(in: 0..<10, using: &rng) {
+                switch Int.random(in: 0..<11, using: &rng) {
                 case 0...2: packets.append(udp(src, sp, dst, dp))
+                case 10:
+                    // Hairpinning (RFC 4787 REQ-9): a few flows, so that they repeat and become
+                    // established, to our own outside address at ports that other inside hosts'
+                    // mappings hold (ports are preserved), over UDP or TCP.
+                    let from = IPv4Address(100, 64, 0, UInt8.random(in: 1...3, using: &rng))
+                    let own = IPv4Address(198, 51, 100, 1), port = UInt16.random(in: 1000...1002, using: &rng)
+                    packets.append(Bool.random(using: &rng) ? udp(from, 1000, own, port) : tcp(from, 1000, own, port, [.ack]))
                 case 3: packets.append(tcp(src, sp, dst, dp, [[.syn], [.ack], [.fin, .ack], [.rst]][Int.random(in: 0..<4, using: &rng)]))
                 case 4: packets.append(PacketBuilder.echo4(source: src, destination: dst, identifier: sp))
                 case 5, 6: if let r = replies.randomElement(using: &rng) { packets.append(r) } else { packets.append(udp(src, sp, dst, dp)) }

@@ -32,6 +32,48 @@ import Testing
         }
     }
 
+    /// RFC 1071 §2(C): folding a wide accumulator with end-around carries gives the one's complement
+    /// sum of its 16-bit words; checked against adding the four words one by one, 16 bits at a time,
+    /// for edge values (all ones, carries in every position, zero) and 200 000 random accumulators.
+    @Test func rfc1071_foldEqualsSixteenBitEndAroundCarrySum() {
+        func reference(_ v: UInt64) -> UInt16 {
+            var s: UInt32 = 0
+            for i in 0..<4 {
+                s += UInt32((v >> (16 * UInt64(i))) & 0xFFFF)
+                s = (s & 0xFFFF) + (s >> 16)
+            }
+            return UInt16(s)
+        }
+        var edges: [UInt64] = [0, 1, 0xFFFF, 0x1_0000, 0xFFFF_FFFF, 0x1_0000_0000, 0xFFFF_FFFF_FFFF_FFFF,
+                               0xFFFF_0000_FFFF_0001, 0x0000_FFFF_0000_FFFF, 0x8000_8000_8000_8000, 0x0001_FFFF_FFFF_FFFF]
+        for shift in 0..<64 { edges.append(1 << UInt64(shift)); edges.append(~(1 << UInt64(shift))) }
+        for v in edges { #expect(Checksum.fold(v) == reference(v), "\(v)") }
+        var g = SystemRandomNumberGenerator()
+        var bad = 0
+        for _ in 0..<200_000 {
+            let v = g.next() >> UInt64.random(in: 0...40, using: &g)
+            if Checksum.fold(v) != reference(v) { bad += 1 }
+        }
+        #expect(bad == 0)
+    }
+
+    /// RFC 1624 with a 64-bit field (an address pair): the same result as replacing its four 16-bit words.
+    @Test func rfc1624_replacingAnAddressPairEqualsReplacingItsWords() {
+        var g = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let old = g.next() as UInt64, new = g.next() as UInt64
+            let checksum = UInt16(truncatingIfNeeded: g.next() as UInt64)
+            var wide = ChecksumDelta()
+            wide.replace(old, with: new)
+            var words = ChecksumDelta()
+            for i in 0..<4 {
+                let sh = 16 * UInt64(i)
+                words.replace(UInt16(truncatingIfNeeded: old >> sh), with: UInt16(truncatingIfNeeded: new >> sh))
+            }
+            #expect(wide.apply(to: checksum) == words.apply(to: checksum))
+        }
+    }
+
     @Test func rfc1071_oddLengthPadsWithZero() {
         let odd: [UInt8] = [0x12, 0x34, 0x56]
         let padded: [UInt8] = [0x12, 0x34, 0x56, 0x00]

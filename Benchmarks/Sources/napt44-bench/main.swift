@@ -223,35 +223,36 @@ if distinctOutside != n { fail("\(distinctOutside) distinct outside endpoints fo
 
 // MARK: Hash index quality (diagnostic)
 
-/// Chain statistics of the session indexes for the live sessions, hashing with the public
-/// `KeyHash.hash` and the key layout of `SessionTable.insideHash`/`outsideHash` (mirrored here: keep in
-/// step with Sources/NATCore/SessionTable.swift). Bucket count as `HashIndex(capacity:)` picks it.
+/// Chain statistics of the hash indexes for the live sessions. The session indexes hash with the table's
+/// own public `sessionHash` functions; the mapping index with `KeyHash.hash` and the key layout of
+/// `SessionTable.outsideHash` (mirrored here: keep in step with Sources/NATCore/SessionTable.swift).
+/// Bucket count as `HashIndex(capacity:)` picks it.
 struct ChainStats { var used = 0; var maxChain = 0; var probesPerHit = 0.0; var buckets = 0 }
-func chainStats(_ keys: [(UInt64, UInt64)], seed: UInt64, capacity: Int) -> ChainStats {
+func chainStats(_ hashes: [UInt32], capacity: Int) -> ChainStats {
     var nb = 16
     while nb < capacity { nb <<= 1 }
     var b = [Int](repeating: 0, count: nb)
-    for k in keys { b[Int(KeyHash.hash(k.0, k.1, seed: seed) & UInt32(nb - 1))] += 1 }
+    for h in hashes { b[Int(h & UInt32(nb - 1))] += 1 }
     var st = ChainStats()
     st.buckets = nb
     st.used = b.lazy.filter { $0 > 0 }.count
     st.maxChain = b.max() ?? 0
-    st.probesPerHit = Double(b.reduce(0) { $0 + $1 * ($1 + 1) / 2 }) / Double(max(keys.count, 1))
+    st.probesPerHit = Double(b.reduce(0) { $0 + $1 * ($1 + 1) / 2 }) / Double(max(hashes.count, 1))
     return st
 }
 let liveSessions = engine.sessions(limit: n)
-let insideKeys = liveSessions.map { s -> (UInt64, UInt64) in
-    (UInt64(s.inside.0.rawValue) << 32 | UInt64(s.via.0.rawValue),
-     (UInt64(s.inside.1) << 48 | UInt64(s.via.1) << 32 | UInt64(s.tenant)) ^ (UInt64(s.proto) << 56))
+let insideHashes = liveSessions.map { s in
+    engine.table.sessionHash(insideWire: WireKey.pair(s.inside.0.rawValue, s.via.0.rawValue), ports: WireKey.pair(s.inside.1, s.via.1),
+                             tenant: s.tenant, proto: s.proto)
 }
-let outsideKeys = liveSessions.map { s -> (UInt64, UInt64) in
-    (UInt64(s.outside.0.rawValue) << 32 | UInt64(s.remote.0.rawValue),
-     UInt64(s.outside.1) << 48 | UInt64(s.remote.1) << 32 | UInt64(s.proto))
+let outsideHashes = liveSessions.map { s in
+    engine.table.sessionHash(outsideWire: WireKey.pair(s.remote.0.rawValue, s.outside.0.rawValue), ports: WireKey.pair(s.remote.1, s.outside.1),
+                             proto: s.proto)
 }
-let insideChains = chainStats(insideKeys, seed: 42, capacity: options.capacity)
-let outsideChains = chainStats(outsideKeys, seed: ~UInt64(42), capacity: options.capacity)
-let mappingOutsideChains = chainStats(liveSessions.map { s in (UInt64(s.outside.0.rawValue) << 32, UInt64(s.outside.1) << 48 | UInt64(s.proto)) },
-                                      seed: ~UInt64(42), capacity: options.capacity)
+let insideChains = chainStats(insideHashes, capacity: options.capacity)
+let outsideChains = chainStats(outsideHashes, capacity: options.capacity)
+let mappingOutsideChains = chainStats(liveSessions.map { s in KeyHash.hash(UInt64(s.outside.0.rawValue) << 32, UInt64(s.outside.1) << 48 | UInt64(s.proto), seed: ~UInt64(42)) },
+                                      capacity: options.capacity)
 let distinctOutsideAddresses = Set(liveSessions.map { $0.outside.0.rawValue }).count
 
 // MARK: Timed loops

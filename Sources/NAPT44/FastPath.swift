@@ -12,15 +12,19 @@ extension NAPT44Engine {
     /// length, or 0.
     @inline(__always)
     static func fastHeaderLength(_ p: UnsafeMutableRawPointer, _ available: Int) -> Int {
-        guard available >= 28, p.load(as: UInt8.self) == 0x45 else { return 0 }
+        guard available >= 28 else { return 0 }
+        // The first eight bytes as they lie in memory: version 4 and IHL 5 in byte 0; in bytes 6 and 7
+        // the flags and fragment offset, of which only DF may be set (no MF, offset 0; the reserved bit
+        // sends the packet the slow way). One compare checks both.
+        // (Constants written as the little-endian value of those bytes, converted for this machine.)
+        let head = p.loadUnaligned(as: UInt64.self)
+        guard head & UInt64(littleEndian: 0xFFBF_0000_0000_00FF) == UInt64(littleEndian: 0x45) else { return 0 }
         let total = Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
         guard total >= 28, total <= available else { return 0 }
-        // Flags and fragment offset: no MF, offset 0 (DF may be set; the reserved bit sends it the slow way).
-        guard UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 6, as: UInt16.self)) & 0xBFFF == 0 else { return 0 }
         // RFC 1071 over the five header words. One's complement addition does not care about byte
         // order, so the words are summed as they lie in memory (two 64-bit end-around-carry additions)
         // and the all-ones result checked.
-        let (ab, c1) = p.loadUnaligned(as: UInt64.self).addingReportingOverflow(p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        let (ab, c1) = head.addingReportingOverflow(p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
         let (abc, c2) = (ab &+ (c1 ? 1 : 0)).addingReportingOverflow(UInt64(p.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
         let s = Checksum.fold(abc &+ (c2 ? 1 : 0))
         return s == 0xFFFF ? total : 0

@@ -134,16 +134,15 @@ public struct HashChains {
     public func next(_ id: UInt32, hash: UInt32) -> UInt32 { matching(from: links[Int(id)], hash) }
 }
 
-/// Seeded multiply-xorshift hashing of fixed-size keys. The seed is per table so an outside host
-/// cannot aim many flows at one chain without knowing it.
+/// Seeded hashing of fixed-size keys (two 64-bit words), by one full-width multiply: each word is mixed
+/// with its own secret taken from the table's seed, and the high and low halves of their 128-bit product
+/// are folded together (the "mum" mix of wyhash). Every output bit depends on every input bit, and the
+/// secrets are per table, so an outside host cannot aim many flows at one chain without knowing them.
 public enum KeyHash {
     @inlinable @inline(__always)
     public static func hash(_ a: UInt64, _ b: UInt64, seed: UInt64) -> UInt32 {
-        var h = (a ^ seed) &* 0x9E37_79B9_7F4A_7C15
-        h ^= (b &+ seed) &* 0xC2B2_AE3D_27D4_EB4F
-        h ^= h >> 29
-        h = h &* 0xBF58_476D_1CE4_E5B9
-        h ^= h >> 32
-        return UInt32(truncatingIfNeeded: h)
+        let p = (a ^ seed).multipliedFullWidth(by: b ^ (seed ^ 0xA076_1D64_78BD_642F) &+ 0xE703_7ED1_A0B4_28DB)
+        let h = p.high ^ p.low
+        return UInt32(truncatingIfNeeded: h ^ (h >> 32))
     }
 }

@@ -94,34 +94,26 @@ public struct SessionRecord: Sendable {
 /// address pair, or `UInt32` at its source port for the port pair. Exchanging the halves (a rotation
 /// by half the width, on any byte order) swaps the two fields, i.e. source and destination.
 public enum WireKey {
+    // Built with byte swaps and a final little-endian conversion rather than through memory, which
+    // keeps the values in registers (taking a local's address would make the compiler guard the stack).
     @inlinable @inline(__always)
     public static func pair(_ a: UInt32, _ b: UInt32) -> UInt64 {
-        var v: UInt64 = 0
-        withUnsafeMutableBytes(of: &v) {
-            $0.storeBytes(of: a.bigEndian, as: UInt32.self)
-            $0.storeBytes(of: b.bigEndian, toByteOffset: 4, as: UInt32.self)
-        }
-        return v
+        UInt64(littleEndian: UInt64(a.byteSwapped) | UInt64(b.byteSwapped) << 32)
     }
 
     @inlinable @inline(__always)
     public static func pair(_ a: UInt16, _ b: UInt16) -> UInt32 {
-        var v: UInt32 = 0
-        withUnsafeMutableBytes(of: &v) {
-            $0.storeBytes(of: a.bigEndian, as: UInt16.self)
-            $0.storeBytes(of: b.bigEndian, toByteOffset: 2, as: UInt16.self)
-        }
-        return v
+        UInt32(littleEndian: UInt32(a.byteSwapped) | UInt32(b.byteSwapped) << 16)
     }
 
     @inlinable @inline(__always)
-    public static func first(_ v: UInt64) -> UInt32 { withUnsafeBytes(of: v) { UInt32(bigEndian: $0.loadUnaligned(as: UInt32.self)) } }
+    public static func first(_ v: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: v.littleEndian).byteSwapped }
     @inlinable @inline(__always)
-    public static func second(_ v: UInt64) -> UInt32 { withUnsafeBytes(of: v) { UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self)) } }
+    public static func second(_ v: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: v.littleEndian >> 32).byteSwapped }
     @inlinable @inline(__always)
-    public static func first(_ v: UInt32) -> UInt16 { withUnsafeBytes(of: v) { UInt16(bigEndian: $0.loadUnaligned(as: UInt16.self)) } }
+    public static func first(_ v: UInt32) -> UInt16 { UInt16(truncatingIfNeeded: v.littleEndian).byteSwapped }
     @inlinable @inline(__always)
-    public static func second(_ v: UInt32) -> UInt16 { withUnsafeBytes(of: v) { UInt16(bigEndian: $0.loadUnaligned(fromByteOffset: 2, as: UInt16.self)) } }
+    public static func second(_ v: UInt32) -> UInt16 { UInt16(truncatingIfNeeded: v.littleEndian >> 16).byteSwapped }
 
     /// The pair with its two fields exchanged (source ⇄ destination).
     @inlinable @inline(__always)

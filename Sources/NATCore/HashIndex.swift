@@ -27,15 +27,15 @@ public struct HashIndex: ~Copyable {
         idBits = bits
         idMask = UInt32((1 << UInt64(bits)) - 1)
         self.capacity = capacity
-        buckets = .allocate(capacity: n)
+        buckets = TableMemory.allocate(UInt32.self, count: n)
         buckets.initialize(repeating: 0, count: n)
-        links = .allocate(capacity: capacity + 1)
+        links = TableMemory.allocate(UInt32.self, count: capacity + 1)
         links.initialize(repeating: 0, count: capacity + 1)
     }
 
     deinit {
-        buckets.deallocate()
-        links.deallocate()
+        TableMemory.deallocate(buckets, count: bucketCount)
+        TableMemory.deallocate(links, count: capacity + 1)
     }
 
     /// Bytes this index holds.

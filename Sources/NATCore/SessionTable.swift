@@ -221,11 +221,11 @@ public struct SessionTable: ~Copyable {
         self.mappingCapacity = mappingCapacity ?? sessionCapacity
         self.hostCapacity = hostCapacity ?? max(1024, min(sessionCapacity / 8, 1 << 20))
         self.seed = seed
-        sessions = .allocate(capacity: sessionCapacity + 1)
+        sessions = TableMemory.allocate(SessionRecord.self, count: sessionCapacity + 1)
         sessions.initialize(repeating: SessionRecord(), count: sessionCapacity + 1)
-        mappings = .allocate(capacity: self.mappingCapacity + 1)
+        mappings = TableMemory.allocate(MappingRecord.self, count: self.mappingCapacity + 1)
         mappings.initialize(repeating: MappingRecord(), count: self.mappingCapacity + 1)
-        hosts = .allocate(capacity: self.hostCapacity + 1)
+        hosts = TableMemory.allocate(HostRecord.self, count: self.hostCapacity + 1)
         hosts.initialize(repeating: HostRecord(), count: self.hostCapacity + 1)
         sessionByInside = HashIndex(capacity: sessionCapacity)
         sessionByOutside = HashIndex(capacity: sessionCapacity)
@@ -252,9 +252,9 @@ public struct SessionTable: ~Copyable {
     }
 
     deinit {
-        sessions.deallocate()
-        mappings.deallocate()
-        hosts.deallocate()
+        TableMemory.deallocate(sessions, count: sessionCapacity + 1)
+        TableMemory.deallocate(mappings, count: mappingCapacity + 1)
+        TableMemory.deallocate(hosts, count: hostCapacity + 1)
         timerHeads.deallocate()
         timerTails.deallocate()
     }

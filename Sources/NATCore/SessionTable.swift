@@ -55,38 +55,14 @@ public struct SessionRecord: Sendable {
     @inlinable public var isRedirected: Bool { flags & SessionRecord.flagRedirected != 0 }
 
     // Host-order views of the wire keys, for everything but the fast path.
-    @inlinable public var insideAddress: UInt32 {
-        get { WireKey.first(insideWire) }
-        set { insideWire = WireKey.pair(newValue, WireKey.second(insideWire)) }
-    }
-    @inlinable public var viaAddress: UInt32 {
-        get { WireKey.second(insideWire) }
-        set { insideWire = WireKey.pair(WireKey.first(insideWire), newValue) }
-    }
-    @inlinable public var remoteAddress: UInt32 {
-        get { WireKey.first(outsideWire) }
-        set { outsideWire = WireKey.pair(newValue, WireKey.second(outsideWire)) }
-    }
-    @inlinable public var outsideAddress: UInt32 {
-        get { WireKey.second(outsideWire) }
-        set { outsideWire = WireKey.pair(WireKey.first(outsideWire), newValue) }
-    }
-    @inlinable public var insidePort: UInt16 {
-        get { WireKey.first(insidePortsWire) }
-        set { insidePortsWire = WireKey.pair(newValue, WireKey.second(insidePortsWire)) }
-    }
-    @inlinable public var viaPort: UInt16 {
-        get { WireKey.second(insidePortsWire) }
-        set { insidePortsWire = WireKey.pair(WireKey.first(insidePortsWire), newValue) }
-    }
-    @inlinable public var remotePort: UInt16 {
-        get { WireKey.first(outsidePortsWire) }
-        set { outsidePortsWire = WireKey.pair(newValue, WireKey.second(outsidePortsWire)) }
-    }
-    @inlinable public var outsidePort: UInt16 {
-        get { WireKey.second(outsidePortsWire) }
-        set { outsidePortsWire = WireKey.pair(WireKey.first(outsidePortsWire), newValue) }
-    }
+    @inlinable public var insideAddress: UInt32 { get { WireKey.first(insideWire) } set { WireKey.setFirst(&insideWire, newValue) } }
+    @inlinable public var viaAddress: UInt32 { get { WireKey.second(insideWire) } set { WireKey.setSecond(&insideWire, newValue) } }
+    @inlinable public var remoteAddress: UInt32 { get { WireKey.first(outsideWire) } set { WireKey.setFirst(&outsideWire, newValue) } }
+    @inlinable public var outsideAddress: UInt32 { get { WireKey.second(outsideWire) } set { WireKey.setSecond(&outsideWire, newValue) } }
+    @inlinable public var insidePort: UInt16 { get { WireKey.first(insidePortsWire) } set { WireKey.setFirst(&insidePortsWire, newValue) } }
+    @inlinable public var viaPort: UInt16 { get { WireKey.second(insidePortsWire) } set { WireKey.setSecond(&insidePortsWire, newValue) } }
+    @inlinable public var remotePort: UInt16 { get { WireKey.first(outsidePortsWire) } set { WireKey.setFirst(&outsidePortsWire, newValue) } }
+    @inlinable public var outsidePort: UInt16 { get { WireKey.second(outsidePortsWire) } set { WireKey.setSecond(&outsidePortsWire, newValue) } }
 }
 
 /// Two header fields as they lie next to each other in a packet (network byte order), read as one
@@ -114,6 +90,15 @@ public enum WireKey {
     public static func first(_ v: UInt32) -> UInt16 { UInt16(truncatingIfNeeded: v.littleEndian).byteSwapped }
     @inlinable @inline(__always)
     public static func second(_ v: UInt32) -> UInt16 { UInt16(truncatingIfNeeded: v.littleEndian >> 16).byteSwapped }
+
+    @inlinable @inline(__always)
+    public static func setFirst(_ v: inout UInt64, _ a: UInt32) { v = pair(a, second(v)) }
+    @inlinable @inline(__always)
+    public static func setSecond(_ v: inout UInt64, _ b: UInt32) { v = pair(first(v), b) }
+    @inlinable @inline(__always)
+    public static func setFirst(_ v: inout UInt32, _ a: UInt16) { v = pair(a, second(v)) }
+    @inlinable @inline(__always)
+    public static func setSecond(_ v: inout UInt32, _ b: UInt16) { v = pair(first(v), b) }
 
     /// The pair with its two fields exchanged (source ⇄ destination).
     @inlinable @inline(__always)

@@ -21,7 +21,7 @@ let package = Package(
         .target(name: "NATWire"),
         // Layer 1: tuples, verdicts, tables, port allocation, timers, limits.
         .target(name: "NATCore", dependencies: ["NATWire", "CNATIntrinsics"]),
-        // Layer 1 support: CPU hints (prefetch) that Swift cannot spell, header-only.
+        // Layer 1 support: CPU hints (prefetch) that Swift cannot spell, and the huge-page table allocator.
         .target(name: "CNATIntrinsics"),
         // Layer 2: the NAPT44 engine (bytes + now in, bytes + verdict out).
         .target(name: "NAPT44", dependencies: ["NATWire", "NATCore"]),

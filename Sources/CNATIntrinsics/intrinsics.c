@@ -4,14 +4,17 @@
 
 #include <stdint.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define NAT_HUGE ((size_t)2 << 20)
 
-/// Whole 4 KiB pages. The end is not rounded up to 2 MiB: the kernel backs the whole 2 MiB stretches
-/// with huge pages and the rest with small ones, so no memory is wasted past the table.
+/// Whole pages of the kernel's page size. The end is not rounded up to 2 MiB: the kernel backs the
+/// whole 2 MiB stretches with huge pages and the rest with small ones, so nothing is wasted past the table.
 static size_t nat_rounded(size_t bytes) {
+    long page = sysconf(_SC_PAGESIZE);
+    size_t p = page > 0 ? (size_t)page : 4096;
     if (bytes == 0) bytes = 1;
-    return (bytes + 4095) & ~(size_t)4095;
+    return (bytes + p - 1) / p * p;
 }
 
 void *nat_table_alloc(size_t bytes) {

@@ -141,7 +141,7 @@ public struct HashChains {
 public enum KeyHash {
     @inlinable @inline(__always)
     public static func hash(_ a: UInt64, _ b: UInt64, seed: UInt64) -> UInt32 {
-        let p = (a ^ seed).multipliedFullWidth(by: b ^ (seed ^ 0xA076_1D64_78BD_642F) &+ 0xE703_7ED1_A0B4_28DB)
+        let p = (a ^ seed).multipliedFullWidth(by: (b ^ seed ^ 0xA076_1D64_78BD_642F) &+ 0xE703_7ED1_A0B4_28DB)
         let h = p.high ^ p.low
         return UInt32(truncatingIfNeeded: h ^ (h >> 32))
     }

@@ -258,7 +258,7 @@ public struct SessionTable: ~Copyable {
 
     // MARK: Hashes
 
-    /// Mapping keys (and the host-order helpers below).
+    /// Mapping keys (the session indexes hash the wire form: ``sessionHash(insideWire:ports:tenant:proto:)``).
     @inlinable @inline(__always)
     func insideHash(_ tenant: UInt32, _ proto: UInt8, _ a: UInt32, _ ap: UInt16, _ b: UInt32, _ bp: UInt16) -> UInt32 {
         KeyHash.hash(UInt64(a) << 32 | UInt64(b),

@@ -35,10 +35,10 @@ public enum Checksum {
     }
 
     /// Folds a 64-bit one's complement accumulator to 16 bits, without complementing.
-    @inlinable @inline(__always)
     /// Two end-around-carry additions (add, then add the carry back: `add`/`adc` on x86): the halves of
     /// the 64-bit value, then the halves of that 32-bit sum. Adding a carry back never carries again,
     /// since a sum that carried is at most 2^n − 2. Zero only for zero, as RFC 1071 arithmetic wants.
+    @inlinable @inline(__always)
     public static func fold(_ acc: UInt64) -> UInt16 {
         let (s32, c32) = UInt32(truncatingIfNeeded: acc).addingReportingOverflow(UInt32(truncatingIfNeeded: acc >> 32))
         let s = s32 &+ (c32 ? 1 : 0)

@@ -62,6 +62,8 @@ public struct NAPT44Engine: ~Copyable {
         if s == 0 { s = 0x5EED }
         seed = s
         table = SessionTable(sessionCapacity: c.maxSessions, hostCapacity: c.maxHosts, seed: s)
+        // Every idle timeout under 2^16 s: an established packet need not read the second half of its session.
+        table.refreshReadsHighBits = TimerClass.allCases.contains { c.timeouts.seconds(for: $0) >= 1 << 16 }
         outbox = Outbox(slots: 64, slotSize: max(576, c.fragments.maxHeldSize))
         fragmentFlows = FragmentTracker(capacity: c.fragments.maxFlows, seed: s &* 31)
         heldFragments = HeldPackets(capacity: c.fragments.maxHeld, slotSize: c.fragments.maxHeldSize)

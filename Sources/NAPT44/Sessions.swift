@@ -252,7 +252,7 @@ extension NAPT44Engine {
         for c in TimerClass.allCases {
             let timeout = configuration.timeouts.seconds(for: c)
             var sid = table.oldest(c)
-            while sid != 0 && table.sessions[Int(sid)].lastSeen &+ timeout <= nowS {
+            while sid != 0 && table.lastSeen(sid) &+ timeout <= nowS {
                 endSession(sid, now: nowS)
                 counters.sessionsExpired &+= 1
                 sid = table.oldest(c)

@@ -121,16 +121,16 @@ extension NAPT44Engine {
         var out: [SessionInfo] = []
         let nowS = lastNow.seconds
         for i in 1...table.sessionCapacity where table.sessions[i].flags & SessionRecord.flagLive != 0 {
-            let s = table.sessions[i]
+            let s = table.sessions[i], l = table.sessionLinks[i], seen = table.lastSeen(UInt32(i))
             out.append(SessionInfo(
                 proto: s.proto, tenant: s.tenant,
                 inside: (IPv4Address(s.insideAddress), s.insidePort),
                 outside: (IPv4Address(s.outsideAddress), s.outsidePort),
                 remote: (IPv4Address(s.remoteAddress), s.remotePort),
                 via: (IPv4Address(s.viaAddress), s.viaPort),
-                tcpState: s.proto == IPProtocol.tcp ? TCPState(rawValue: s.state) : nil,
-                idleSeconds: nowS >= s.lastSeen ? nowS - s.lastSeen : 0,
-                isStatic: table.mappings[Int(s.mapping)].isStatic))
+                tcpState: s.proto == IPProtocol.tcp ? TCPState(rawValue: l.state) : nil,
+                idleSeconds: nowS >= seen ? nowS - seen : 0,
+                isStatic: table.mappings[Int(l.mapping)].isStatic))
             if out.count >= limit { break }
         }
         return out

@@ -53,15 +53,15 @@ extension NAPT64Mapping {
     public var hostCount: Int { hosts.count }
 
     func info(_ sid: UInt32, now: Timestamp) -> NAT64SessionInfo? {
-        let s = table.sessions[Int(sid)]
+        let s = table.sessions[Int(sid)], l = table.sessionLinks[Int(sid)], seen = table.lastSeen(sid)
         guard s.flags & SessionRecord.flagLive != 0, let p = NAT64Protocol(ipv4Number: s.proto) else { return nil }
         return NAT64SessionInfo(
             proto: p, ipv6: hosts.address(s.insideAddress), ipv6Port: s.insidePort,
             remote6: prefix.embedUnchecked(IPv4Address(s.remoteAddress)),
             ipv4: IPv4Address(s.outsideAddress), ipv4Port: s.outsidePort, remote4: IPv4Address(s.remoteAddress),
-            remotePort: s.remotePort, tcpState: p == .tcp ? TCPState(rawValue: s.state) : nil,
-            timerClass: TimerClass(rawValue: s.timerClass) ?? .other,
-            idleSeconds: now.seconds >= s.lastSeen ? now.seconds - s.lastSeen : 0)
+            remotePort: s.remotePort, tcpState: p == .tcp ? TCPState(rawValue: l.state) : nil,
+            timerClass: TimerClass(rawValue: l.timerClass) ?? .other,
+            idleSeconds: now.seconds >= seen ? now.seconds - seen : 0)
     }
 
     /// Every session (control plane: walks the whole table and allocates; never on the packet path).

@@ -76,6 +76,8 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
         seed = s
         let bindings = c.maxBindings ?? c.maxSessions
         var t = SessionTable(sessionCapacity: c.maxSessions, mappingCapacity: bindings, hostCapacity: 1, seed: s)
+        // Every idle timeout under 2^16 s: an established packet need not read the second half of its session.
+        t.refreshReadsHighBits = TimerClass.allCases.contains { c.timeouts.seconds(for: $0) >= 1 << 16 }
         var h = IPv6HostTable(capacity: c.hostCapacity, seed: s &* 0x9E37)
         for (i, b) in c.staticBindings.enumerated() {
             // validate() checked that the static entries fit the BIB and the host table.
@@ -209,10 +211,10 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
     /// with it.
     @usableFromInline
     mutating func tcpSegment(_ sid: UInt32, flags: TCPFlags, fromInside: Bool, now: UInt32) {
-        let s = table.sessions + Int(sid)
-        if s.pointee.state == TCPState.bothFIN.rawValue && flags.contains(.syn) && !flags.contains(.ack) {
-            s.pointee.state = (fromInside ? TCPState.outboundInit : TCPState.inboundInit).rawValue
-            s.pointee.flags &= ~SessionRecord.flagCleanClose
+        let l = table.sessionLinks + Int(sid)
+        if l.pointee.state == TCPState.bothFIN.rawValue && flags.contains(.syn) && !flags.contains(.ack) {
+            l.pointee.state = (fromInside ? TCPState.outboundInit : TCPState.inboundInit).rawValue
+            table.sessions[Int(sid)].flags &= ~SessionRecord.flagCleanClose
             table.setTimerClass(sid, .tcpTransitory, now: now)
             return
         }

@@ -17,13 +17,13 @@ extension NAPT64Mapping {
         for c in [TimerClass.udp, .tcpEstablished, .tcpTransitory, .icmp] {
             let timeout = timeouts.seconds(for: c)
             var sid = table.oldest(c)
-            while sid != 0 && table.sessions[Int(sid)].lastSeen &+ timeout <= nowS {
+            while sid != 0 && table.lastSeen(sid) &+ timeout <= nowS {
                 if c == .tcpEstablished && configuration.tcpProbes
-                    && table.sessions[Int(sid)].state == TCPState.established.rawValue {
+                    && table.sessionLinks[Int(sid)].state == TCPState.established.rawValue {
                     // No room for the probe until the outbox is drained: the rest waits for the next call.
                     guard !generated.isFull else { break }
                     sendProbe(sid)
-                    table.sessions[Int(sid)].state = TCPState.transitory.rawValue
+                    table.sessionLinks[Int(sid)].state = TCPState.transitory.rawValue
                     table.setTimerClass(sid, .tcpTransitory, now: nowS)
                 } else {
                     endSession(sid, now: nowS)

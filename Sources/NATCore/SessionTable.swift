@@ -11,7 +11,10 @@ public enum TimerClass: UInt8, Sendable, CaseIterable {
 }
 
 /// One session: a mapping plus one remote endpoint. `via` is the remote as the inside host sees it
-/// (differs from `remote` only for redirected flows). 56 bytes.
+/// (differs from `remote` only for redirected flows). A session is 56 bytes in two parts: this record,
+/// the 32 bytes an established UDP packet reads (two to a cache line, so a lookup touches one line), and
+/// its ``SessionLinks`` (state, timer class, list links) in a parallel array, read when the TCP state
+/// or the timer lists change.
 ///
 /// The two keys are stored as the packets carry them. ``insideWire`` holds the inside and via addresses
 /// exactly as bytes 12..<20 of an outbound packet hold its source and destination, ``insidePortsWire``
@@ -19,7 +22,6 @@ public enum TimerClass: UInt8, Sendable, CaseIterable {
 /// outside endpoints as an inbound packet carries them. Each is the memory read as a native integer
 /// (``WireKey``), so the fast path compares a packet with one load per key word and no byte swaps, and
 /// the translated header of one direction is the other direction's key with its halves exchanged.
-/// The fields the fast path reads come first (36 bytes); the list links follow.
 public struct SessionRecord: Sendable {
     /// Inside address, then via address (an outbound packet's source and destination), as on the wire.
     public var insideWire: UInt64 = 0
@@ -31,17 +33,11 @@ public struct SessionRecord: Sendable {
     /// Remote port, then outside port, as on the wire.
     public var outsidePortsWire: UInt32 = 0
     public var proto: UInt8 = 0
-    /// TCP state (``TCPState``) for TCP sessions.
-    public var state: UInt8 = 0
-    public var timerClass: UInt8 = 0
     public var flags: UInt8 = 0
-    /// Last use, in whole seconds of engine time.
-    public var lastSeen: UInt32 = 0
-    @usableFromInline var timerPrev: UInt32 = 0
-    @usableFromInline var timerNext: UInt32 = 0
-    public var mapping: UInt32 = 0
-    @usableFromInline var mapPrev: UInt32 = 0
-    @usableFromInline var mapNext: UInt32 = 0
+    /// The low 16 bits of the last use (seconds of engine time; the high bits are in ``SessionLinks``):
+    /// enough to tell whether a packet is the first of a new second, which is when the session moves in
+    /// its timer list (see ``SessionTable/touch(_:now:)``).
+    @usableFromInline var seenLow: UInt16 = 0
 
     public init() {}
 
@@ -53,6 +49,7 @@ public struct SessionRecord: Sendable {
     public static let flagLive: UInt8 = 0x80
 
     @inlinable public var isRedirected: Bool { flags & SessionRecord.flagRedirected != 0 }
+    @inlinable public var isLive: Bool { flags & SessionRecord.flagLive != 0 }
 
     // Host-order views of the wire keys, for everything but the fast path.
     @inlinable public var insideAddress: UInt32 { get { WireKey.first(insideWire) } set { WireKey.setFirst(&insideWire, newValue) } }
@@ -63,6 +60,22 @@ public struct SessionRecord: Sendable {
     @inlinable public var viaPort: UInt16 { get { WireKey.second(insidePortsWire) } set { WireKey.setSecond(&insidePortsWire, newValue) } }
     @inlinable public var remotePort: UInt16 { get { WireKey.first(outsidePortsWire) } set { WireKey.setFirst(&outsidePortsWire, newValue) } }
     @inlinable public var outsidePort: UInt16 { get { WireKey.second(outsidePortsWire) } set { WireKey.setSecond(&outsidePortsWire, newValue) } }
+}
+
+/// The rest of a session (24 bytes): what changes with TCP state and timers, and the lists it is on.
+public struct SessionLinks: Sendable {
+    /// The high 16 bits of the last use (see ``SessionRecord``).
+    @usableFromInline var seenHigh: UInt16 = 0
+    /// TCP state (``TCPState``) for TCP sessions.
+    public var state: UInt8 = 0
+    public var timerClass: UInt8 = 0
+    @usableFromInline var timerPrev: UInt32 = 0
+    @usableFromInline var timerNext: UInt32 = 0
+    public var mapping: UInt32 = 0
+    @usableFromInline var mapPrev: UInt32 = 0
+    @usableFromInline var mapNext: UInt32 = 0
+
+    public init() {}
 }
 
 /// Two header fields as they lie next to each other in a packet (network byte order), read as one
@@ -179,6 +192,8 @@ public struct SessionTable: ~Copyable {
     public let mappingCapacity: Int
     public let hostCapacity: Int
     public let sessions: UnsafeMutablePointer<SessionRecord>
+    /// The second part of each session, by the same id.
+    public let sessionLinks: UnsafeMutablePointer<SessionLinks>
     public let mappings: UnsafeMutablePointer<MappingRecord>
     public let hosts: UnsafeMutablePointer<HostRecord>
     @usableFromInline let sessionByInside: HashIndex
@@ -208,6 +223,8 @@ public struct SessionTable: ~Copyable {
         self.seed = seed
         sessions = TableMemory.allocate(SessionRecord.self, count: sessionCapacity + 1)
         sessions.initialize(repeating: SessionRecord(), count: sessionCapacity + 1)
+        sessionLinks = TableMemory.allocate(SessionLinks.self, count: sessionCapacity + 1)
+        sessionLinks.initialize(repeating: SessionLinks(), count: sessionCapacity + 1)
         mappings = TableMemory.allocate(MappingRecord.self, count: self.mappingCapacity + 1)
         mappings.initialize(repeating: MappingRecord(), count: self.mappingCapacity + 1)
         hosts = TableMemory.allocate(HostRecord.self, count: self.hostCapacity + 1)
@@ -223,7 +240,7 @@ public struct SessionTable: ~Copyable {
         timerTails.initialize(repeating: 0, count: TimerClass.allCases.count)
         // Free lists thread through the records (ids 1...capacity; 0 is "none").
         for i in stride(from: sessionCapacity, through: 1, by: -1) {
-            sessions[i].mapNext = freeSession
+            sessionLinks[i].mapNext = freeSession
             freeSession = UInt32(i)
         }
         for i in stride(from: self.mappingCapacity, through: 1, by: -1) {
@@ -238,6 +255,7 @@ public struct SessionTable: ~Copyable {
 
     deinit {
         TableMemory.deallocate(sessions, count: sessionCapacity + 1)
+        TableMemory.deallocate(sessionLinks, count: sessionCapacity + 1)
         TableMemory.deallocate(mappings, count: mappingCapacity + 1)
         TableMemory.deallocate(hosts, count: hostCapacity + 1)
         timerHeads.deallocate()
@@ -246,7 +264,7 @@ public struct SessionTable: ~Copyable {
 
     /// Bytes held by the table (slabs and indexes), for the bytes-per-session figure.
     public var memoryBytes: Int {
-        (sessionCapacity + 1) * MemoryLayout<SessionRecord>.stride
+        (sessionCapacity + 1) * (MemoryLayout<SessionRecord>.stride + MemoryLayout<SessionLinks>.stride)
             + (mappingCapacity + 1) * MemoryLayout<MappingRecord>.stride
             + (hostCapacity + 1) * MemoryLayout<HostRecord>.stride
             + sessionByInside.memoryBytes + sessionByOutside.memoryBytes
@@ -404,9 +422,8 @@ public struct SessionTable: ~Copyable {
     @inlinable @inline(__always)
     func prefetchRecord(_ id: UInt32) {
         guard id != 0 else { return }
-        let p = UnsafeRawPointer(sessions + Int(id))
-        nat_prefetch_write(p)
-        nat_prefetch_write(p + (MemoryLayout<SessionRecord>.stride - 1))
+        // 32-byte records in a page-aligned array never straddle a cache line.
+        nat_prefetch_write(UnsafeRawPointer(sessions + Int(id)))
     }
 
     // MARK: Mapping lookups
@@ -507,7 +524,7 @@ public struct SessionTable: ~Copyable {
     @inlinable
     public func firstSession(ofMapping id: UInt32) -> UInt32 { mappings[Int(id)].sessionHead }
     @inlinable
-    public func nextSession(inMapping sid: UInt32) -> UInt32 { sessions[Int(sid)].mapNext }
+    public func nextSession(inMapping sid: UInt32) -> UInt32 { sessionLinks[Int(sid)].mapNext }
 
     /// Whether the mapping has a session with this remote address (address-dependent filtering).
     @inlinable
@@ -515,7 +532,7 @@ public struct SessionTable: ~Copyable {
         var s = mappings[Int(id)].sessionHead
         while s != 0 {
             if sessions[Int(s)].remoteAddress == remoteAddress { return true }
-            s = sessions[Int(s)].mapNext
+            s = sessionLinks[Int(s)].mapNext
         }
         return false
     }
@@ -528,7 +545,7 @@ public struct SessionTable: ~Copyable {
                                        state: UInt8, now: UInt32) -> UInt32? {
         guard freeSession != 0 else { return nil }
         let id = freeSession
-        freeSession = sessions[Int(id)].mapNext
+        freeSession = sessionLinks[Int(id)].mapNext
         let m = mappings[Int(mid)]
         var s = SessionRecord()
         s.insideAddress = m.insideAddress
@@ -543,14 +560,17 @@ public struct SessionTable: ~Copyable {
         s.viaPort = viaPort
         if viaAddress != remoteAddress || viaPort != remotePort { s.flags |= SessionRecord.flagRedirected }
         s.flags |= SessionRecord.flagLive
-        s.state = state
-        s.timerClass = timerClass.rawValue
-        s.lastSeen = now
-        s.mapping = mid
-        s.mapPrev = 0
-        s.mapNext = m.sessionHead
+        s.seenLow = UInt16(truncatingIfNeeded: now)
+        var l = SessionLinks()
+        l.seenHigh = UInt16(truncatingIfNeeded: now >> 16)
+        l.state = state
+        l.timerClass = timerClass.rawValue
+        l.mapping = mid
+        l.mapPrev = 0
+        l.mapNext = m.sessionHead
         sessions[Int(id)] = s
-        if m.sessionHead != 0 { sessions[Int(m.sessionHead)].mapPrev = id }
+        sessionLinks[Int(id)] = l
+        if m.sessionHead != 0 { sessionLinks[Int(m.sessionHead)].mapPrev = id }
         mappings[Int(mid)].sessionHead = id
         sessionByInside.insert(id, hash: sessionHash(insideWire: s.insideWire, ports: s.insidePortsWire, tenant: s.tenant, proto: s.proto))
         sessionByOutside.insert(id, hash: sessionHash(outsideWire: s.outsideWire, ports: s.outsidePortsWire, proto: s.proto))
@@ -562,27 +582,51 @@ public struct SessionTable: ~Copyable {
     /// Removes a session; returns its mapping id (which may now have no sessions).
     @discardableResult
     public mutating func removeSession(_ id: UInt32) -> UInt32 {
-        let s = sessions[Int(id)]
+        let s = sessions[Int(id)], l = sessionLinks[Int(id)]
         sessionByInside.remove(id, hash: sessionHash(insideWire: s.insideWire, ports: s.insidePortsWire, tenant: s.tenant, proto: s.proto))
         sessionByOutside.remove(id, hash: sessionHash(outsideWire: s.outsideWire, ports: s.outsidePortsWire, proto: s.proto))
-        timerUnlink(id, s.timerClass)
-        if s.mapPrev != 0 { sessions[Int(s.mapPrev)].mapNext = s.mapNext } else { mappings[Int(s.mapping)].sessionHead = s.mapNext }
-        if s.mapNext != 0 { sessions[Int(s.mapNext)].mapPrev = s.mapPrev }
+        timerUnlink(id, l.timerClass)
+        if l.mapPrev != 0 { sessionLinks[Int(l.mapPrev)].mapNext = l.mapNext } else { mappings[Int(l.mapping)].sessionHead = l.mapNext }
+        if l.mapNext != 0 { sessionLinks[Int(l.mapNext)].mapPrev = l.mapPrev }
         sessions[Int(id)] = SessionRecord()
-        sessions[Int(id)].mapNext = freeSession
+        sessionLinks[Int(id)] = SessionLinks()
+        sessionLinks[Int(id)].mapNext = freeSession
         freeSession = id
         sessionCount -= 1
-        return s.mapping
+        return l.mapping
     }
+
+    /// The last use of a session, in whole seconds of engine time.
+    @inlinable @inline(__always)
+    public func lastSeen(_ id: UInt32) -> UInt32 {
+        UInt32(sessionLinks[Int(id)].seenHigh) << 16 | UInt32(sessions[Int(id)].seenLow)
+    }
+
+    @inlinable @inline(__always)
+    mutating func setLastSeen(_ id: UInt32, _ now: UInt32) {
+        sessions[Int(id)].seenLow = UInt16(truncatingIfNeeded: now)
+        sessionLinks[Int(id)].seenHigh = UInt16(truncatingIfNeeded: now >> 16)
+    }
+
+    /// Whether ``touch(_:now:)`` must compare the high 16 bits of the last use too. With every idle
+    /// timeout under 65 536 s (the defaults are at most 7 440 s), a session whose low 16 bits equal the
+    /// current second's was used this very second: it would have expired before the low bits came round
+    /// again (given ``NAPT44``'s `expire` runs, as it should, every second or so), so a packet of an
+    /// established flow reads only the session's first 32 bytes. Engines clear it when their timeouts
+    /// allow; it is on by default, which is always exact.
+    public var refreshReadsHighBits = true
 
     /// Marks a session used at `now`. It moves to the tail of its idle list only when the second changed,
     /// so a busy session costs one compare per packet.
     @inlinable @inline(__always)
     public mutating func touch(_ id: UInt32, now: UInt32) {
         let s = sessions + Int(id)
-        if s.pointee.lastSeen != now {
-            s.pointee.lastSeen = now
-            let c = s.pointee.timerClass
+        let low = UInt16(truncatingIfNeeded: now), high = UInt16(truncatingIfNeeded: now >> 16)
+        if s.pointee.seenLow != low || (refreshReadsHighBits && sessionLinks[Int(id)].seenHigh != high) {
+            s.pointee.seenLow = low
+            let l = sessionLinks + Int(id)
+            l.pointee.seenHigh = high
+            let c = l.pointee.timerClass
             if timerTails[Int(c)] != id {
                 timerUnlink(id, c)
                 timerAppend(id, c)
@@ -592,10 +636,10 @@ public struct SessionTable: ~Copyable {
 
     /// Moves a session to another timer class (a TCP state change), refreshing it.
     public mutating func setTimerClass(_ id: UInt32, _ c: TimerClass, now: UInt32) {
-        let old = sessions[Int(id)].timerClass
+        let old = sessionLinks[Int(id)].timerClass
         timerUnlink(id, old)
-        sessions[Int(id)].timerClass = c.rawValue
-        sessions[Int(id)].lastSeen = now
+        sessionLinks[Int(id)].timerClass = c.rawValue
+        setLastSeen(id, now)
         timerAppend(id, c.rawValue)
     }
 
@@ -604,18 +648,18 @@ public struct SessionTable: ~Copyable {
 
     @usableFromInline mutating func timerAppend(_ id: UInt32, _ c: UInt8) {
         let tail = timerTails[Int(c)]
-        sessions[Int(id)].timerPrev = tail
-        sessions[Int(id)].timerNext = 0
-        if tail != 0 { sessions[Int(tail)].timerNext = id } else { timerHeads[Int(c)] = id }
+        sessionLinks[Int(id)].timerPrev = tail
+        sessionLinks[Int(id)].timerNext = 0
+        if tail != 0 { sessionLinks[Int(tail)].timerNext = id } else { timerHeads[Int(c)] = id }
         timerTails[Int(c)] = id
     }
 
     @usableFromInline mutating func timerUnlink(_ id: UInt32, _ c: UInt8) {
-        let p = sessions[Int(id)].timerPrev, n = sessions[Int(id)].timerNext
-        if p != 0 { sessions[Int(p)].timerNext = n } else { timerHeads[Int(c)] = n }
-        if n != 0 { sessions[Int(n)].timerPrev = p } else { timerTails[Int(c)] = p }
-        sessions[Int(id)].timerPrev = 0
-        sessions[Int(id)].timerNext = 0
+        let p = sessionLinks[Int(id)].timerPrev, n = sessionLinks[Int(id)].timerNext
+        if p != 0 { sessionLinks[Int(p)].timerNext = n } else { timerHeads[Int(c)] = n }
+        if n != 0 { sessionLinks[Int(n)].timerPrev = p } else { timerTails[Int(c)] = p }
+        sessionLinks[Int(id)].timerPrev = 0
+        sessionLinks[Int(id)].timerNext = 0
     }
 
     // MARK: Hosts

@@ -126,14 +126,14 @@ extension SessionTable {
     /// Returns the new state.
     @inlinable @discardableResult
     public mutating func tcpTransition(_ sid: UInt32, flags: TCPFlags, fromInside: Bool, now: UInt32) -> TCPState {
-        let s = sessions + Int(sid)
-        let state = TCPState(rawValue: s.pointee.state) ?? .closed
+        let l = sessionLinks + Int(sid)
+        let state = TCPState(rawValue: l.pointee.state) ?? .closed
         let (next, refresh) = TCPState.transition(from: state, flags: flags, fromInside: fromInside)
         if next != state {
-            s.pointee.state = next.rawValue
-            if next == .bothFIN { s.pointee.flags |= SessionRecord.flagCleanClose }
+            l.pointee.state = next.rawValue
+            if next == .bothFIN { sessions[Int(sid)].flags |= SessionRecord.flagCleanClose }
             let cls = next.timerClass
-            if cls.rawValue != s.pointee.timerClass {
+            if cls.rawValue != l.pointee.timerClass {
                 setTimerClass(sid, cls, now: now)
             } else {
                 touch(sid, now: now)

@@ -5,6 +5,30 @@ import NAPT44
 
 @Suite("Timers (manual clock) and the TCP state machine")
 struct TimerTCPTests {
+    /// RFC 5382 REQ-5 allows established timeouts longer than 2 h 4 min; at 2^16 s or more a packet that
+    /// comes exactly 65 536 s after the last one must still refresh the session (the engine then has the
+    /// table compare all 32 bits of the last use). The session outlives another full timeout after it.
+    @Test func rfc5382_req5_longEstablishedTimeoutRefreshesAfterExactlyTwoToTheSixteenSeconds() {
+        var c = config()
+        c.timeouts.tcpEstablished = 100_000
+        var e = engine(c)
+        let longReadsHigh = e.table.refreshReadsHighBits
+        let defaultEngine = engine(config())
+        let defaultReadsHigh = defaultEngine.table.refreshReadsHighBits
+        #expect(longReadsHigh && !defaultReadsHigh)
+        let (a, p) = openUDP(&e, clientA, 5000, serverX, 53, at: 0)
+        c.timeouts.udp = 100_000
+        var long = engine(c)
+        let (la, lp) = openUDP(&long, clientA, 5000, serverX, 53, at: 0)
+        // Refreshed from inside exactly 2^16 s later, then quiet for most of a timeout.
+        #expect(send(&long, udp(clientA, 5000, serverX, 53), at: 65_536).0 == .toOutside)
+        long.expire(now: .seconds(65_536 + 99_000))
+        #expect(send(&long, udp(serverX, 53, la, lp), at: 65_536 + 99_000).0 == .toInside(tenant: 0))
+        // The default engine (5-minute UDP timeout) forgot its mapping long ago.
+        e.expire(now: .seconds(65_536))
+        #expect(send(&e, udp(serverX, 53, a, p), at: 65_536).0 != .toInside(tenant: 0))
+    }
+
     @Test func rfc4787_req5_udpMappingLivesFiveMinutesAfterLastOutbound() {
         var e = engine(config())
         let (a, p) = openUDP(&e, clientA, 5000, serverX, 53, at: 0)

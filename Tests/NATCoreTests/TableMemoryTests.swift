@@ -38,6 +38,62 @@ import Testing
         r.insidePort = 5; r.viaPort = 6; r.remotePort = 7; r.outsidePort = 8
         #expect([r.insideAddress, r.viaAddress, r.remoteAddress, r.outsideAddress] == [1, 2, 3, 4])
         #expect([r.insidePort, r.viaPort, r.remotePort, r.outsidePort] == [5, 6, 7, 8])
-        #expect(MemoryLayout<SessionRecord>.stride == 56)
+        // The part an established packet reads is half a cache line; the whole session stays 56 bytes.
+        #expect(MemoryLayout<SessionRecord>.stride == 32 && MemoryLayout<SessionLinks>.stride == 24)
+    }
+}
+
+@Suite struct SessionRefreshTests {
+    /// A UDP session of inside port `port`, created at `now`, in `t`.
+    func addSession(_ t: inout SessionTable, port: UInt16, now: UInt32) -> UInt32 {
+        var m = MappingRecord()
+        m.insideAddress = 0x6440_0001; m.insidePort = port; m.outsideAddress = 0xC633_6401; m.outsidePort = port; m.proto = 17
+        let mid = t.createMapping(m)!
+        return t.createSession(mapping: mid, remoteAddress: 0xCB00_7101, remotePort: 53, viaAddress: 0xCB00_7101, viaPort: 53,
+                               timerClass: .udp, state: 0, now: now)!
+    }
+
+    /// The last use is split over the two halves of a session (low 16 bits in the record a packet reads,
+    /// high 16 in its links) and reads back whole, across a carry into the high half.
+    @Test func lastUseReadsBackWhole() {
+        var t = SessionTable(sessionCapacity: 8, seed: 7)
+        let sid = addSession(&t, port: 1000, now: 0xFFFF)
+        var seen = t.lastSeen(sid)
+        #expect(seen == 0xFFFF)
+        t.touch(sid, now: 0x1_0000)
+        seen = t.lastSeen(sid)
+        #expect(seen == 0x1_0000)
+        t.touch(sid, now: 0x0012_3456)
+        seen = t.lastSeen(sid)
+        #expect(seen == 0x0012_3456)
+    }
+
+    /// With timeouts of 2^16 s or more a session can live while the low 16 bits come round again: then a
+    /// refresh compares the high bits too, so a packet exactly 65 536 s after the last one still counts.
+    @Test func refreshExactlyOneWrapLaterCountsWhenTimeoutsAreLong() {
+        var t = SessionTable(sessionCapacity: 8, seed: 7)
+        let sid = addSession(&t, port: 1000, now: 100)
+        let safeDefault = t.refreshReadsHighBits
+        #expect(safeDefault)
+        t.touch(sid, now: 100 + 65_536)
+        let seen = t.lastSeen(sid)
+        #expect(seen == 100 + 65_536)
+    }
+
+    /// A refresh in a new second moves the session to the tail of its timer list (the expiry order).
+    @Test func refreshMovesTheSessionToTheTailOfItsTimerList() {
+        var t = SessionTable(sessionCapacity: 8, seed: 7)
+        t.refreshReadsHighBits = false
+        let first = addSession(&t, port: 1000, now: 10)
+        let second = addSession(&t, port: 1001, now: 11)
+        var oldest = t.oldest(.udp)
+        #expect(oldest == first)
+        t.touch(first, now: 11)
+        oldest = t.oldest(.udp)
+        let seen = t.lastSeen(first)
+        #expect(oldest == second && seen == 11)
+        t.touch(second, now: 11)  // same second: no move
+        oldest = t.oldest(.udp)
+        #expect(oldest == second)
     }
 }

@@ -21,13 +21,7 @@ extension NAPT44Engine {
         guard head & UInt64(littleEndian: 0xFFBF_0000_0000_00FF) == UInt64(littleEndian: 0x45) else { return 0 }
         let total = Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
         guard total >= 28, total <= available else { return 0 }
-        // RFC 1071 over the five header words. One's complement addition does not care about byte
-        // order, so the words are summed as they lie in memory (two 64-bit end-around-carry additions)
-        // and the all-ones result checked.
-        let (ab, c1) = head.addingReportingOverflow(p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
-        let (abc, c2) = (ab &+ (c1 ? 1 : 0)).addingReportingOverflow(UInt64(p.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
-        let s = Checksum.fold(abc &+ (c2 ? 1 : 0))
-        return s == 0xFFFF ? total : 0
+        return Checksum.isValidIPv4Header20(p) ? total : 0
     }
 
     /// The transport header checks of ``incomingTuple(_:inbound:)`` for an unfragmented TCP or UDP

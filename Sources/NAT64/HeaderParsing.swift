@@ -180,14 +180,7 @@ func writeFragmentHeader(_ o: UnsafeMutableRawPointer, nextHeader: UInt8, offset
 /// Whether the IPv4 header checksum verifies (RFC 1071).
 @inlinable @inline(__always)
 func ipv4HeaderChecksumValid(_ p: UnsafeRawPointer, headerLength: Int) -> Bool {
-    if headerLength == IPv4Layout.minimumHeaderLength {
-        var acc: UInt64 = 0
-        for i in stride(from: 0, to: 20, by: 4) {
-            let w = load32(p, i)
-            acc &+= UInt64(w >> 16) &+ UInt64(w & 0xFFFF)
-        }
-        return Checksum.fold(acc) == 0xFFFF
-    }
+    if headerLength == IPv4Layout.minimumHeaderLength { return Checksum.isValidIPv4Header20(p) }
     return Checksum.fold(Checksum.sum(p, count: headerLength)) == 0xFFFF
 }
 

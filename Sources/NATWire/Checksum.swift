@@ -28,6 +28,16 @@ public enum Checksum {
         return sum(base, count: bytes.count, initial: initial)
     }
 
+    /// Whether the 20-byte IPv4 header (no options) at `p` has a valid header checksum (RFC 1071). One's
+    /// complement addition does not care about byte order, so the five 32-bit words are summed as they
+    /// lie in memory, with two 64-bit end-around-carry additions, and the all-ones result checked.
+    @inlinable @inline(__always)
+    public static func isValidIPv4Header20(_ p: UnsafeRawPointer) -> Bool {
+        let (ab, c1) = p.loadUnaligned(as: UInt64.self).addingReportingOverflow(p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        let (abc, c2) = (ab &+ (c1 ? 1 : 0)).addingReportingOverflow(UInt64(p.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
+        return fold(abc &+ (c2 ? 1 : 0)) == 0xFFFF
+    }
+
     /// Folds a 64-bit one's complement accumulator to 16 bits and complements it: the checksum field value.
     @inlinable @inline(__always)
     public static func finish(_ acc: UInt64) -> UInt16 {

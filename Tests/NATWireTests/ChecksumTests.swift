@@ -57,6 +57,29 @@ import Testing
         #expect(bad == 0)
     }
 
+    /// RFC 1071 over a 20-byte IPv4 header: the fast check (two 64-bit end-around-carry additions)
+    /// agrees with the byte-wise sum on random headers with their checksum filled in (valid), and with
+    /// one bit flipped anywhere (invalid).
+    @Test func rfc1071_fastTwentyByteHeaderCheckAgreesWithTheFullSum() {
+        var g = SystemRandomNumberGenerator()
+        var header = [UInt8](repeating: 0, count: 20)
+        for _ in 0..<20_000 {
+            for i in 0..<20 { header[i] = UInt8.random(in: 0...255, using: &g) }
+            header[10] = 0; header[11] = 0
+            let c = header.withUnsafeBytes { Checksum.compute($0) }
+            header[10] = UInt8(c >> 8); header[11] = UInt8(c & 0xFF)
+            header.withUnsafeBytes { b in
+                #expect(Checksum.isValidIPv4Header20(b.baseAddress!) == (Checksum.fold(Checksum.sum(b)) == 0xFFFF))
+                #expect(Checksum.isValidIPv4Header20(b.baseAddress!))
+            }
+            let bit = Int.random(in: 0..<160, using: &g)
+            header[bit / 8] ^= 1 << UInt8(bit % 8)
+            header.withUnsafeBytes { b in
+                #expect(Checksum.isValidIPv4Header20(b.baseAddress!) == (Checksum.fold(Checksum.sum(b)) == 0xFFFF))
+            }
+        }
+    }
+
     /// RFC 1624 with a 64-bit field (an address pair): the same result as replacing its four 16-bit words.
     @Test func rfc1624_replacingAnAddressPairEqualsReplacingItsWords() {
         var g = SystemRandomNumberGenerator()

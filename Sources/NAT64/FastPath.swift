@@ -51,23 +51,9 @@ extension NAT64Translator where Mapping: ~Copyable {
                         source: m.source, destination: m.destination)
         let l4o = out + IPv4Layout.minimumHeaderLength
         copyBytes(l4o, l4, payloadLength)
-        var oldSum = src6.wordSum &+ dst6.wordSum
-        var newSum = wordSum(m.source) &+ wordSum(m.destination)
-        if m.ports != ports {
-            oldSum &+= UInt64(ports.source) &+ UInt64(ports.destination)
-            newSum &+= UInt64(m.ports.source) &+ UInt64(m.ports.destination)
-            store16(l4o, 0, m.ports.source)
-            store16(l4o, 2, m.ports.destination)
-        }
-        if isTCP {
-            store16(l4o, TCPLayout.checksum, adjustChecksum(load16(l4o, TCPLayout.checksum), oldSum: oldSum, newSum: newSum))
-        } else {
-            let old = load16(l4o, UDPLayout.checksum)
-            if old != 0 {
-                let v = adjustChecksum(old, oldSum: oldSum, newSum: newSum)
-                store16(l4o, UDPLayout.checksum, v == 0 ? 0xFFFF : v)
-            }
-        }
+        rewriteTransport(l4o, tcp: isTCP, oldAddressSum: src6.wordSum &+ dst6.wordSum,
+                         newAddressSum: wordSum(m.source) &+ wordSum(m.destination), from: ports, to: m.ports,
+                         keepZeroUDPChecksum: true)
         counters.outboundPackets &+= 1
         counters.outboundBytes &+= UInt64(size4)
         counters6to4.outboundPackets &+= 1
@@ -110,18 +96,9 @@ extension NAT64Translator where Mapping: ~Copyable {
                         nextHeader: proto, hopLimit: ttl &- 1, source: m.source, destination: m.destination)
         let l4o = out + IPv6Layout.headerLength
         copyBytes(l4o, l4, l4Length)
-        var oldSum = wordSum(src4) &+ wordSum(dst4)
-        var newSum = m.source.wordSum &+ m.destination.wordSum
-        if m.ports != ports {
-            oldSum &+= UInt64(ports.source) &+ UInt64(ports.destination)
-            newSum &+= UInt64(m.ports.source) &+ UInt64(m.ports.destination)
-            store16(l4o, 0, m.ports.source)
-            store16(l4o, 2, m.ports.destination)
-        }
-        let at = isTCP ? TCPLayout.checksum : UDPLayout.checksum
-        var sum = adjustChecksum(load16(l4o, at), oldSum: oldSum, newSum: newSum)
-        if !isTCP && sum == 0 { sum = 0xFFFF }
-        store16(l4o, at, sum)
+        rewriteTransport(l4o, tcp: isTCP, oldAddressSum: wordSum(src4) &+ wordSum(dst4),
+                         newAddressSum: m.source.wordSum &+ m.destination.wordSum, from: ports, to: m.ports,
+                         keepZeroUDPChecksum: false)
         counters.inboundPackets &+= 1
         counters.inboundBytes &+= UInt64(size6)
         counters4to6.inboundPackets &+= 1

@@ -186,19 +186,10 @@ extension NAT64Translator where Mapping: ~Copyable {
                 store16(l4o, UDPLayout.checksum, sum == 0 ? 0xFFFF : sum)
                 break
             }
-            var oldSum = wordSum(src4) &+ wordSum(dst4)
-            var newSum = m.source.wordSum &+ m.destination.wordSum
-            if m.ports != t.ports {
-                oldSum &+= UInt64(t.ports.source) &+ UInt64(t.ports.destination)
-                newSum &+= UInt64(m.ports.source) &+ UInt64(m.ports.destination)
-                store16(l4o, 0, m.ports.source)
-                store16(l4o, 2, m.ports.destination)
-            }
-            let at = t.kind == .tcp ? TCPLayout.checksum : UDPLayout.checksum
-            var sum = adjustChecksum(load16(l4o, at), oldSum: oldSum, newSum: newSum)
             // Over IPv6 a UDP checksum of zero is not allowed (RFC 8200 §8.1): a computed zero is 0xFFFF.
-            if t.kind == .udp && sum == 0 { sum = 0xFFFF }
-            store16(l4o, at, sum)
+            rewriteTransport(l4o, tcp: t.kind == .tcp, oldAddressSum: wordSum(src4) &+ wordSum(dst4),
+                             newAddressSum: m.source.wordSum &+ m.destination.wordSum, from: t.ports, to: m.ports,
+                             keepZeroUDPChecksum: false)
         case .icmpEchoRequest, .icmpEchoReply:
             // RFC 7915 §4.2: type 8/0 → 128/129; the checksum gains the ICMPv6 pseudo-header.
             let ph = Checksum.pseudoHeaderSum(source: m.source, destination: m.destination, nextHeader: IPProtocol.icmpv6,

@@ -139,25 +139,10 @@ extension NAT64Translator where Mapping: ~Copyable {
 
         switch t.kind {
         case .tcp, .udp:
-            var oldSum = src6.wordSum &+ dst6.wordSum
-            var newSum = wordSum(m.source) &+ wordSum(m.destination)
-            if m.ports != t.ports {
-                oldSum &+= UInt64(t.ports.source) &+ UInt64(t.ports.destination)
-                newSum &+= UInt64(m.ports.source) &+ UInt64(m.ports.destination)
-                store16(l4o, 0, m.ports.source)
-                store16(l4o, 2, m.ports.destination)
-            }
-            if t.kind == .tcp {
-                store16(l4o, TCPLayout.checksum, adjustChecksum(load16(l4o, TCPLayout.checksum), oldSum: oldSum, newSum: newSum))
-            } else {
-                // Over IPv4 a zero UDP checksum means "none" and stays zero; a computed zero is sent as
-                // 0xFFFF (RFC 768).
-                let old = load16(l4o, UDPLayout.checksum)
-                if old != 0 {
-                    let v = adjustChecksum(old, oldSum: oldSum, newSum: newSum)
-                    store16(l4o, UDPLayout.checksum, v == 0 ? 0xFFFF : v)
-                }
-            }
+            // Over IPv4 a zero UDP checksum means "none" and stays zero.
+            rewriteTransport(l4o, tcp: t.kind == .tcp, oldAddressSum: src6.wordSum &+ dst6.wordSum,
+                             newAddressSum: wordSum(m.source) &+ wordSum(m.destination), from: t.ports, to: m.ports,
+                             keepZeroUDPChecksum: true)
         case .icmpEchoRequest, .icmpEchoReply:
             // RFC 7915 §5.2: type 128/129 → 8/0; the checksum loses the ICMPv6 pseudo-header.
             let ph = Checksum.pseudoHeaderSum(source: src6, destination: dst6, nextHeader: IPProtocol.icmpv6, length: l4Length)

@@ -72,6 +72,28 @@ extension NAT64Transport {
     }
 }
 
+/// Rewrites a TCP or UDP header at `l4o` that crossed families: the ports become `new` when they
+/// differ from `old`, and the checksum is adjusted incrementally (RFC 1624) for the pseudo-header's
+/// addresses (`oldAddressSum` → `newAddressSum`) and the ports. A computed UDP zero is sent as 0xFFFF
+/// (RFC 768, RFC 8200 §8.1). With `keepZeroUDPChecksum` (toward IPv4) a UDP checksum of zero stays
+/// zero: over IPv4 it means "none".
+@inlinable @inline(__always)
+func rewriteTransport(_ l4o: UnsafeMutableRawPointer, tcp: Bool, oldAddressSum: UInt64, newAddressSum: UInt64,
+                      from old: NAT64Ports, to new: NAT64Ports, keepZeroUDPChecksum: Bool) {
+    var oldSum = oldAddressSum, newSum = newAddressSum
+    if new != old {
+        oldSum &+= UInt64(old.source) &+ UInt64(old.destination)
+        newSum &+= UInt64(new.source) &+ UInt64(new.destination)
+        store16(l4o, 0, new.source)
+        store16(l4o, 2, new.destination)
+    }
+    let at = tcp ? TCPLayout.checksum : UDPLayout.checksum
+    let checksum = load16(l4o, at)
+    if !tcp && checksum == 0 && keepZeroUDPChecksum { return }
+    let sum = adjustChecksum(checksum, oldSum: oldSum, newSum: newSum)
+    store16(l4o, at, !tcp && sum == 0 ? 0xFFFF : sum)
+}
+
 /// Rewrites an echo request or reply at `l4o` for the other family: the type becomes `request` or `reply`
 /// (the new family's echo types; the code byte is kept), the identifier the mapped one from `ports`, and
 /// the checksum is adjusted incrementally (RFC 1624), the ICMPv6 pseudo-header sum taken out

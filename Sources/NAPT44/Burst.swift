@@ -11,17 +11,17 @@ extension NAPT44Engine {
     public static let preferredBurst = 32
 
     /// The session-index hash of a packet from the inside, read without validation (the translation
-    /// validates), with its bucket prefetched; nil when the packet does not look like a first fragment
-    /// of TCP, UDP or an ICMP query.
+    /// validates), with its bucket prefetched; nil when the packet is not TCP or UDP (only those take
+    /// the fast path, the one user of the hash).
     @inline(__always)
     func peekOutbound(_ p: UnsafeMutableRawBufferPointer, tenant: UInt32) -> UInt32? {
-        guard let k = Self.peekKey(p, inbound: false) else { return nil }
+        guard let k = Self.peekKey(p) else { return nil }
         return table.prefetchBucket(insideHash: table.sessionHash(insideWire: k.addresses, ports: k.ports, tenant: tenant, proto: k.proto))
     }
 
     @inline(__always)
     func peekInbound(_ p: UnsafeMutableRawBufferPointer) -> UInt32? {
-        guard let k = Self.peekKey(p, inbound: true) else { return nil }
+        guard let k = Self.peekKey(p) else { return nil }
         return table.prefetchBucket(outsideHash: table.sessionHash(outsideWire: k.addresses, ports: k.ports, proto: k.proto))
     }
 
@@ -30,7 +30,7 @@ extension NAPT44Engine {
     /// prefetches and ``fastOutbound(_:tenant:now:hash:)`` / ``fastInbound(_:now:hash:)``, which
     /// validate the packet before they use it, and anything else goes the full way, which hashes again.
     @inline(__always)
-    static func peekKey(_ p: UnsafeMutableRawBufferPointer, inbound: Bool) -> (proto: UInt8, addresses: UInt64, ports: UInt32)? {
+    static func peekKey(_ p: UnsafeMutableRawBufferPointer) -> (proto: UInt8, addresses: UInt64, ports: UInt32)? {
         guard p.count >= 24, let b = p.baseAddress else { return nil }
         let proto = b.load(fromByteOffset: 9, as: UInt8.self)
         guard proto == IPProtocol.udp || proto == IPProtocol.tcp else { return nil }

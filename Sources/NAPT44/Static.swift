@@ -120,7 +120,7 @@ extension NAPT44Engine {
     public func sessions(limit: Int = .max) -> [SessionInfo] {
         var out: [SessionInfo] = []
         let nowS = lastNow.seconds
-        for i in 1...table.sessionCapacity where table.sessions[i].flags & SessionRecord.flagLive != 0 {
+        for i in 1...table.sessionCapacity where table.sessions[i].isLive {
             let s = table.sessions[i], l = table.sessionLinks[i], seen = table.lastSeen(UInt32(i))
             out.append(SessionInfo(
                 proto: s.proto, tenant: s.tenant,

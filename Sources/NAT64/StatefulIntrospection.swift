@@ -54,7 +54,7 @@ extension NAPT64Mapping {
 
     func info(_ sid: UInt32, now: Timestamp) -> NAT64SessionInfo? {
         let s = table.sessions[Int(sid)], l = table.sessionLinks[Int(sid)], seen = table.lastSeen(sid)
-        guard s.flags & SessionRecord.flagLive != 0, let p = NAT64Protocol(ipv4Number: s.proto) else { return nil }
+        guard s.isLive, let p = NAT64Protocol(ipv4Number: s.proto) else { return nil }
         return NAT64SessionInfo(
             proto: p, ipv6: hosts.address(s.insideAddress), ipv6Port: s.insidePort,
             remote6: prefix.embedUnchecked(IPv4Address(s.remoteAddress)),

@@ -299,6 +299,17 @@ public struct SessionTable: ~Copyable {
         KeyHash.hash(w, (UInt64(tenant) << 32 | UInt64(ports)) ^ (UInt64(proto) << 56), seed: seed)
     }
 
+    /// The index hashes of a stored session (insert and remove must agree).
+    @inlinable @inline(__always)
+    func insideIndexHash(_ s: SessionRecord) -> UInt32 {
+        sessionHash(insideWire: s.insideWire, ports: s.insidePortsWire, tenant: s.tenant, proto: s.proto)
+    }
+
+    @inlinable @inline(__always)
+    func outsideIndexHash(_ s: SessionRecord) -> UInt32 {
+        sessionHash(outsideWire: s.outsideWire, ports: s.outsidePortsWire, proto: s.proto)
+    }
+
     /// The session index hash of an outside key in wire form (``SessionRecord/outsideWire``).
     @inlinable @inline(__always)
     public func sessionHash(outsideWire w: UInt64, ports: UInt32, proto: UInt8) -> UInt32 {
@@ -560,9 +571,7 @@ public struct SessionTable: ~Copyable {
         s.viaPort = viaPort
         if viaAddress != remoteAddress || viaPort != remotePort { s.flags |= SessionRecord.flagRedirected }
         s.flags |= SessionRecord.flagLive
-        s.seenLow = UInt16(truncatingIfNeeded: now)
         var l = SessionLinks()
-        l.seenHigh = UInt16(truncatingIfNeeded: now >> 16)
         l.state = state
         l.timerClass = timerClass.rawValue
         l.mapping = mid
@@ -570,10 +579,11 @@ public struct SessionTable: ~Copyable {
         l.mapNext = m.sessionHead
         sessions[Int(id)] = s
         sessionLinks[Int(id)] = l
+        setLastSeen(id, now)
         if m.sessionHead != 0 { sessionLinks[Int(m.sessionHead)].mapPrev = id }
         mappings[Int(mid)].sessionHead = id
-        sessionByInside.insert(id, hash: sessionHash(insideWire: s.insideWire, ports: s.insidePortsWire, tenant: s.tenant, proto: s.proto))
-        sessionByOutside.insert(id, hash: sessionHash(outsideWire: s.outsideWire, ports: s.outsidePortsWire, proto: s.proto))
+        sessionByInside.insert(id, hash: insideIndexHash(s))
+        sessionByOutside.insert(id, hash: outsideIndexHash(s))
         timerAppend(id, timerClass.rawValue)
         sessionCount += 1
         return id
@@ -583,8 +593,8 @@ public struct SessionTable: ~Copyable {
     @discardableResult
     public mutating func removeSession(_ id: UInt32) -> UInt32 {
         let s = sessions[Int(id)], l = sessionLinks[Int(id)]
-        sessionByInside.remove(id, hash: sessionHash(insideWire: s.insideWire, ports: s.insidePortsWire, tenant: s.tenant, proto: s.proto))
-        sessionByOutside.remove(id, hash: sessionHash(outsideWire: s.outsideWire, ports: s.outsidePortsWire, proto: s.proto))
+        sessionByInside.remove(id, hash: insideIndexHash(s))
+        sessionByOutside.remove(id, hash: outsideIndexHash(s))
         timerUnlink(id, l.timerClass)
         if l.mapPrev != 0 { sessionLinks[Int(l.mapPrev)].mapNext = l.mapNext } else { mappings[Int(l.mapping)].sessionHead = l.mapNext }
         if l.mapNext != 0 { sessionLinks[Int(l.mapNext)].mapPrev = l.mapPrev }

@@ -47,6 +47,9 @@ public struct DaemonConfiguration: Sendable {
     public var file: String
     public var tun = TunSettings()
     public var routing = RoutingSettings()
+    public var control = ControlSettings()
+    public var metrics = MetricsSettings()
+    public var logging = LoggingSettings()
     /// NAPT44 (`[nat44]`); nil in a NAT64-only configuration.
     public var nat44: NAPT44Configuration?
     /// NAT64 (`[nat64]`, or a protomask file); nil without one.
@@ -62,4 +65,34 @@ public struct DaemonConfiguration: Sendable {
         self.nat44 = nat44
         self.nat64 = nat64
     }
+}
+
+/// The control socket (`[control]`): the CLI and scripts talk to the running daemon over it.
+public struct ControlSettings: Sendable, Equatable {
+    /// Serve the control socket at all.
+    public var enabled = true
+    /// The Unix socket's path (mode 0600, owned by the daemon's user).
+    public var socket = "/run/swiftnat/control.sock"
+    /// Where forwards added at run time (`swiftnat forwards add`) are kept across restarts; nil: not kept.
+    public var stateFile: String? = "/var/lib/swiftnat/forwards.json"
+    public init() {}
+}
+
+/// The Prometheus endpoint (`[metrics]`, or protomask's `Prometheus` key).
+public struct MetricsSettings: Sendable, Equatable {
+    /// `HOST:PORT` or `[V6]:PORT` to serve `/metrics` on; nil: off.
+    public var listen: String? = nil
+    public init() {}
+}
+
+/// What the daemon logs beyond start, stop and errors (`[logging]`).
+public struct LoggingSettings: Sendable, Equatable {
+    /// RFC 6888 §4: log each mapping's creation and removal (time, protocol, inside and outside endpoint).
+    public var mappings = false
+    /// Add the remote endpoint to those lines (RFC 6888 §4: destinations only when asked).
+    public var destinations = false
+    /// Most lines per second for each kind of event (mappings, limit hits, invalid packets); the rest
+    /// are counted and reported as suppressed.
+    public var ratePerSecond = 100
+    public init() {}
 }

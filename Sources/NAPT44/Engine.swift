@@ -7,7 +7,7 @@ import NATWire
 /// The pipeline follows RFC 6146 §3.4: determine the incoming tuple, filter and update the session,
 /// compute the outgoing tuple, translate the packet, hairpin if the new destination is ours.
 public struct NAPT44Engine: ~Copyable {
-    public let configuration: NAPT44Configuration
+    public internal(set) var configuration: NAPT44Configuration
     public var table: SessionTable
     public var counters = Counters()
     /// Packets the engine generated (ICMP errors, echo replies, released fragments): drain after each call.
@@ -24,19 +24,19 @@ public struct NAPT44Engine: ~Copyable {
     let portsLow: PortSet
     let portsHigh: PortSet
     let seed: UInt64
-    let icmpSource: UInt32
-    let hasRedirects: Bool
-    let inboundRefresh: Bool
+    var icmpSource: UInt32
+    var hasRedirects: Bool
+    var inboundRefresh: Bool
     // Settings read on every new flow, copied out of `configuration` so that path reads plain fields.
-    let mappingTCP: MappingBehavior
-    let mappingUDP: MappingBehavior
-    let mappingICMP: MappingBehavior
-    let portPreservation: Bool
-    let parityPreservation: Bool
-    let pairedPooling: Bool
-    let maxPortAttempts: Int
-    let maxSessionsPerHost: Int?
-    let maxPortsPerHost: Int?
+    var mappingTCP: MappingBehavior
+    var mappingUDP: MappingBehavior
+    var mappingICMP: MappingBehavior
+    var portPreservation: Bool
+    var parityPreservation: Bool
+    var pairedPooling: Bool
+    var maxPortAttempts: Int
+    var maxSessionsPerHost: Int?
+    var maxPortsPerHost: Int?
     /// The table's outside-endpoint lookup as a copyable value (pointers into the table, which never moves).
     let endpointProbe: EndpointProbe
     /// Tests turn the fast path off to compare it with the full pipeline.

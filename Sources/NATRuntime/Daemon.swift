@@ -61,13 +61,15 @@ public enum Daemon {
                 throw DaemonError("route setup failed, nothing was left behind: \(error.description) (check \(keys) and [routing] in \(cfg.file), or run with --no-routes)")
             }
         }
-        let control = LoopControl(queues: tun.fds.count)
+        let control = LoopControl()
         let setup64 = cfg.nat64.map {
             NAT64Setup(settings: $0, mtu: cfg.tun.mtu, restore: restore, claimsAllIPv4: cfg.nat44 == nil, control: nat64Control)
         }
+        let commands = tun.fds.map { _ in CommandQueue() }
         for (q, fd) in tun.fds.enumerated() {
-            PacketLoop.start(fd: fd, queue: q, vnetHeaderSize: tun.vnetHeaderSize, configuration: plan?.configurations[q],
-                             nat64: setup64, rings: rings, control: control, logger: logger)
+            PacketLoop.start(queue: TunQueue(fd: fd, metadataSize: tun.vnetHeaderSize),
+                             setup: PacketThreadSetup(queue: q, configuration: plan?.configurations[q], nat64: setup64,
+                                                      rings: rings, commands: commands[q], control: control, logger: logger))
         }
         var what: [String] = []
         if let n = cfg.nat44 {
@@ -83,7 +85,7 @@ public enum Daemon {
         while true {
             let sig = sigtimedwait(&set, nil, &ts)
             if sig == SIGUSR1 {
-                control.requestDump()
+                dumpAll(commands, logger)
             } else if sig == SIGINT || sig == SIGTERM {
                 logger.info("signal \(sig == SIGINT ? "SIGINT" : "SIGTERM"): stopping")
                 break
@@ -92,17 +94,26 @@ public enum Daemon {
             }
             if control.failed.load(ordering: .relaxed) { break }
             keeper?.poll()
-            if let d = control.collectDumps() { log(d, logger) }
         }
+        if !control.failed.load(ordering: .relaxed) { dumpAll(commands, logger) }
         control.stop.store(true, ordering: .relaxed)
         for _ in tun.fds { control.finished.wait() }
-        if let d = control.collectDumps() { log(d, logger) }
         keeper?.finish()
         routes.rollback()
         tun.closeAll()
         logger.info("stopped: routes and \(tun.name) removed")
         if control.failed.load(ordering: .relaxed) { throw DaemonError("a packet thread failed; see the log above") }
         withExtendedLifetime(rings) {}
+    }
+
+    /// Asks every packet thread for its counters and sessions and logs them (SIGUSR1, and at stop).
+    static func dumpAll(_ commands: [CommandQueue], _ logger: Logger) {
+        let replies = commands.map { q in
+            let r = Reply<[String]>()
+            q.send(.dumpLines(r))
+            return r
+        }
+        log(replies.map { $0.wait() ?? ["(a packet thread did not answer)"] }, logger)
     }
 
     /// Logs every queue's dump (stats line, sessions), then one total line.

@@ -16,7 +16,7 @@ import NATWire
 /// identification 0; the kernel numbers the segments on from 0, which RFC 6864 §4.1 allows for atomic
 /// datagrams). Mixed ones (a short last segment) are segmented in software and translated one by one,
 /// so that every datagram leaves exactly as it would have without offloads.
-extension TunQueueIO {
+extension QueueIO where Device: ~Copyable {
     /// Returns false, with nothing changed, when the super-packet does not have the plain shape (IPv6
     /// header directly followed by TCP or UDP, partial checksum at its checksum field, length fits an
     /// IPv4 datagram) or its translation is not one IPv4 packet of the same protocol (hairpinning, for

@@ -9,33 +9,9 @@ import Synchronization
 /// Flags the control side sets and the packet threads read between batches.
 public final class LoopControl: Sendable {
     public let stop = Atomic<Bool>(false)
-    /// Bumped to ask every packet thread for its counters and sessions.
-    public let dumpGeneration = Atomic<Int>(0)
     public let failed = Atomic<Bool>(false)
     public let finished = DispatchSemaphore(value: 0)
-    private let dumps: Mutex<[[String]?]>
-
-    public init(queues: Int = 1) {
-        dumps = Mutex([[String]?](repeating: nil, count: queues))
-    }
-
-    /// Asks every packet thread for a dump.
-    public func requestDump() { dumpGeneration.add(1, ordering: .relaxed) }
-
-    /// A packet thread's dump lines.
-    func deposit(queue: Int, lines: [String]) {
-        dumps.withLock { $0[queue] = lines }
-    }
-
-    /// Once every thread has deposited: all lines in queue order, and the slots are emptied.
-    public func collectDumps() -> [[String]]? {
-        dumps.withLock { d in
-            guard d.allSatisfy({ $0 != nil }) else { return nil }
-            let all = d.map { $0! }
-            for i in d.indices { d[i] = nil }
-            return all
-        }
-    }
+    public init() {}
 }
 
 /// The monotonic clock, as the engine's `Timestamp`.
@@ -46,32 +22,11 @@ public func monotonicNow() -> Timestamp {
     return Timestamp(nanoseconds: UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec))
 }
 
-/// Counters a packet thread keeps beside its engine's (runtime matters: system calls, offloads).
-struct IOCounters {
-    var reads: UInt64 = 0
-    var writes: UInt64 = 0
-    var readErrors: UInt64 = 0
-    var writeErrors: UInt64 = 0
-    /// Packets that came with a partial checksum or as a GSO super-packet and went back the same way.
-    var offloaded: UInt64 = 0
-    /// Packets whose checksum was completed, or that were segmented, in software.
-    var softwareChecksums: UInt64 = 0
-    var softwareSegments: UInt64 = 0
-    var wakeups: UInt64 = 0
-    /// Packets put on another shard's ring, and taken from others' rings.
-    var handedOff: UInt64 = 0
-    var received: UInt64 = 0
-
-    var description: String {
-        "reads=\(reads) writes=\(writes) read_errors=\(readErrors) write_errors=\(writeErrors) offloaded=\(offloaded) sw_checksums=\(softwareChecksums) sw_segments=\(softwareSegments) wakeups=\(wakeups) handed_off=\(handedOff) received=\(received)"
-    }
-}
-
-/// The I/O side of one packet thread: its TUN queue, its preallocated buffers, and how a packet is read,
-/// handed to the engine and written back, with or without the virtio-net header (TUN offloads). Nothing
-/// here allocates after `init`.
-struct TunQueueIO: ~Copyable {
-    let fd: Int32
+/// The I/O side of one packet thread: its device queue, its preallocated buffers, and how a packet is
+/// read, handed to the engine and written back, with or without the virtio-net header (offloads).
+/// Nothing here allocates after `init`.
+struct QueueIO<Device: PacketDevice & ~Copyable>: ~Copyable {
+    var device: Device
     /// virtio-net header bytes before each packet (0: offloads off).
     let vnet: Int
     /// Room for one header and the largest packet (a 64 KiB super-packet).
@@ -80,33 +35,29 @@ struct TunQueueIO: ~Copyable {
     let scratch: UnsafeMutableRawBufferPointer
     /// A zeroed virtio-net header, for packets the engine built itself.
     let zeroHeader: UnsafeMutableRawPointer
-    let iov: UnsafeMutablePointer<iovec>
     var io = IOCounters()
     /// Shards to wake (bit per shard) after this batch's hand-offs.
     var wake: UInt64 = 0
     /// Set when the NAT is sharded over several queues.
     let shard: ShardContext?
 
-    static let packetCapacity = 65536 + 64
+    static var packetCapacity: Int { 65536 + 64 }
 
-    init(fd: Int32, vnetHeaderSize: Int, shard: ShardContext?) {
-        self.fd = fd
+    init(device: consuming Device, shard: ShardContext?) {
+        vnet = device.metadataSize
+        self.device = device
         self.shard = shard
-        vnet = vnetHeaderSize
         // The header goes 16 - vnet bytes into the buffer, so the IP header starts 16-byte aligned.
         buffer = .allocate(byteCount: Self.packetCapacity + 16, alignment: 64)
         scratch = .allocate(byteCount: Self.packetCapacity + 16, alignment: 64)
         zeroHeader = .allocate(byteCount: 16, alignment: 16)
         zeroHeader.initializeMemory(as: UInt8.self, repeating: 0, count: 16)
-        iov = .allocate(capacity: 2)
-        iov.initialize(repeating: iovec(), count: 2)
     }
 
     deinit {
         buffer.deallocate()
         scratch.deallocate()
         zeroHeader.deallocate()
-        iov.deallocate()
     }
 
     /// Where a read lands: header (if any), then the packet at offset 16.
@@ -116,10 +67,10 @@ struct TunQueueIO: ~Copyable {
     /// Reads one packet; returns its length without the header, 0 when there is none, -1 on a bad read.
     @inline(__always)
     mutating func readPacket() -> Int {
-        let n = read(fd, frame, Self.packetCapacity + vnet)
+        let n = device.readFrame(into: frame, capacity: Self.packetCapacity + vnet)
         if n <= 0 {
-            if n < 0 && errno != EAGAIN && errno != EINTR { io.readErrors &+= 1; return -1 }
-            return 0
+            if n < 0 { io.readErrors &+= 1 }
+            return n
         }
         io.reads &+= 1
         if n < vnet { io.readErrors &+= 1; return -1 }
@@ -129,20 +80,15 @@ struct TunQueueIO: ~Copyable {
     /// Writes `count` bytes at `bytes`, which are preceded in memory by `vnet` bytes of header.
     @inline(__always)
     mutating func writeFramed(_ bytes: UnsafeMutableRawPointer, _ count: Int) {
-        let total = count + vnet
-        if write(fd, bytes - vnet, total) != total { io.writeErrors &+= 1 } else { io.writes &+= 1 }
+        if device.writeFrame(UnsafeRawBufferPointer(start: bytes - vnet, count: count + vnet)) { io.writes &+= 1 } else { io.writeErrors &+= 1 }
     }
 
     /// Writes a plain packet (no room for a header before it): with a zero header in front when offloads are on.
     @inline(__always)
     mutating func writePlain(_ bytes: UnsafeRawPointer, _ count: Int) {
-        if vnet == 0 {
-            if write(fd, bytes, count) != count { io.writeErrors &+= 1 } else { io.writes &+= 1 }
-            return
-        }
-        iov[0] = iovec(iov_base: zeroHeader, iov_len: vnet)
-        iov[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes), iov_len: count)
-        if writev(fd, iov, 2) != count + vnet { io.writeErrors &+= 1 } else { io.writes &+= 1 }
+        let ok = device.writeFrame(metadata: UnsafeRawBufferPointer(start: zeroHeader, count: vnet),
+                                   packet: UnsafeRawBufferPointer(start: bytes, count: count))
+        if ok { io.writes &+= 1 } else { io.writeErrors &+= 1 }
     }
 
     /// Sends what the engine built itself (ICMP errors, echo replies, released fragments).
@@ -354,126 +300,236 @@ public final class ShardRings: @unchecked Sendable {
     }
 }
 
-/// One packet thread: reads a TUN queue, runs each packet through its own engine, writes the result
-/// back, drains the engine's own packets, runs its timers every 100 ms. Nothing allocates per packet.
+/// Everything one packet thread needs to start: its queue's device, its NAT44 configuration (its
+/// shard's, when sharded), the NAT64, the hand-off rings, its command queue.
+public struct PacketThreadSetup: Sendable {
+    public var queue: Int
+    public var configuration: NAPT44Configuration?
+    public var nat64: NAT64Setup?
+    public var rings: ShardRings?
+    public var commands: CommandQueue
+    public var control: LoopControl
+    public var logger: Logger
+
+    public init(queue: Int, configuration: NAPT44Configuration?, nat64: NAT64Setup?, rings: ShardRings?,
+                commands: CommandQueue, control: LoopControl, logger: Logger) {
+        self.queue = queue
+        self.configuration = configuration
+        self.nat64 = nat64
+        self.rings = rings
+        self.commands = commands
+        self.control = control
+        self.logger = logger
+    }
+}
+
+/// One packet thread: reads its device queue, runs each packet through its own engines, writes the
+/// result back, drains the engines' own packets, runs the timers every 100 ms, and between bursts
+/// applies the control plane's commands (``PacketCommand``). Nothing allocates per packet.
 /// Sharded (several queues): packets another shard owns go to it through a hand-off ring, and the
 /// thread also drains the rings from the others (woken by its eventfd).
+///
+/// Generic over its ``PacketDevice``: the daemon runs it on a ``TunQueue``; tests drive ``step(now:)``
+/// over a ``MemoryPacketDevice`` without root.
+public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
+    var q: QueueIO<Device>
+    var engine: NAPT44Engine?
+    var nat64: NAT64Path?
+    public let queue: Int
+    let commands: CommandQueue
+    let frags = FragmentOwners()
+    let pfds: UnsafeMutablePointer<pollfd>
+    let nfds: nfds_t
+    var lastExpire: Timestamp
+    let logger: Logger
+
+    /// Builds the engines (they check their configuration) around `device`.
+    public init(device: consuming Device, setup: PacketThreadSetup, now: Timestamp) throws(DaemonError) {
+        queue = setup.queue
+        commands = setup.commands
+        logger = setup.logger
+        do {
+            if let c = setup.configuration { engine = try NAPT44Engine(configuration: c) }
+        } catch {
+            throw DaemonError("queue \(setup.queue): the NAT44 engine refused the configuration: \(error)")
+        }
+        do {
+            if let s = setup.nat64 { nat64 = try NAT64Path(s, now: now, logger: setup.logger) }
+        } catch {
+            throw DaemonError("queue \(setup.queue): the NAT64 refused the configuration: \(error)")
+        }
+        let shard = setup.rings?.context(for: setup.queue)
+        engine?.deferHairpinning = shard != nil
+        let fd = device.pollDescriptor
+        q = QueueIO(device: device, shard: shard)
+        pfds = .allocate(capacity: 3)
+        pfds[0] = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        pfds[1] = pollfd(fd: setup.commands.eventFD, events: Int16(POLLIN), revents: 0)
+        pfds[2] = pollfd(fd: shard.map { $0.eventFDs[setup.queue] } ?? -1, events: Int16(POLLIN), revents: 0)
+        nfds = shard == nil ? 2 : 3
+        lastExpire = now
+    }
+
+    deinit { pfds.deallocate() }
+
+    /// The runtime's own counters.
+    public var ioCounters: IOCounters { q.io }
+
+    /// Runs until `control.stop`: waits for packets (or a command, or a hand-off), then ``step(now:)``.
+    public mutating func run(control: LoopControl) {
+        var busy = false
+        while !control.stop.load(ordering: .relaxed) {
+            let r = poll(pfds, nfds, busy ? 0 : 100)
+            if r > 0 { q.io.wakeups &+= 1 }
+            busy = step(now: monotonicNow())
+        }
+        finish(now: monotonicNow())
+    }
+
+    /// One round: applies waiting commands, reads up to ``PacketLoop/batch`` packets and translates
+    /// them, takes packets handed over by other shards, runs the timers when 100 ms have passed.
+    /// Returns whether more work may be waiting (a full batch was read).
+    @discardableResult
+    public mutating func step(now: Timestamp) -> Bool {
+        var busy = false
+        applyCommands(now: now)
+        if let shard = q.shard, pfds[2].revents != 0 {
+            pfds[2].revents = 0
+            ctun_eventfd_drain(shard.eventFDs[shard.me])
+        }
+        for i in 0..<PacketLoop.batch {
+            let n = q.readPacket()
+            if n == 0 { break }
+            if n < 0 { continue }
+            if i == PacketLoop.batch - 1 { busy = true }
+            dispatch(q.packetStart, n, now: now)
+        }
+        if let shard = q.shard, engine != nil {
+            for from in 0..<shard.count where from != shard.me {
+                let ring = shard.inRing(from)
+                var k = 0
+                while k < PacketLoop.batch, let rec = ring.peek() {
+                    q.io.received &+= 1
+                    q.handle(rec.packet, rec.length, kind: rec.kind, engine: &engine!, now: now)
+                    ring.pop(length: rec.length)
+                    k += 1
+                }
+                if k == PacketLoop.batch { busy = true }
+            }
+            q.signalHandoffs(shard)
+        }
+        if now.nanoseconds &- lastExpire.nanoseconds >= PacketLoop.expireIntervalNanoseconds {
+            tick(now: now)
+        }
+        return busy
+    }
+
+    /// Runs the timers now (every 100 ms from ``step(now:)``).
+    public mutating func tick(now: Timestamp) {
+        if engine != nil {
+            engine!.expire(now: now)
+            q.drainOutbox(&engine!)
+        }
+        if nat64 != nil { nat64!.tick(now: now) { q.writePlain($0, $1) } }
+        lastExpire = now
+    }
+
+    /// One packet read from the device: NAT64's, this shard's NAT44 engine's, or another shard's.
+    @inline(__always)
+    mutating func dispatch(_ p: UnsafeMutableRawPointer, _ n: Int, now: Timestamp) {
+        if nat64 != nil && nat64!.claims(UnsafeMutableRawBufferPointer(start: p, count: n)) {
+            q.handle64(p, n, nat64: &nat64!, now: now)
+            return
+        }
+        guard engine != nil else { return }
+        guard let shard = q.shard else {
+            q.handle(p, n, kind: .other, engine: &engine!, now: now)
+            return
+        }
+        var (owner, kind) = shard.router.route(p, n, me: shard.me)
+        if kind != .other && n >= 20 {
+            // Fragments: later ones follow the owner of their first fragment.
+            let frag = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 6, as: UInt16.self))
+            if frag & IPv4Layout.offsetMask != 0 {
+                if let o = frags.lookup(p) { owner = o } else if kind == .inbound { owner = shard.me }
+            } else if frag & IPv4Layout.flagMF != 0 {
+                frags.record(p, owner: owner)
+            }
+        }
+        if owner == shard.me {
+            q.handle(p, n, kind: kind, engine: &engine!, now: now)
+        } else {
+            q.handOff(p, n, to: owner, kind: kind, engine: &engine!, shard: shard)
+        }
+    }
+
+    /// Applies every waiting command (control-plane work: may allocate).
+    mutating func applyCommands(now: Timestamp) {
+        guard commands.hasPending else { return }
+        commands.clearWakeup()
+        while let c = commands.next() {
+            q.io.commands &+= 1
+            apply(c, now: now)
+        }
+    }
+
+    mutating func apply(_ c: PacketCommand, now: Timestamp) {
+        switch c {
+        case .snapshot(let request, let reply):
+            reply.fulfil(snapshot(request, now: now))
+        case .addForward(let f, let reply):
+            guard engine != nil else { reply.fulfil("this daemon has no NAT44"); return }
+            do {
+                try engine!.addForward(f)
+                reply.fulfil(nil)
+            } catch {
+                reply.fulfil(error.problem)
+            }
+        case .removeForward(let proto, let address, let port, let reply):
+            reply.fulfil(engine != nil && engine!.removeForward(proto: proto, outsideAddress: address, port: port))
+        case .reconfigure(let configuration, let reply):
+            guard engine != nil else { reply.fulfil("this daemon has no NAT44"); return }
+            do {
+                try engine!.reconfigure(configuration, now: now)
+                reply.fulfil(nil)
+            } catch {
+                reply.fulfil("\(error.key): \(error.problem)")
+            }
+        case .dumpLines(let reply):
+            reply.fulfil(PacketLoop.dump(engine, nat64, queue: queue, io: q.io, now: now))
+        }
+    }
+
+    /// When the thread stops: NAT64 hands its final reservations over.
+    mutating func finish(now: Timestamp) {
+        applyCommands(now: now)
+        if nat64 != nil { nat64!.finish(now: now) }
+    }
+}
+
 public enum PacketLoop {
     /// Packets read (and taken from each hand-off ring) per wake-up before the timers get a look.
     static let batch = 256
     static let expireIntervalNanoseconds: UInt64 = 100_000_000
 
-    /// Starts the thread for `fd`; it builds its engine from `configuration` and owns it. With `rings`,
-    /// it is shard `queue` of `rings.count`.
-    public static func start(fd: Int32, queue: Int, vnetHeaderSize: Int, configuration: NAPT44Configuration?,
-                             nat64: NAT64Setup? = nil, rings: ShardRings?, control: LoopControl, logger: Logger) {
+    /// Starts the thread for one TUN queue; it builds its engines and owns them.
+    public static func start(queue device: consuming TunQueue, setup: PacketThreadSetup) {
+        // A noncopyable value cannot be captured by an escaping closure: it goes through a box.
+        let box = DeviceBox(device)
         let t = Thread {
-            run(fd: fd, queue: queue, vnetHeaderSize: vnetHeaderSize, configuration: configuration, nat64: nat64,
-                rings: rings, control: control, logger: logger)
+            let control = setup.control
+            do throws(DaemonError) {
+                var thread = try PacketThread(device: box.take(), setup: setup, now: monotonicNow())
+                ctun_set_thread_name("swiftnat-q\(setup.queue)")
+                thread.run(control: control)
+            } catch {
+                setup.logger.critical("\(error.description)")
+                control.failed.store(true, ordering: .relaxed)
+            }
             control.finished.signal()
         }
-        t.name = "swiftnat-q\(queue)"
+        t.name = "swiftnat-q\(setup.queue)"
         t.start()
-    }
-
-    static func run(fd: Int32, queue: Int, vnetHeaderSize: Int, configuration: NAPT44Configuration?, nat64 setup64: NAT64Setup?,
-                    rings: ShardRings?, control: LoopControl, logger: Logger) {
-        // NAT44 and NAT64 share the device: NAT64 claims IPv6 and its own IPv4 addresses, NAT44 the rest.
-        var engine: NAPT44Engine? = nil
-        var nat64: NAT64Path? = nil
-        do {
-            if let configuration { engine = try NAPT44Engine(configuration: configuration) }
-            if let setup64 { nat64 = try NAT64Path(setup64, now: monotonicNow(), logger: logger) }
-        } catch {
-            logger.critical("queue \(queue): the engine refused the configuration: \(error)")
-            control.failed.store(true, ordering: .relaxed)
-            control.deposit(queue: queue, lines: [])
-            return
-        }
-        let shard = rings?.context(for: queue)
-        engine?.deferHairpinning = shard != nil
-        var q = TunQueueIO(fd: fd, vnetHeaderSize: vnetHeaderSize, shard: shard)
-        let frags = FragmentOwners()
-        let pfds = UnsafeMutablePointer<pollfd>.allocate(capacity: 2)
-        defer { pfds.deallocate() }
-        pfds[0] = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        pfds[1] = pollfd(fd: shard.map { $0.eventFDs[queue] } ?? -1, events: Int16(POLLIN), revents: 0)
-        let nfds: nfds_t = shard == nil ? 1 : 2
-        var lastExpire = monotonicNow()
-        var dumped = 0
-        var busy = false
-        ctun_set_thread_name("swiftnat-q\(queue)")
-
-        while !control.stop.load(ordering: .relaxed) {
-            let r = poll(pfds, nfds, busy ? 0 : 100)
-            var now = monotonicNow()
-            busy = false
-            if r > 0 {
-                q.io.wakeups &+= 1
-                if pfds[1].revents != 0, let shard { ctun_eventfd_drain(shard.eventFDs[shard.me]) }
-                for i in 0..<batch {
-                    let n = q.readPacket()
-                    if n == 0 { break }
-                    if n < 0 { continue }
-                    if i == batch - 1 { busy = true }
-                    let p = q.packetStart
-                    if nat64 != nil && nat64!.claims(UnsafeMutableRawBufferPointer(start: p, count: n)) {
-                        q.handle64(p, n, nat64: &nat64!, now: now)
-                        continue
-                    }
-                    guard engine != nil else { continue }
-                    guard let shard else {
-                        q.handle(p, n, kind: .other, engine: &engine!, now: now)
-                        continue
-                    }
-                    var (owner, kind) = shard.router.route(p, n, me: shard.me)
-                    if kind != .other && n >= 20 {
-                        // Fragments: later ones follow the owner of their first fragment.
-                        let frag = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 6, as: UInt16.self))
-                        if frag & IPv4Layout.offsetMask != 0 {
-                            if let o = frags.lookup(p) { owner = o } else if kind == .inbound { owner = shard.me }
-                        } else if frag & IPv4Layout.flagMF != 0 {
-                            frags.record(p, owner: owner)
-                        }
-                    }
-                    if owner == shard.me {
-                        q.handle(p, n, kind: kind, engine: &engine!, now: now)
-                    } else {
-                        q.handOff(p, n, to: owner, kind: kind, engine: &engine!, shard: shard)
-                    }
-                }
-            }
-            if let shard, engine != nil {
-                for from in 0..<shard.count where from != shard.me {
-                    let ring = shard.inRing(from)
-                    var k = 0
-                    while k < batch, let rec = ring.peek() {
-                        q.io.received &+= 1
-                        q.handle(rec.packet, rec.length, kind: rec.kind, engine: &engine!, now: now)
-                        ring.pop(length: rec.length)
-                        k += 1
-                    }
-                    if k == batch { busy = true }
-                }
-                q.signalHandoffs(shard)
-            }
-            if r > 0 { now = monotonicNow() }
-            if now.nanoseconds &- lastExpire.nanoseconds >= expireIntervalNanoseconds {
-                if engine != nil {
-                    engine!.expire(now: now)
-                    q.drainOutbox(&engine!)
-                }
-                if nat64 != nil { nat64!.tick(now: now) { q.writePlain($0, $1) } }
-                lastExpire = now
-            }
-            let generation = control.dumpGeneration.load(ordering: .relaxed)
-            if generation != dumped {
-                dumped = generation
-                control.deposit(queue: queue, lines: dump(engine, nat64, queue: queue, io: q.io, now: now))
-            }
-        }
-        if nat64 != nil { nat64!.finish(now: monotonicNow()) }
-        control.deposit(queue: queue, lines: dump(engine, nat64, queue: queue, io: q.io, now: monotonicNow()))
     }
 
     /// The counters and the sessions as log lines (control-plane work, off the packet path).
@@ -501,4 +557,11 @@ public enum PacketLoop {
         }
         return lines
     }
+}
+
+/// Carries a noncopyable device into a thread's closure, once.
+final class DeviceBox<Device: PacketDevice & ~Copyable>: @unchecked Sendable {
+    private var device: Device?
+    init(_ d: consuming Device) { device = consume d }
+    func take() -> Device { device.take()! }
 }

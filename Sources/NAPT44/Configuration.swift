@@ -338,3 +338,49 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
     }
     public var description: String { "\(key): \(problem)" }
 }
+
+extension PortForward {
+    /// A forward as people write it: `protocol` "tcp" or "udp", `outside` "198.51.100.1:8080" or
+    /// "198.51.100.1:5000-5009", `inside` "100.64.0.10:80" (a range maps onto consecutive inside ports).
+    public init(protocol p: String, outside: String, inside: String, tenant: UInt32 = 0,
+                expires: Timestamp? = nil) throws(ConfigurationError) {
+        let proto: UInt8
+        switch p.lowercased() {
+        case "tcp": proto = IPProtocol.tcp
+        case "udp": proto = IPProtocol.udp
+        default: throw ConfigurationError(key: "protocol", problem: "'\(p)' is not tcp or udp")
+        }
+        func split(_ s: String, _ key: String, _ example: String) throws(ConfigurationError) -> (IPv4Address, Substring) {
+            guard let colon = s.lastIndex(of: ":"), let a = IPv4Address(String(s[..<colon])) else {
+                throw ConfigurationError(key: key, problem: "'\(s)' must look like \"\(example)\"")
+            }
+            return (a, s[s.index(after: colon)...])
+        }
+        func port(_ s: Substring, _ key: String) throws(ConfigurationError) -> UInt16 {
+            guard let v = UInt16(s), v > 0 else { throw ConfigurationError(key: key, problem: "'\(s)' is not a port (1-65535)") }
+            return v
+        }
+        let (oa, ops) = try split(outside, "outside", "198.51.100.1:8080")
+        let parts = ops.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 1 || parts.count == 2 else {
+            throw ConfigurationError(key: "outside", problem: "'\(ops)' is not a port or a range like 5000-5009")
+        }
+        let lo = try port(parts[0], "outside")
+        let hi = parts.count == 2 ? try port(parts[1], "outside") : lo
+        guard lo <= hi else { throw ConfigurationError(key: "outside", problem: "'\(ops)' runs backwards") }
+        let (ia, ips) = try split(inside, "inside", "100.64.0.2:80")
+        let ip = try port(ips, "inside")
+        guard Int(ip) + Int(hi - lo) <= 65535 else {
+            throw ConfigurationError(key: "inside", problem: "the range runs past port 65535 on the inside")
+        }
+        self.init(proto: proto, outsideAddress: oa, outsidePorts: lo...hi, insideAddress: ia, insidePort: ip, tenant: tenant)
+        self.expires = expires
+    }
+
+    /// "198.51.100.1:8080" or "198.51.100.1:5000-5009".
+    public var outsideText: String {
+        outsidePorts.count == 1 ? "\(outsideAddress):\(outsidePorts.lowerBound)" : "\(outsideAddress):\(outsidePorts.lowerBound)-\(outsidePorts.upperBound)"
+    }
+
+    public var protocolName: String { proto == IPProtocol.tcp ? "tcp" : proto == IPProtocol.udp ? "udp" : "\(proto)" }
+}

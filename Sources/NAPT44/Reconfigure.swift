@@ -15,17 +15,9 @@ extension NAPT44Engine {
     public mutating func reconfigure(_ new: NAPT44Configuration, now: Timestamp) throws(ConfigurationError) {
         try new.validate()
         let old = configuration
-        func needsRestart(_ key: String, _ same: Bool) throws(ConfigurationError) {
-            guard same else { throw ConfigurationError(key: key, problem: "cannot change while running (restart the daemon to apply it)") }
+        if let key = Self.restartReason(from: old, to: new) {
+            throw ConfigurationError(key: key, problem: "cannot change while running (restart the daemon to apply it)")
         }
-        try needsRestart("inside", old.insidePrefixes == new.insidePrefixes)
-        try needsRestart("pool", old.pool == new.pool)
-        try needsRestart("ports", old.ports == new.ports)
-        try needsRestart("max_sessions", old.maxSessions == new.maxSessions && old.maxHosts == new.maxHosts)
-        try needsRestart("max_held_syns", old.maxHeldSYNs == new.maxHeldSYNs)
-        try needsRestart("static_nat", old.staticNAT == new.staticNAT)
-        try needsRestart("fragments", old.fragments == new.fragments)
-        try needsRestart("hash_seed", new.hashSeed == nil || old.hashSeed == new.hashSeed)
         var c = new
         c.hashSeed = old.hashSeed
         // The forwards the engine holds are the truth (configured and run-time ones alike).
@@ -45,5 +37,19 @@ extension NAPT44Engine {
         maxPortsPerHost = c.limits.maxPortsPerHost
         table.refreshReadsHighBits = TimerClass.allCases.contains { c.timeouts.seconds(for: $0) >= 1 << 16 }
         lastNow = now
+    }
+
+    /// The first setting that differs between `old` and `new` and cannot change in a running engine
+    /// (its key, as ``NAPT44Configuration/validate()`` names keys), or nil when ``reconfigure(_:now:)`` can apply `new`.
+    public static func restartReason(from old: NAPT44Configuration, to new: NAPT44Configuration) -> String? {
+        if old.insidePrefixes != new.insidePrefixes { return "inside" }
+        if old.pool != new.pool { return "pool" }
+        if old.ports != new.ports { return "ports" }
+        if old.maxSessions != new.maxSessions || old.maxHosts != new.maxHosts { return "max_sessions" }
+        if old.maxHeldSYNs != new.maxHeldSYNs { return "max_held_syns" }
+        if old.staticNAT != new.staticNAT { return "static_nat" }
+        if old.fragments != new.fragments { return "fragments" }
+        if new.hashSeed != nil && old.hashSeed != new.hashSeed { return "hash_seed" }
+        return nil
     }
 }

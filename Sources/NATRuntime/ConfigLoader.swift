@@ -59,6 +59,7 @@ public enum ConfigLoader {
             if let v = try t.int("gro_flush_timeout_us", in: 0...1_000_000) { cfg.routing.groFlushTimeoutMicroseconds = v }
             try t.finish()
         }
+        try readControlPlane(r, into: &cfg)
         if let n = try r.table("nat44") { try readNAT44(n, into: &cfg) }
         if isProtomask(root) {
             if r.has("nat64") {
@@ -66,6 +67,8 @@ public enum ConfigLoader {
                                       hint: "use either a protomask file or swiftnat's [nat64] table")
             }
             cfg.nat64 = try readProtomask(r, file: file)
+            // protomask's `Prometheus` address is the metrics endpoint (a [metrics] table wins).
+            if cfg.metrics.listen == nil { cfg.metrics.listen = cfg.nat64?.prometheus }
         } else if let t = try r.table("nat64") {
             cfg.nat64 = try readNAT64(t)
         }
@@ -91,6 +94,41 @@ public enum ConfigLoader {
             }
         }
         return cfg
+    }
+
+    /// `[control]`, `[metrics]` and `[logging]` (swiftnat and protomask files alike).
+    static func readControlPlane(_ r: TableReader, into cfg: inout DaemonConfiguration) throws(ConfigFileError) {
+        if let t = try r.table("control") {
+            if let v = try t.bool("enabled") { cfg.control.enabled = v }
+            if let v = try t.string("socket") {
+                guard v.hasPrefix("/"), v.utf8.count < 108 else {
+                    throw t.error("socket", "'\(v)' is not an absolute path under 108 bytes", hint: "e.g. \"/run/swiftnat/control.sock\"")
+                }
+                cfg.control.socket = v
+            }
+            if let v = try t.string("state_file") {
+                guard v.isEmpty || v.hasPrefix("/") else {
+                    throw t.error("state_file", "'\(v)' is not an absolute path", hint: "e.g. \"/var/lib/swiftnat/forwards.json\", or \"\" to keep no state")
+                }
+                cfg.control.stateFile = v.isEmpty ? nil : v
+            }
+            try t.finish()
+        }
+        if let t = try r.table("metrics") {
+            if let v = try t.string("listen") {
+                guard isSocketAddress(v) else {
+                    throw t.error("listen", "'\(v)' is not a socket address", hint: "e.g. \"[::]:9770\" or \"127.0.0.1:9770\"")
+                }
+                cfg.metrics.listen = v
+            }
+            try t.finish()
+        }
+        if let t = try r.table("logging") {
+            if let v = try t.bool("mappings") { cfg.logging.mappings = v }
+            if let v = try t.bool("destinations") { cfg.logging.destinations = v }
+            if let v = try t.int("rate_per_second", in: 1...100_000) { cfg.logging.ratePerSecond = v }
+            try t.finish()
+        }
     }
 
     /// Maps the key names of `NAPT44Configuration.validate()` to this file's key paths.

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOPosix
 import NAPT44
 import NAT64
 
@@ -12,7 +13,10 @@ public struct DaemonError: Error, CustomStringConvertible {
 /// `swiftnat run`: TUN device, routes, packet threads, signals, and clean-up.
 public enum Daemon {
     /// Runs until SIGINT or SIGTERM. SIGUSR1 logs the counters and the sessions.
-    public static func run(_ cfg: DaemonConfiguration, logger: Logger) throws(DaemonError) {
+    /// SIGHUP (and `swiftnat reload`) reads the file again with `reloadLoader` (the command line's
+    /// overrides applied), checks it whole, and applies what can change while running.
+    public static func run(_ cfg: DaemonConfiguration, logger: Logger,
+                           reloadLoader: @escaping (String) throws(ConfigFileError) -> DaemonConfiguration = { f throws(ConfigFileError) in try ConfigLoader.load(file: f) }) throws(DaemonError) {
         guard geteuid() == 0 else {
             throw DaemonError("must run as root (it creates a TUN device and changes routes): run it with sudo, or as a service (Examples/swiftnat.service)")
         }
@@ -29,8 +33,17 @@ public enum Daemon {
         if let n64 = cfg.nat64, let path = n64.stateFile {
             restore = try NAT64StateKeeper.prepare(path: path, logger: logger)
         }
-        if let p = cfg.nat64?.prometheus {
-            logger.warning("\(cfg.file): Prometheus = \"\(p)\" is accepted but swiftnat does not serve metrics over HTTP yet; SIGUSR1 logs the counters")
+        // The control plane listens before anything on the host changes: a second daemon stops here.
+        let commands = (0..<cfg.tun.queues).map { _ in CommandQueue() }
+        let controller = DaemonController(configuration: cfg, commands: commands, tunName: cfg.tun.name, logger: logger,
+                                          loader: reloadLoader)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var servers = ControlPlaneServers(group: group)
+        defer { servers.close() }
+        do {
+            try servers.start(cfg, controller: controller, logger: logger)
+        } catch {
+            throw DaemonError(error.description)
         }
         // Several queues: one engine per queue, each with its slice of the outside ports.
         var plan: ShardPlan? = nil
@@ -65,7 +78,7 @@ public enum Daemon {
         let setup64 = cfg.nat64.map {
             NAT64Setup(settings: $0, mtu: cfg.tun.mtu, restore: restore, claimsAllIPv4: cfg.nat44 == nil, control: nat64Control)
         }
-        let commands = tun.fds.map { _ in CommandQueue() }
+        controller.offload = tun.offloadDescription
         for (q, fd) in tun.fds.enumerated() {
             PacketLoop.start(queue: TunQueue(fd: fd, metadataSize: tun.vnetHeaderSize),
                              setup: PacketThreadSetup(queue: q, configuration: plan?.configurations[q], nat64: setup64,
@@ -79,6 +92,7 @@ public enum Daemon {
             what.append("nat64=\(n.mode.rawValue)\(n.fromProtomask ? "(protomask file)" : "") prefix=\(n.prefix) ipv4=\(n.ipv4Prefixes.map(\.description).joined(separator: ","))\(n.pool.map { " max_idle=\($0.maxIdleSeconds)s static=\($0.staticMappings.count)" } ?? "")\(n.stateFile.map { " state_file=\($0)" } ?? "")\(n.stateful.map { " filtering=\($0.filtering.rawValue) max_sessions=\($0.maxSessions) static_bib=\($0.staticBindings.count)" } ?? "")")
         }
         logger.info("ready: tun=\(tun.name) mtu=\(cfg.tun.mtu) queues=\(tun.fds.count) offload=\(tun.offloadDescription) \(what.joined(separator: " ")) routes=\(cfg.routing.enabled ? "on" : "off") pid=\(getpid())")
+        controller.restoreForwards()
         let keeper = cfg.nat64.flatMap { n in n.stateFile.map { NAT64StateKeeper(path: $0, interval: n.stateInterval, control: nat64Control, logger: logger) } }
 
         var ts = timespec(tv_sec: 0, tv_nsec: 200_000_000)
@@ -90,7 +104,8 @@ public enum Daemon {
                 logger.info("signal \(sig == SIGINT ? "SIGINT" : "SIGTERM"): stopping")
                 break
             } else if sig == SIGHUP {
-                logger.notice("SIGHUP: configuration reload is not supported yet; restart the daemon to apply changes")
+                logger.notice("SIGHUP: reloading \(cfg.file)")
+                controller.queue.async { _ = try? controller.reload() }
             }
             if control.failed.load(ordering: .relaxed) { break }
             keeper?.poll()
@@ -190,5 +205,39 @@ final class NAT64StateKeeper {
         } catch {
             logger.error("\(error.description); the reservations will be lost at a restart")
         }
+    }
+}
+
+/// The control socket and the metrics endpoint, started before the TUN device and closed at stop.
+struct ControlPlaneServers {
+    let group: MultiThreadedEventLoopGroup
+    var control: ControlServer? = nil
+    var metrics: MetricsServer? = nil
+
+    init(group: MultiThreadedEventLoopGroup) { self.group = group }
+
+    mutating func start(_ cfg: DaemonConfiguration, controller: DaemonController, logger: Logger) throws(DaemonError) {
+        if cfg.control.enabled {
+            do {
+                control = try ControlServer(path: cfg.control.socket, controller: controller, group: group, logger: logger)
+            } catch {
+                throw DaemonError("\(cfg.file): [control]: \(error.description)")
+            }
+        }
+        if let listen = cfg.metrics.listen {
+            do {
+                metrics = try MetricsServer(listen: listen, controller: controller, group: group, logger: logger)
+            } catch {
+                throw DaemonError("\(cfg.file): [metrics] listen: \(error.description)")
+            }
+        }
+    }
+
+    mutating func close() {
+        control?.close()
+        metrics?.close()
+        control = nil
+        metrics = nil
+        try? group.syncShutdownGracefully()
     }
 }

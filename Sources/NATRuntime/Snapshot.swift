@@ -43,7 +43,7 @@ extension PacketThread where Device: ~Copyable {
         return SessionRow(engine: "nat44", queue: queue, protocol: proto,
                           inside: "\(i.inside.0):\(i.inside.1)", outside: "\(i.outside.0):\(i.outside.1)",
                           remote: "\(i.via.0):\(i.via.1)", remoteOutside: "\(i.remote.0):\(i.remote.1)",
-                          state: i.tcpState?.rfc6146Name ?? "", idleSeconds: i.idleSeconds,
+                          state: i.tcpState.map { "\($0)" } ?? "", idleSeconds: i.idleSeconds,
                           expiresInSeconds: timeout &- min(timeout, i.idleSeconds),
                           isStatic: i.isStatic, tenant: i.tenant)
     }

@@ -8,8 +8,8 @@ struct SwiftNAT: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftnat",
         abstract: "NAT44 and NAT64 in user space on a Linux TUN device.",
-        subcommands: [Run.self, Lab.self]
-        // Later: sessions, stats, map, probe.
+        version: SwiftNATVersion.string,
+        subcommands: [Run.self, Lab.self, Status.self, Sessions.self, Stats.self, Forwards.self, Reservations.self, Reload.self]
     )
 }
 
@@ -31,8 +31,11 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the NAT daemon: TUN device, routes, packet threads (SIGUSR1 logs sessions; SIGINT/SIGTERM stop and clean up).")
 
-    @Option(name: .shortAndLong, help: "The TOML configuration file.")
-    var config: String
+    @Option(name: .shortAndLong, help: "The TOML configuration file (swiftnat's, or protomask's).")
+    var config: String?
+
+    @Argument(help: "The configuration file, as protomask takes it (instead of --config).")
+    var file: String?
 
     @Flag(name: .shortAndLong, help: "Log every route change and more.")
     var verbose = false
@@ -46,26 +49,41 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("nat64-state"), help: "Keep the NAT64 pool's reservations in this file across restarts (overrides nat64.state_file; protomask files have no key for it).")
     var nat64State: String?
 
-    func run() throws {
-        let logger = makeLogger(verbose: verbose)
-        var cfg: DaemonConfiguration
-        do {
-            cfg = try ConfigLoader.load(file: config)
-        } catch {
-            fail(error.description)
-        }
+    func validate() throws {
+        if config != nil && file != nil { throw ValidationError("give the configuration file once: --config FILE or FILE") }
+        if config == nil && file == nil { throw ValidationError("which configuration file? swiftnat run FILE (or --config FILE)") }
+        if let nat64State, nat64State.isEmpty { throw ValidationError("--nat64-state needs a file path") }
+    }
+
+    /// Reads the file and applies the command line's overrides (also what a reload does).
+    func load(_ config: String) throws(ConfigFileError) -> DaemonConfiguration {
+        var cfg = try ConfigLoader.load(file: config)
         if noRoutes { cfg.routing.enabled = false }
         if let nat64State {
-            guard cfg.nat64?.mode == .pool else { fail("--nat64-state needs a NAT64 in pool mode in \(config)") }
-            guard !nat64State.isEmpty else { fail("--nat64-state needs a file path") }
+            guard cfg.nat64?.mode == .pool else {
+                throw ConfigFileError(file: config, key: "nat64.mode", problem: "--nat64-state needs a NAT64 in pool mode")
+            }
             cfg.nat64?.stateFile = nat64State
+        }
+        return cfg
+    }
+
+    func run() throws {
+        let logger = makeLogger(verbose: verbose)
+        let config = config ?? file!
+        let cfg: DaemonConfiguration
+        do {
+            cfg = try load(config)
+        } catch {
+            fail(error.description)
         }
         if check {
             print("\(config): configuration is valid")
             return
         }
         do {
-            try Daemon.run(cfg, logger: logger)
+            let command = self
+            try Daemon.run(cfg, logger: logger, reloadLoader: { f throws(ConfigFileError) in try command.load(f) })
         } catch {
             fail(error.description)
         }

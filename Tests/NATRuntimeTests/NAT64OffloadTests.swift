@@ -57,27 +57,15 @@ import Testing
         return (p, h)
     }
 
-    /// What the queue writes for `packet` (each write: virtio-net header + packet), via a socket pair.
+    /// What the queue writes for `packet` (each write: virtio-net header + packet), through an in-memory device.
     static func writes(of packet: [UInt8], header: VirtioNetHeader, nat64: inout NAT64Path) throws -> [[UInt8]] {
-        var fds: [Int32] = [0, 0]
-        #expect(socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0, &fds) == 0)
-        defer { close(fds[0]); close(fds[1]) }
-        var big = 1 << 21
-        setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &big, socklen_t(MemoryLayout<Int>.size))
-        setsockopt(fds[1], SOL_SOCKET, SO_RCVBUF, &big, socklen_t(MemoryLayout<Int>.size))
-        var q = TunQueueIO(fd: fds[0], vnetHeaderSize: 12, shard: nil)
+        let memory = MemoryPacketQueue()
+        var q = QueueIO(device: MemoryPacketDevice(queue: memory, metadataSize: 12), shard: nil)
         let p = q.packetStart
         header.store(to: p - 12, size: 12)
         packet.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         q.handle64(p, packet.count, nat64: &nat64, now: Timestamp(nanoseconds: 2_000_000_000))
-        var out: [[UInt8]] = []
-        var buf = [UInt8](repeating: 0, count: 70_000)
-        for _ in 0..<1000 {
-            let n = buf.withUnsafeMutableBytes { recv(fds[1], $0.baseAddress!, $0.count, Int32(MSG_DONTWAIT)) }
-            if n <= 0 { break }
-            out.append(Array(buf[0..<n]))
-        }
-        return out
+        return memory.takeWritten()
     }
 
     /// The datagrams the kernel would send for the queue's writes: GSO ones segmented, plain ones as they are.

@@ -318,7 +318,9 @@ public final class DaemonController: @unchecked Sendable {
             guard let path = configuration.control.stateFile, FileManager.default.fileExists(atPath: path) else { return }
             let file: ForwardsFile
             do {
-                file = try JSONDecoder().decode(ForwardsFile.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+                let d = JSONDecoder()
+                d.keyDecodingStrategy = .convertFromSnakeCase
+                file = try d.decode(ForwardsFile.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
             } catch {
                 logger.error("forwards state \(path): cannot be read (\(error)); run-time forwards of the last run are not restored (move the file away to silence this)")
                 return

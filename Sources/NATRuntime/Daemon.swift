@@ -84,6 +84,7 @@ public enum Daemon {
                              setup: PacketThreadSetup(queue: q, configuration: plan?.configurations[q], nat64: setup64,
                                                       rings: rings, commands: commands[q], control: control, logger: logger))
         }
+        controller.restoreForwards()
         var what: [String] = []
         if let n = cfg.nat44 {
             what.append("inside=\(n.insidePrefixes.map(\.description).joined(separator: ",")) pool=\(n.pool.map(\.description).joined(separator: ",")) tcp=\(n.tcp) udp=\(n.udp) icmp=\(n.icmp) forwards=\(n.forwards.count)")
@@ -92,7 +93,6 @@ public enum Daemon {
             what.append("nat64=\(n.mode.rawValue)\(n.fromProtomask ? "(protomask file)" : "") prefix=\(n.prefix) ipv4=\(n.ipv4Prefixes.map(\.description).joined(separator: ","))\(n.pool.map { " max_idle=\($0.maxIdleSeconds)s static=\($0.staticMappings.count)" } ?? "")\(n.stateFile.map { " state_file=\($0)" } ?? "")\(n.stateful.map { " filtering=\($0.filtering.rawValue) max_sessions=\($0.maxSessions) static_bib=\($0.staticBindings.count)" } ?? "")")
         }
         logger.info("ready: tun=\(tun.name) mtu=\(cfg.tun.mtu) queues=\(tun.fds.count) offload=\(tun.offloadDescription) \(what.joined(separator: " ")) routes=\(cfg.routing.enabled ? "on" : "off") pid=\(getpid())")
-        controller.restoreForwards()
         let keeper = cfg.nat64.flatMap { n in n.stateFile.map { NAT64StateKeeper(path: $0, interval: n.stateInterval, control: nat64Control, logger: logger) } }
 
         var ts = timespec(tv_sec: 0, tv_nsec: 200_000_000)

@@ -53,6 +53,9 @@ public struct NAPT44Engine: ~Copyable {
     /// addresses comes back as `.toOutside`, already translated outbound; the caller hands it to
     /// ``translateHairpinned(_:now:)`` of the engine that owns the destination port (RFC 4787 REQ-9).
     public var deferHairpinning = false
+    /// When set, every mapping created and removed is recorded here (RFC 6888 §4 logging); the runtime
+    /// drains it between bursts. nil (the default) costs one test per new or freed mapping.
+    public var mappingEvents: MappingEventLog? = nil
 
     /// Builds an engine; the configuration must pass ``NAPT44Configuration/validate()``.
     public init(configuration c: NAPT44Configuration) throws(ConfigurationError) {

@@ -100,6 +100,7 @@ extension NAPT44Engine {
         guard let mid = table.createMapping(rec) else { throw .mappingTableFull }
         table.hosts[Int(host)].ports += 1
         counters.mappingsCreated &+= 1
+        if mappingEvents != nil { recordMappingEvent(.created, rec, remoteAddress: remote, remotePort: remotePort) }
         return mid
     }
 
@@ -195,6 +196,7 @@ extension NAPT44Engine {
             guard let m = table.createMapping(rec) else { table.releaseHostIfIdle(host); throw .mappingTableFull }
             table.hosts[Int(host)].ports += 1
             counters.mappingsCreated &+= 1
+            if mappingEvents != nil { recordMappingEvent(.created, rec, remoteAddress: t.source, remotePort: t.sourcePort) }
             mid = m
         }
         guard mid != 0 else {
@@ -276,6 +278,7 @@ extension NAPT44Engine {
             let clean = s.flags & SessionRecord.flagCleanClose != 0
             let oneToOne = m.flags & MappingRecord.flagOneToOne != 0
             let hold = clean || oneToOne || configuration.timeouts.portHold == 0 ? 0 : now &+ configuration.timeouts.portHold
+            if mappingEvents != nil { recordMappingEvent(.removed, m, remoteAddress: s.remoteAddress, remotePort: s.remotePort) }
             table.releaseMapping(mid, holdUntil: hold)
             counters.mappingsFreed &+= 1
             if host != 0 && table.hosts[Int(host)].ports > 0 { table.hosts[Int(host)].ports -= 1 }
@@ -299,5 +302,15 @@ extension NAPT44Engine {
             break
         }
         return reason
+    }
+}
+
+extension NAPT44Engine {
+    /// RFC 6888 §4: one mapping event into ``mappingEvents``.
+    @inline(never)
+    mutating func recordMappingEvent(_ kind: MappingEvent.Kind, _ m: MappingRecord, remoteAddress: UInt32, remotePort: UInt16) {
+        mappingEvents!.record(MappingEvent(kind: kind, proto: m.proto, tenant: m.tenant, insideAddress: m.insideAddress,
+                                           insidePort: m.insidePort, outsideAddress: m.outsideAddress, outsidePort: m.outsidePort,
+                                           remoteAddress: remoteAddress, remotePort: remotePort, seconds: lastNow.seconds))
     }
 }

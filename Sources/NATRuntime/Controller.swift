@@ -424,7 +424,14 @@ public final class DaemonController: @unchecked Sendable {
                 }
             }
         }
-        if new.logging != old.logging { changes.append("logging settings applied") }
+        if new.logging != old.logging {
+            for c in commands {
+                let reply = Reply<String?>()
+                c.send(.logging(new.logging, reply))
+                _ = reply.wait()
+            }
+            changes.append("logging settings applied")
+        }
         configuration = new
         reloads += 1
         for c in changes { logger.notice("reload: \(c)") }

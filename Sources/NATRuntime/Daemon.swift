@@ -82,7 +82,8 @@ public enum Daemon {
         for (q, fd) in tun.fds.enumerated() {
             PacketLoop.start(queue: TunQueue(fd: fd, metadataSize: tun.vnetHeaderSize),
                              setup: PacketThreadSetup(queue: q, configuration: plan?.configurations[q], nat64: setup64,
-                                                      rings: rings, commands: commands[q], control: control, logger: logger))
+                                                      rings: rings, commands: commands[q], control: control, logger: logger,
+                                                      logging: cfg.logging))
         }
         controller.restoreForwards()
         var what: [String] = []

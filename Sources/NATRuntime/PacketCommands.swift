@@ -18,6 +18,8 @@ public enum PacketCommand: Sendable {
     /// Applies a changed NAT44 configuration to the running engine (``NAPT44Engine/reconfigure(_:now:)``);
     /// the reply is nil or why it cannot be applied.
     case reconfigure(NAPT44Configuration, Reply<String?>)
+    /// New `[logging]` settings (a reload).
+    case logging(LoggingSettings, Reply<String?>)
     /// The counters and sessions as log lines (SIGUSR1).
     case dumpLines(Reply<[String]>)
 }

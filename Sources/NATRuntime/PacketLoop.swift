@@ -310,9 +310,11 @@ public struct PacketThreadSetup: Sendable {
     public var commands: CommandQueue
     public var control: LoopControl
     public var logger: Logger
+    public var logging: LoggingSettings
 
     public init(queue: Int, configuration: NAPT44Configuration?, nat64: NAT64Setup?, rings: ShardRings?,
-                commands: CommandQueue, control: LoopControl, logger: Logger) {
+                commands: CommandQueue, control: LoopControl, logger: Logger, logging: LoggingSettings = LoggingSettings()) {
+        self.logging = logging
         self.queue = queue
         self.configuration = configuration
         self.nat64 = nat64
@@ -341,13 +343,16 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
     let pfds: UnsafeMutablePointer<pollfd>
     let nfds: nfds_t
     var lastExpire: Timestamp
+    var lastSummary: Timestamp
     let logger: Logger
+    var events: EventLogger
 
     /// Builds the engines (they check their configuration) around `device`.
     public init(device: consuming Device, setup: PacketThreadSetup, now: Timestamp) throws(DaemonError) {
         queue = setup.queue
         commands = setup.commands
         logger = setup.logger
+        events = EventLogger(settings: setup.logging, queue: setup.queue, logger: setup.logger)
         do {
             if let c = setup.configuration { engine = try NAPT44Engine(configuration: c) }
         } catch {
@@ -368,6 +373,8 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
         pfds[2] = pollfd(fd: shard.map { $0.eventFDs[setup.queue] } ?? -1, events: Int16(POLLIN), revents: 0)
         nfds = shard == nil ? 2 : 3
         lastExpire = now
+        lastSummary = now
+        if setup.logging.mappings { engine?.mappingEvents = MappingEventLog() }
     }
 
     deinit { pfds.deallocate() }
@@ -429,9 +436,17 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
         if engine != nil {
             engine!.expire(now: now)
             q.drainOutbox(&engine!)
+            if engine!.mappingEvents != nil { events.drain(&engine!.mappingEvents!, now: now) }
         }
         if nat64 != nil { nat64!.tick(now: now) { q.writePlain($0, $1) } }
         lastExpire = now
+        if now.nanoseconds &- lastSummary.nanoseconds >= 1_000_000_000 {
+            lastSummary = now
+            switch engine {
+            case .some(let e): events.summarize(e.counters, now: now)
+            case .none: break
+            }
+        }
     }
 
     /// One packet read from the device: NAT64's, this shard's NAT44 engine's, or another shard's.
@@ -495,6 +510,13 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
             } catch {
                 reply.fulfil("\(error.key): \(error.problem)")
             }
+        case .logging(let settings, let reply):
+            events.settings = settings
+            if engine != nil {
+                if settings.mappings && engine!.mappingEvents == nil { engine!.mappingEvents = MappingEventLog() }
+                if !settings.mappings { engine!.mappingEvents = nil }
+            }
+            reply.fulfil(nil)
         case .dumpLines(let reply):
             reply.fulfil(PacketLoop.dump(engine, nat64, queue: queue, io: q.io, now: now))
         }

@@ -80,6 +80,23 @@ struct ControlPlaneEndToEndTests {
         }
     }
 
+    @Test func rfc6888_4_mappingsAreLoggedWithoutDestinationsUnlessAsked() throws {
+        guard requireTools(["socat"]) else { return }
+        let logging = "[logging]\nmappings = true\nrate_per_second = 5\n"
+        try withLab("ctl-log", extraTables: logging) { net, _ in
+            // Twelve new mappings at once: five are logged this second, the rest counted as suppressed.
+            for port in 41000..<41012 {
+                _ = net.exec(net.client, ["sh", "-c", "echo x | socat -T 0.2 - UDP4:\(LabNetwork.serverAddress):9,sourceport=\(port)"])
+            }
+            #expect(net.waitFor("mapping created udp inside=100.64.0.2:41000 outside=198.51.100.1:41000", in: "daemon.log", timeout: 3),
+                    "\(net.log("daemon.log"))")
+            #expect(net.waitFor("event lines suppressed", in: "daemon.log", timeout: 4), "\(net.log("daemon.log"))")
+            let lines = net.log("daemon.log").split(separator: "\n").filter { $0.contains("mapping created") }
+            #expect(lines.count < 12, "rate limit: \(lines.count) lines")
+            #expect(!lines.contains { $0.contains("remote=") }, "destinations logged without destinations = true")
+        }
+    }
+
     static let metrics = """
     [metrics]
     listen = "127.0.0.1:9770"

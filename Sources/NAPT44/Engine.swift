@@ -19,8 +19,8 @@ public struct NAPT44Engine: ~Copyable {
     // Precomputed from the configuration.
     @usableFromInline let insideNets: IPv4PrefixMatcher
     /// Pool prefixes and 1:1 outside addresses.
-    @usableFromInline let outsideNets: IPv4PrefixMatcher
-    let poolAddresses: [UInt32]
+    @usableFromInline var outsideNets: IPv4PrefixMatcher
+    var poolAddresses: [UInt32]
     let portsLow: PortSet
     let portsHigh: PortSet
     let seed: UInt64

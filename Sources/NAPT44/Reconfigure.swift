@@ -10,8 +10,12 @@ extension NAPT44Engine {
     /// live session's timer follows the new value from its last use), limits and redirects. Forwards are
     /// left alone: the caller adds and removes them one by one (``addForward(_:)``, ``removeForward(proto:outsideAddress:port:)``).
     ///
+    /// The pool may change: sessions whose outside address is still in it keep flowing; those on an
+    /// address that left it end (their hosts' next packets get a mapping from the new pool), and so do
+    /// the forwards on such an address. Paired pooling follows the new pool for new mappings.
+    ///
     /// Refused (the engine stays as it was), because the tables were built for them: inside prefixes,
-    /// pool, port ranges, table sizes, 1:1 NAT, fragment buffers, the hash seed.
+    /// port ranges, table sizes, 1:1 NAT, fragment buffers, the hash seed.
     public mutating func reconfigure(_ new: NAPT44Configuration, now: Timestamp) throws(ConfigurationError) {
         try new.validate()
         let old = configuration
@@ -23,6 +27,7 @@ extension NAPT44Engine {
         // The forwards the engine holds are the truth (configured and run-time ones alike).
         c.forwards = forwards
         configuration = c
+        if old.pool != new.pool { changePool(now: now) }
         icmpSource = (c.icmpSourceAddress ?? IPv4Address(poolAddresses[0])).rawValue
         hasRedirects = !c.redirects.isEmpty
         inboundRefresh = c.inboundRefresh
@@ -43,7 +48,6 @@ extension NAPT44Engine {
     /// (its key, as ``NAPT44Configuration/validate()`` names keys), or nil when ``reconfigure(_:now:)`` can apply `new`.
     public static func restartReason(from old: NAPT44Configuration, to new: NAPT44Configuration) -> String? {
         if old.insidePrefixes != new.insidePrefixes { return "inside" }
-        if old.pool != new.pool { return "pool" }
         if old.ports != new.ports { return "ports" }
         if old.maxSessions != new.maxSessions || old.maxHosts != new.maxHosts { return "max_sessions" }
         if old.maxHeldSYNs != new.maxHeldSYNs { return "max_held_syns" }
@@ -51,5 +55,21 @@ extension NAPT44Engine {
         if old.fragments != new.fragments { return "fragments" }
         if new.hashSeed != nil && old.hashSeed != new.hashSeed { return "hash_seed" }
         return nil
+    }
+
+    /// After `configuration.pool` changed: the outside-address matcher and the pool list from it, and
+    /// every session, mapping and forward on an address that is no longer ours ended.
+    mutating func changePool(now: Timestamp) {
+        outsideNets.deallocate()
+        outsideNets = configuration.outsideMatcher
+        poolAddresses = configuration.poolAddresses.map(\.rawValue)
+        for f in forwards where !isOutside(f.outsideAddress.rawValue) {
+            removeForward(proto: f.proto, outsideAddress: f.outsideAddress, port: f.outsidePorts.lowerBound)
+        }
+        configuration.forwards = forwards
+        let nowS = now.seconds
+        for i in 1...table.sessionCapacity where table.sessions[i].isLive && !isOutside(table.sessions[i].outsideAddress) {
+            endSession(UInt32(i), now: nowS)
+        }
     }
 }

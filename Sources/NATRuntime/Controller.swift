@@ -392,6 +392,9 @@ public final class DaemonController: @unchecked Sendable {
             }
             if let why = NAPT44Engine.restartReason(from: o, to: n) { restart.append("nat44.\(why)") }
             if commands.count > 1 && n.forwards != o.forwards { restart.append("nat44 forwards (with several queues)") }
+            if n.pool != o.pool && (commands.count > 1 || old.routing.enabled) {
+                restart.append("nat44.pool (its routes and proxy ARP entries, or the shards' port slices)")
+            }
         }
         guard restart.isEmpty else {
             let m = "reload refused: \(restart.joined(separator: ", ")) changed, which needs a restart; the running configuration stays"

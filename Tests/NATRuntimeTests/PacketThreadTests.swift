@@ -107,15 +107,50 @@ import Testing
         thread.tick(now: Self.t(400))
         let snap = try #require(Self.ask(&thread, commands, now: Self.t(400)) { .snapshot(SnapshotRequest(sessions: true), $0) })
         #expect(snap.nat44Sessions == 1)
-        // Full cone now: a new remote reaches the existing mapping's port? Only new sessions follow it;
-        // a pool change needs a restart and is refused, the engine unchanged.
-        var otherPool = longer
-        otherPool.pool = [IPv4Prefix("198.51.100.2/32")!]
-        let refused = Self.ask(&thread, commands, now: Self.t(401)) { .reconfigure(otherPool, $0) }
-        #expect(refused??.hasPrefix("pool:") == true)
+        // Changed port ranges need a restart: refused, the engine unchanged.
+        var otherPorts = longer
+        otherPorts.ports = PortSet(ranges: [1024...2047])
+        let refused = Self.ask(&thread, commands, now: Self.t(401)) { .reconfigure(otherPorts, $0) }
+        #expect(refused??.hasPrefix("ports:") == true)
         memory.inject([Self.udp(from: Self.remote, 53, to: Self.pool, 40000)])
         thread.step(now: Self.t(402))
         #expect(memory.takeWritten().count == 1)
+    }
+
+    @Test func poolChangeKeepsSessionsOnAddressesThatStay() throws {
+        let memory = MemoryPacketQueue()
+        let commands = CommandQueue()
+        let s = Self.setup(commands: commands) {
+            $0.pool = [IPv4Prefix("198.51.100.0/31")!]
+            $0.pairedPooling = true
+        }
+        var thread = try PacketThread(device: MemoryPacketDevice(queue: memory), setup: s, now: Self.t(1))
+        // Hosts until both pool addresses are in use.
+        var outsideOf: [UInt32: IPv4Address] = [:]
+        for h in 2...40 where Set(outsideOf.values).count < 2 {
+            let a = IPv4Address(100, 64, 0, UInt8(h))
+            memory.inject([Self.udp(from: a, 40000, to: Self.remote, 53)])
+            thread.step(now: Self.t(1))
+            let w = try #require(memory.takeWritten().first)
+            outsideOf[a.rawValue] = try w.withUnsafeBytes { try IPv4View(validating: $0) }.source
+        }
+        #expect(Set(outsideOf.values).count == 2)
+        var smaller = s.configuration!
+        smaller.pool = [IPv4Prefix("198.51.100.0/32")!]
+        #expect(Self.ask(&thread, commands, now: Self.t(2)) { .reconfigure(smaller, $0) } == .some(nil))
+        let kept = outsideOf.filter { $0.value == IPv4Address("198.51.100.0")! }.count
+        let snap = try #require(Self.ask(&thread, commands, now: Self.t(2)) { .snapshot(SnapshotRequest(sessions: true), $0) })
+        #expect(snap.nat44Sessions == kept && snap.sessions.allSatisfy { $0.outside.hasPrefix("198.51.100.0:") })
+        // A host whose address left the pool gets a new mapping on the remaining one; replies to the
+        // departed address are no longer ours.
+        let moved = try #require(outsideOf.first { $0.value == IPv4Address("198.51.100.1")! }?.key)
+        memory.inject([Self.udp(from: IPv4Address(moved), 40000, to: Self.remote, 53)])
+        thread.step(now: Self.t(3))
+        let w = try #require(memory.takeWritten().first)
+        #expect(try w.withUnsafeBytes { try IPv4View(validating: $0) }.source == IPv4Address("198.51.100.0")!)
+        memory.inject([Self.udp(from: Self.remote, 53, to: IPv4Address("198.51.100.1")!, 40000)])
+        thread.step(now: Self.t(3))
+        #expect(memory.takeWritten().isEmpty)
     }
 
     @Test func rfc6888_4_mappingEventsAreLoggedAndBounded() throws {

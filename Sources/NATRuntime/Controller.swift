@@ -31,7 +31,8 @@ public struct ForwardEntry: Codable, Sendable, Equatable {
     public var `protocol`: String
     public var outside: String
     public var inside: String
-    /// Where it came from: `config` (the file) or `cli` (`swiftnat forwards add`, the control socket).
+    /// Where it came from: `config` (the file), `cli` (`swiftnat forwards add`, the control socket), or
+    /// an in-process server (`upnp`, `natpmp`, `pcp`).
     public var origin: String
     public var description: String?
     /// When it ends (seconds since 1970), nil for never.
@@ -238,7 +239,28 @@ public final class DaemonController: @unchecked Sendable {
         return configured + runtimeForwards
     }
 
-    func addForward(_ r: ControlRequest) throws(ControlError) -> ForwardEntry {
+    /// Adds a run-time forward for an in-process server (port control: `origin` "upnp", "natpmp",
+    /// "pcp"), as `swiftnat forwards add` does for "cli". Safe from any thread.
+    public func addForward(protocol p: String, outside: String, inside: String, lifetime: Int?, description: String?,
+                           origin: String) throws(ControlError) -> ForwardEntry {
+        var r = ControlRequest(command: "forwards.add")
+        r.protocol = p
+        r.outside = outside
+        r.inside = inside
+        r.lifetime = lifetime
+        r.description = description
+        return try queue.sync { () throws(ControlError) -> ForwardEntry in try addForward(r, origin: origin) }
+    }
+
+    /// Removes a run-time forward (any origin). Safe from any thread.
+    public func removeForward(protocol p: String, outside: String) throws(ControlError) -> ForwardEntry {
+        var r = ControlRequest(command: "forwards.remove")
+        r.protocol = p
+        r.outside = outside
+        return try queue.sync { () throws(ControlError) -> ForwardEntry in try removeForward(r) }
+    }
+
+    func addForward(_ r: ControlRequest, origin: String = "cli") throws(ControlError) -> ForwardEntry {
         guard configuration.nat44 != nil else { throw ControlError("forwards need a [nat44] table in the configuration") }
         guard commands.count == 1 else {
             throw ControlError("run-time forwards need [tun] queues = 1 for now; with several queues, put the forward in the file and restart")
@@ -256,7 +278,7 @@ public final class DaemonController: @unchecked Sendable {
         }
         if let lifetime { f.expires = Timestamp(nanoseconds: monotonicNow().nanoseconds &+ UInt64(lifetime) * 1_000_000_000) }
         let entry = ForwardEntry(protocol: f.protocolName, outside: f.outsideText, inside: "\(f.insideAddress):\(f.insidePort)",
-                                 origin: "cli", description: r.description,
+                                 origin: origin, description: r.description,
                                  expiresAt: lifetime.map { Date().timeIntervalSince1970 + Double($0) })
         try install(f)
         runtimeForwards.append(entry)
@@ -339,7 +361,7 @@ public final class DaemonController: @unchecked Sendable {
                 r.description = e.description
                 r.lifetime = e.expiresAt.map { max(1, Int(($0 - now).rounded(.up))) }
                 do throws(ControlError) {
-                    _ = try addForward(r)
+                    _ = try addForward(r, origin: e.origin)
                     restored += 1
                 } catch {
                     logger.warning("forwards state: \(e.protocol) \(e.outside) -> \(e.inside) not restored: \(error.message)")

@@ -249,7 +249,9 @@ public final class DaemonController: @unchecked Sendable {
         r.inside = inside
         r.lifetime = lifetime
         r.description = description
-        return try queue.sync { () throws(ControlError) -> ForwardEntry in try addForward(r, origin: origin) }
+        return try queue.sync { () -> Result<ForwardEntry, ControlError> in
+            do throws(ControlError) { return .success(try addForward(r, origin: origin)) } catch { return .failure(error) }
+        }.get()
     }
 
     /// Removes a run-time forward (any origin). Safe from any thread.
@@ -257,7 +259,9 @@ public final class DaemonController: @unchecked Sendable {
         var r = ControlRequest(command: "forwards.remove")
         r.protocol = p
         r.outside = outside
-        return try queue.sync { () throws(ControlError) -> ForwardEntry in try removeForward(r) }
+        return try queue.sync { () -> Result<ForwardEntry, ControlError> in
+            do throws(ControlError) { return .success(try removeForward(r)) } catch { return .failure(error) }
+        }.get()
     }
 
     func addForward(_ r: ControlRequest, origin: String = "cli") throws(ControlError) -> ForwardEntry {

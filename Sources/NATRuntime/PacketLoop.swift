@@ -163,11 +163,9 @@ struct QueueIO<Device: PacketDevice & ~Copyable>: ~Copyable {
             case .hairpin: v = engine.translateHairpinned(packet, now: now)
             case .other: v = engine.process(packet, tenant: 0, now: now)
             }
-            if kind == .outbound && v == .toOutside && shard.router.hairpinning
-                && shard.router.isOutside(UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt32.self))) {
+            if kind == .outbound && v == .toOutside, let o = shard.router.hairpinOwner(p, n, me: shard.me) {
                 // Hairpin: the inbound half belongs to the owner of the destination port.
                 fix?.apply(to: packet)
-                let o = shard.router.hairpinOwner(p, n, me: shard.me)
                 if o != shard.me {
                     handOff(p, n, to: o, kind: .hairpin, engine: &engine, shard: shard)
                     drainOutbox(&engine)
@@ -461,16 +459,7 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
             q.handle(p, n, kind: .other, engine: &engine!, now: now)
             return
         }
-        var (owner, kind) = shard.router.route(p, n, me: shard.me)
-        if kind != .other && n >= 20 {
-            // Fragments: later ones follow the owner of their first fragment.
-            let frag = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 6, as: UInt16.self))
-            if frag & IPv4Layout.offsetMask != 0 {
-                if let o = frags.lookup(p) { owner = o } else if kind == .inbound { owner = shard.me }
-            } else if frag & IPv4Layout.flagMF != 0 {
-                frags.record(p, owner: owner)
-            }
-        }
+        let (owner, kind) = shard.router.route(p, n, me: shard.me, fragments: frags)
         if owner == shard.me {
             q.handle(p, n, kind: kind, engine: &engine!, now: now)
         } else {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NATLab
 import NATRuntime
 
 @main
@@ -8,7 +9,7 @@ struct SwiftNAT: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftnat",
         abstract: "NAT44 and NAT64 in user space on a Linux TUN device.",
-        subcommands: [Run.self, Lab.self]
+        subcommands: [Run.self, Lab.self, LabTool.self]
         // Later: sessions, stats, map, probe.
     )
 }

@@ -1,8 +1,12 @@
 import Foundation
 import NAPT44
+import NATRuntime
 
 /// `swiftnat lab`: builds the namespaces, runs the daemon in the middle, sends ping, HTTP and UDP
 /// from client to server, shows what crossed and the mappings made, and cleans up (also on Ctrl-C).
+/// It needs `ip` (iproute2), `sh` and the swiftnat binary only: the traffic on both sides comes from the
+/// binary's own `lab-tool` subcommands (``LabPing``, ``LabHTTPServer``, ``LabHTTPGet``, ``LabUDPEcho``,
+/// ``LabUDPSend``) run inside the namespaces.
 public enum LabRunner {
     public struct LabFailure: Error, CustomStringConvertible {
         public var description: String
@@ -21,9 +25,6 @@ public enum LabRunner {
         }
         guard Behavior(preset: behavior) != nil else {
             throw LabFailure(description: "--behavior '\(behavior)' is not a preset: use one of \(Behavior.presets.map(\.0).joined(separator: ", "))")
-        }
-        for tool in ["curl", "socat", "python3", "ping"] where Shell.which(tool) == nil {
-            throw LabFailure(description: "the lab needs `\(tool)`: apt-get install iputils-ping curl socat python3")
         }
         // Ctrl-C and SIGTERM: remove everything, then leave.
         for s in [SIGINT, SIGTERM] {
@@ -67,28 +68,17 @@ public enum LabRunner {
         let daemon = try net.startDaemon(binary: binary, config: net.daemonConfig(behavior: behavior), verbose: verbose)
         for line in net.log("daemon.log").split(separator: "\n") where line.contains("ready:") { print("   " + line) }
 
-        // Servers.
         try "hello from 203.0.113.2 through swiftnat\n".write(toFile: net.directory + "/index.html", atomically: true, encoding: .utf8)
-        try net.startHTTPServer(net.server, address: LabNetwork.serverAddress, port: 8000, logName: "http.log")
-        try net.spawn(net.server, ["socat", "UDP4-RECVFROM:7777,bind=\(LabNetwork.serverAddress),fork", "SYSTEM:cat"], logName: "udp.log")
-        _ = net.waitForListener(net.server, port: 7777, udp: true)
+        try startServers(net, keep: keep, binary: binary)
 
         var ok = true
-        print("== ping 203.0.113.2 from the client")
-        let ping = net.exec(net.client, ["ping", "-c", "3", "-i", "0.2", "-W", "2", LabNetwork.serverAddress], timeout: 10)
-        for l in ping.stdout.split(separator: "\n") where l.contains("bytes from") || l.contains("packet loss") { print("   " + l) }
-        ok = ok && ping.ok
-
-        print("== HTTP: curl http://203.0.113.2:8000/ from the client")
-        let curl = net.exec(net.client, ["curl", "-sS", "-m", "5", "http://\(LabNetwork.serverAddress):8000/index.html"], timeout: 10)
-        print("   " + (curl.ok ? curl.stdout.trimmingCharacters(in: .whitespacesAndNewlines) : "FAILED: \(curl.stderr)"))
-        for l in net.log("http.log").split(separator: "\n") where l.contains("GET") { print("   server log: " + l) }
-        ok = ok && curl.ok
-
-        print("== UDP: socat datagram to 203.0.113.2:7777 (echoed back)")
-        let udp = net.exec(net.client, ["sh", "-c", "echo 'udp through swiftnat' | socat -T 2 - UDP4:\(LabNetwork.serverAddress):7777,sourceport=40000"], timeout: 10)
-        print("   " + (udp.stdout.isEmpty ? "FAILED: no echo \(udp.stderr)" : "echo: " + udp.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
-        ok = ok && !udp.stdout.isEmpty
+        ok = traffic(net, binary: binary, title: "ping 203.0.113.2 from the client", "ping", "-c", "3", "-i", "0.2", "-W", "2", LabNetwork.serverAddress) && ok
+        ok = traffic(net, binary: binary, title: "HTTP: GET http://203.0.113.2:8000/ from the client",
+                     "http-get", "--timeout", "5", "http://\(LabNetwork.serverAddress):8000/index.html") && ok
+        showServerLog(net, "http.log", as: "server log (the source it saw)")
+        ok = traffic(net, binary: binary, title: "UDP: datagram from 100.64.0.2:40000 to 203.0.113.2:7777 (echoed back)",
+                     "udp-send", "--source-port", "40000", LabNetwork.serverAddress, "7777", "udp through swiftnat") && ok
+        showServerLog(net, "udp.log", as: "server log")
 
         print("== mappings the daemon holds (SIGUSR1 → session dump)")
         for s in net.sessions(daemon: daemon) { print("   " + s) }
@@ -99,7 +89,8 @@ public enum LabRunner {
 
         finish(net, daemon: daemon, keep: keep, client: "inside host 100.64.0.2", nat: "the NAT",
                server: "outside host 203.0.113.2 / .3",
-               extra: "Sessions: sudo kill -USR1 \(daemon.processIdentifier); tail \(net.logPath("daemon.log"))\n")
+               extra: "Sessions: sudo kill -USR1 \(daemon.processIdentifier); tail \(net.logPath("daemon.log"))\n"
+                   + toolsNote(net, binary: binary, ping: LabNetwork.serverAddress, url: "http://\(LabNetwork.serverAddress):8000/"))
         if !ok { throw LabFailure(description: "some traffic did not cross the NAT; daemon log:\n\(net.log("daemon.log"))") }
         print("== done: ping, HTTP and UDP crossed swiftnat")
     }
@@ -113,27 +104,19 @@ public enum LabRunner {
         for line in net.log("daemon.log").split(separator: "\n") where line.contains("ready:") { print("   " + line) }
 
         try "hello from 203.0.113.2, an IPv4-only server, through swiftnat's NAT64\n".write(toFile: net.directory + "/index.html", atomically: true, encoding: .utf8)
-        try net.startHTTPServer(net.server, address: LabNetwork.serverAddress, port: 8000, logName: "http.log")
-        try net.spawn(net.server, ["socat", "UDP4-RECVFROM:7777,bind=\(LabNetwork.serverAddress),fork", "SYSTEM:cat"], logName: "udp.log")
-        _ = net.waitForListener(net.server, port: 7777, udp: true)
+        try startServers(net, keep: keep, binary: binary)
 
         var ok = true
-        print("== the client has no IPv4 address: \(net.exec(net.client, ["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).stdout.isEmpty ? "none" : "FAILED")")
-        print("== ping -6 \(server6) (203.0.113.2 under the prefix, RFC 6052)")
-        let ping = net.exec(net.client, ["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", server6], timeout: 10)
-        for l in ping.stdout.split(separator: "\n") where l.contains("bytes from") || l.contains("packet loss") { print("   " + l) }
-        ok = ok && ping.ok
-
-        print("== HTTP: curl http://[\(server6)]:8000/ from the client")
-        let curl = net.exec(net.client, ["curl", "-sS", "-g", "-m", "5", "http://[\(server6)]:8000/index.html"], timeout: 10)
-        print("   " + (curl.ok ? curl.stdout.trimmingCharacters(in: .whitespacesAndNewlines) : "FAILED: \(curl.stderr)"))
-        for l in net.log("http.log").split(separator: "\n") where l.contains("GET") { print("   server log (the IPv4 source it saw): " + l) }
-        ok = ok && curl.ok
-
-        print("== UDP: socat datagram to [\(server6)]:7777 (echoed back)")
-        let udp = net.exec(net.client, ["sh", "-c", "echo 'udp over NAT64' | socat -T 2 - UDP6:[\(server6)]:7777"], timeout: 10)
-        print("   " + (udp.stdout.isEmpty ? "FAILED: no echo \(udp.stderr)" : "echo: " + udp.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
-        ok = ok && !udp.stdout.isEmpty
+        let v4 = Shell.run(["ip", "-n", net.client, "-4", "-o", "addr", "show", "dev", "eth0"], timeout: 10)
+        print("== the client has no IPv4 address: \(v4.ok && v4.stdout.isEmpty ? "none" : "FAILED")")
+        ok = traffic(net, binary: binary, title: "ping \(server6) (203.0.113.2 under the prefix, RFC 6052)",
+                     "ping", "-c", "3", "-i", "0.2", "-W", "2", server6) && ok
+        ok = traffic(net, binary: binary, title: "HTTP: GET http://[\(server6)]:8000/ from the client",
+                     "http-get", "--timeout", "5", "http://[\(server6)]:8000/index.html") && ok
+        showServerLog(net, "http.log", as: "server log (the IPv4 source it saw)")
+        ok = traffic(net, binary: binary, title: "UDP: datagram to [\(server6)]:7777 (echoed back)",
+                     "udp-send", server6, "7777", "udp over NAT64") && ok
+        showServerLog(net, "udp.log", as: "server log")
 
         print("== what the NAT64 holds (SIGUSR1 → counters and reservations)")
         let before = net.log("daemon.log").components(separatedBy: "nat64 counters queue=").count
@@ -146,10 +129,50 @@ public enum LabRunner {
             for l in text[r.lowerBound...].split(separator: "\n") { print("   " + l) }
         }
 
-        finish(net, daemon: daemon, keep: keep, client: "IPv6-only host 2001:db8:1::2 (try: ping -6 \(server6))",
-               nat: "the NAT64", server: "IPv4 host 203.0.113.2", extra: "")
+        finish(net, daemon: daemon, keep: keep, client: "IPv6-only host 2001:db8:1::2",
+               nat: "the NAT64", server: "IPv4 host 203.0.113.2",
+               extra: toolsNote(net, binary: binary, ping: server6, url: "http://[\(server6)]:8000/"))
         if !ok { throw LabFailure(description: "some traffic did not cross the NAT64; daemon log:\n\(net.log("daemon.log"))") }
         print("== done: ping, HTTP and UDP from an IPv6-only host crossed swiftnat's NAT64 to an IPv4-only server")
+    }
+
+    /// Starts the lab's HTTP server (port 8000) and UDP echo server (port 7777) on 203.0.113.2 in the server
+    /// namespace: `binary lab-tool http-serve` and `udp-echo`. With `--keep` they stay up for an hour.
+    static func startServers(_ net: LabNetwork, keep: Bool, binary: String) throws {
+        let duration: Double = keep ? 3600 : 120
+        try net.startToolHTTPServer(binary: binary, net.server, address: LabNetwork.serverAddress, port: 8000,
+                                    logName: "http.log", duration: duration)
+        try net.startToolUDPEcho(binary: binary, net.server, address: LabNetwork.serverAddress, port: 7777,
+                                 logName: "udp.log", duration: duration)
+    }
+
+    /// Runs `binary lab-tool <args>` in the client namespace under `== title`, prints its output indented
+    /// (and why it failed), and says whether it succeeded.
+    static func traffic(_ net: LabNetwork, binary: String, title: String, _ args: String...) -> Bool {
+        print("== \(title)")
+        let o = net.exec(net.client, [binary, "lab-tool"] + args, timeout: 15)
+        for l in o.stdout.split(separator: "\n") { print("   " + l) }
+        if !o.ok {
+            let why = o.timedOut ? "timed out" : o.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+            print("   FAILED: \(why.isEmpty ? "exit status \(o.status)" : why)")
+        }
+        return o.ok
+    }
+
+    /// How to send the lab's traffic again by hand from a kept lab (`--keep`).
+    static func toolsNote(_ net: LabNetwork, binary: String, ping: String, url: String) -> String {
+        """
+        Traffic from the client (the servers on 203.0.113.2:8000 and :7777 run for an hour, logs in \(net.directory)):
+           sudo ip netns exec \(net.client) \(binary) lab-tool ping \(ping)
+           sudo ip netns exec \(net.client) \(binary) lab-tool http-get \(url)
+           sudo ip netns exec \(net.client) \(binary) lab-tool udp-send \(ping) 7777 hello
+
+        """
+    }
+
+    /// Prints what a lab server logged about its peers (all but its "listening" line).
+    static func showServerLog(_ net: LabNetwork, _ name: String, as label: String) {
+        for l in net.log(name).split(separator: "\n") where !l.hasPrefix("listening on") { print("   \(label): " + l) }
     }
 
     /// The end of a lab: with `--keep`, leaves it running and prints how to enter the namespaces (each with

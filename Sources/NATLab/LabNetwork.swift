@@ -57,7 +57,10 @@ public final class LabNetwork: @unchecked Sendable {
         return nil
     }
 
-    public init(tag: String = "", withFar: Bool = false, ipv6: Bool = false, ipv4Client: Bool = true) throws(LabError) {
+    /// `verbose` prints every command it runs, from the first `ip netns add` on.
+    public init(tag: String = "", withFar: Bool = false, ipv6: Bool = false, ipv4Client: Bool = true,
+                verbose: Bool = false) throws(LabError) {
+        self.verbose = verbose
         self.ipv6 = ipv6
         self.ipv4Client = ipv4Client || !ipv6
         let t = tag.isEmpty ? "" : "\(tag)-"

@@ -45,8 +45,7 @@ public enum LabRunner {
             print("== building namespaces (client 100.64.0.2 | nat 100.64.0.1, 203.0.113.1, pool 198.51.100.1 | server 203.0.113.2, .3)")
         }
         let net: LabNetwork
-        do { net = try LabNetwork(ipv6: nat64 != nil, ipv4Client: nat64 == nil) } catch { throw LabFailure(description: error.description) }
-        net.verbose = verbose
+        do { net = try LabNetwork(ipv6: nat64 != nil, ipv4Client: nat64 == nil, verbose: verbose) } catch { throw LabFailure(description: error.description) }
         current = net
         defer { if !keep { net.destroy() } }
         do {

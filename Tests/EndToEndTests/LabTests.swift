@@ -13,7 +13,7 @@ func reducedPATH() throws -> String {
     let dir = NSTemporaryDirectory() + "snlab-path-" + UUID().uuidString.prefix(8)
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     for (name, target) in [("ip", Shell.which("ip")), ("sh", Shell.which("sh")), ("swiftnat", swiftnatBinary)] {
-        guard let target else { throw LabNetwork.LabError(description: "no \(name) to link") }
+        guard let target else { throw LabToolError("no \(name) to link") }
         try FileManager.default.createSymbolicLink(atPath: dir + "/" + name, withDestinationPath: target)
     }
     return dir

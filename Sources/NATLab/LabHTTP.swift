@@ -23,6 +23,8 @@ public struct LabHTTPServer {
     }
 
     public func run() throws(LabToolError) {
+        try checkSeconds(duration, "--duration")
+        try checkSeconds(requestTimeout, "the request timeout")
         let end = Date().addingTimeInterval(duration)
         let local = try LabSocketAddress(host: address, port: port)
         let listener = try LabSocket(family: local.family, type: Int32(SOCK_STREAM.rawValue))
@@ -102,6 +104,7 @@ public struct LabHTTPGet {
 
     /// The status code and the body.
     public func run() throws(LabToolError) -> (status: Int, body: [UInt8]) {
+        try checkSeconds(timeout, "--timeout")
         let deadline = Date().addingTimeInterval(timeout)
         let (host, port, path) = try parse()
         let to = try LabSocketAddress(host: host, port: port)

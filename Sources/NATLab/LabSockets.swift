@@ -198,11 +198,18 @@ final class LabSocket {
         var off = 0
         while off < bytes.count {
             guard try wait(for: Int16(POLLOUT), until: deadline) else { throw LabToolError("send: timed out") }
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL)) }
+            // MSG_DONTWAIT: a peer that stops reading cannot hold the tool past its deadline.
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            if n < 0 && (Glibc.errno == EAGAIN || Glibc.errno == EINTR) { continue }
             guard n > 0 else { throw .errno("send") }
             off += n
         }
     }
+}
+
+/// Checks a time limit given on the command line: more than 0 and at most a day.
+func checkSeconds(_ value: Double, _ name: String) throws(LabToolError) {
+    guard value > 0 && value <= 86400 else { throw LabToolError("\(name) \(value): use more than 0 and at most 86400 seconds") }
 }
 
 /// Lab tools print as they go (their output is read from a log file while they run).

@@ -18,6 +18,7 @@ public struct LabUDPEcho {
     }
 
     public func run() throws(LabToolError) {
+        try checkSeconds(duration, "--duration")
         let end = Date().addingTimeInterval(duration)
         let local = try LabSocketAddress(host: address, port: port)
         let s = try LabSocket(family: local.family, type: Int32(SOCK_DGRAM.rawValue))
@@ -60,6 +61,7 @@ public struct LabUDPSend {
 
     /// The answer's bytes.
     public func run() throws(LabToolError) -> [UInt8] {
+        try checkSeconds(timeout, "--timeout")
         let deadline = Date().addingTimeInterval(timeout)
         let to = try LabSocketAddress(host: address, port: port)
         let s = try LabSocket(family: to.family, type: Int32(SOCK_DGRAM.rawValue))

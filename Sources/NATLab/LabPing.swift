@@ -38,6 +38,7 @@ public struct LabPing {
             guard s.family == to.family else { throw LabToolError("source \(source) and destination \(destination) are not of one family") }
             try sock.bind(s)
         }
+        if v6 { try sock.setOption(Int32(IPPROTO_IPV6), IPV6_RECVHOPLIMIT, Int32(1), "IPV6_RECVHOPLIMIT") }
         if let ttl {
             guard (1...255).contains(ttl) else { throw LabToolError("ttl \(ttl): use 1 to 255") }
             if v6 { try sock.setOption(Int32(IPPROTO_IPV6), IPV6_UNICAST_HOPS, Int32(ttl), "IPV6_UNICAST_HOPS") }
@@ -55,10 +56,11 @@ public struct LabPing {
             try sock.send(request(v6: v6, identifier: identifier, sequence: sequence), to: to)
             sent[sequence] = Date()
             let until = seq == count ? Date().addingTimeInterval(wait) : start.addingTimeInterval(interval * Double(seq))
-            while let r = try sock.receive(into: &buffer, until: until) {
+            while let r = try sock.receiveWithHopLimit(into: &buffer, until: until) {
                 guard let from = r.from else { continue }
                 let line = buffer.withUnsafeBytes { b in
-                    describe(UnsafeRawBufferPointer(rebasing: b[..<r.count]), v6: v6, from: from, identifier: identifier, sent: &sent)
+                    describe(UnsafeRawBufferPointer(rebasing: b[..<r.count]), v6: v6, from: from, hopLimit: r.hopLimit,
+                             identifier: identifier, sent: &sent)
                 }
                 if let line {
                     say(line.text)
@@ -93,13 +95,13 @@ public struct LabPing {
 
     /// A line for a message about one of our requests, or nil for anything else. An IPv4 raw socket
     /// hands over the IP header too; an IPv6 one only the ICMPv6 message.
-    private func describe(_ bytes: UnsafeRawBufferPointer, v6: Bool, from: LabSocketAddress, identifier: UInt16,
-                          sent: inout [UInt16: Date]) -> (text: String, isReply: Bool)? {
-        var ttl: UInt8?
+    private func describe(_ bytes: UnsafeRawBufferPointer, v6: Bool, from: LabSocketAddress, hopLimit: Int?,
+                          identifier: UInt16, sent: inout [UInt16: Date]) -> (text: String, isReply: Bool)? {
+        var ttl = hopLimit
         var message = bytes
         if !v6 {
             guard let ip = try? IPv4View(validating: bytes) else { return nil }
-            ttl = ip.ttl
+            ttl = Int(ip.ttl)
             message = UnsafeRawBufferPointer(start: ip.payloadPointer, count: ip.payloadLength)
         }
         guard message.count >= 8 else { return nil }

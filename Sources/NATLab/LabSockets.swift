@@ -185,6 +185,47 @@ final class LabSocket {
         return (n, len > 0 ? LabSocketAddress(storage: st) : nil)
     }
 
+    /// As ``receive(into:until:)``, also returning the hop limit the datagram arrived with (an IPv6
+    /// socket with `IPV6_RECVHOPLIMIT` on: RFC 3542 §6.3 hands it over as ancillary data).
+    func receiveWithHopLimit(into buffer: inout [UInt8], until deadline: Date) throws(LabToolError)
+        -> (count: Int, from: LabSocketAddress?, hopLimit: Int?)? {
+        guard try wait(for: Int16(POLLIN), until: deadline) else { return nil }
+        var st = sockaddr_storage()
+        var control = [UInt8](repeating: 0, count: 256)
+        let (n, controlLength) = buffer.withUnsafeMutableBytes { b in
+            control.withUnsafeMutableBytes { c in
+                withUnsafeMutablePointer(to: &st) { sp in
+                    var iov = iovec(iov_base: b.baseAddress, iov_len: b.count)
+                    return withUnsafeMutablePointer(to: &iov) { iovp in
+                        var m = msghdr(msg_name: UnsafeMutableRawPointer(sp), msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
+                                       msg_iov: iovp, msg_iovlen: 1, msg_control: c.baseAddress, msg_controllen: c.count, msg_flags: 0)
+                        let n = recvmsg(fd, &m, 0)
+                        return (n, Int(m.msg_controllen))
+                    }
+                }
+            }
+        }
+        guard n >= 0 else { throw .errno("receive") }
+        // struct cmsghdr { size_t cmsg_len; int cmsg_level; int cmsg_type; } followed by its data, each
+        // message aligned to size_t.
+        var hopLimit: Int?
+        let align = MemoryLayout<Int>.size, header = MemoryLayout<Int>.size + 8
+        var off = 0
+        control.withUnsafeBytes { c in
+            while off + header <= controlLength {
+                let len = c.loadUnaligned(fromByteOffset: off, as: Int.self)
+                let level = c.loadUnaligned(fromByteOffset: off + align, as: Int32.self)
+                let type = c.loadUnaligned(fromByteOffset: off + align + 4, as: Int32.self)
+                guard len >= header, off + len <= controlLength else { break }
+                if level == Int32(IPPROTO_IPV6) && type == IPV6_HOPLIMIT && len >= header + 4 {
+                    hopLimit = Int(c.loadUnaligned(fromByteOffset: off + header, as: Int32.self))
+                }
+                off += (len + align - 1) / align * align
+            }
+        }
+        return (n, LabSocketAddress(storage: st), hopLimit)
+    }
+
     func send(_ bytes: [UInt8], to a: LabSocketAddress? = nil) throws(LabToolError) {
         let n = bytes.withUnsafeBytes { b in
             if let a { a.withSockaddr { sendto(fd, b.baseAddress, b.count, Int32(MSG_NOSIGNAL), $0, $1) } }

@@ -28,6 +28,11 @@ func labPrefix(_ output: String) -> String? {
     }.first
 }
 
+/// The `ttl=N` of the first reply line of ping's (or the lab tool's) output.
+func firstTTL(_ output: String) -> String? {
+    output.split(separator: " ").first { $0.hasPrefix("ttl=") }.map(String.init)
+}
+
 func namespaces(startingWith prefix: String) -> [String] {
     Shell.run(["ip", "netns", "list"], timeout: 10).stdout.split(separator: "\n")
         .compactMap { $0.split(separator: " ").first.map(String.init) }.filter { $0.hasPrefix(prefix) }
@@ -99,7 +104,7 @@ struct LabTests {
     /// The lab tools against real peers through the NAT: curl and socat talk to the tools' servers, the
     /// tools' clients talk to python3's HTTP server and socat's echo, the tool's ping gets the kernel's replies.
     @Test func labToolsAgreeWithRealPeers() throws {
-        guard requireTools(["curl", "socat", "python3"]) else { return }
+        guard requireTools(["curl", "socat", "python3", "ping"]) else { return }
         try withLab("tools") { net, _ in
             let tool = [swiftnatBinary, "lab-tool"]
             try "tool body\n".write(toFile: net.directory + "/index.html", atomically: true, encoding: .utf8)
@@ -132,6 +137,8 @@ struct LabTests {
             let ping = net.exec(net.client, tool + ["ping", "-c", "3", "-i", "0.2", LabNetwork.serverAddress])
             #expect(ping.ok && ping.stdout.contains("3 packets transmitted, 3 received"), "\(ping.stdout) \(ping.stderr)")
             #expect(ping.stdout.contains("64 bytes from \(LabNetwork.serverAddress): icmp_seq=3 ttl="), "\(ping.stdout)")
+            let real = net.exec(net.client, ["ping", "-c", "1", "-W", "2", LabNetwork.serverAddress])
+            #expect(firstTTL(ping.stdout) != nil && firstTTL(ping.stdout) == firstTTL(real.stdout), "tool: \(ping.stdout) ping: \(real.stdout)")
             let ttl = net.exec(net.client, tool + ["ping", "-c", "1", "-t", "1", "-W", "1", LabNetwork.serverAddress])
             #expect(!ttl.ok && ttl.stdout.contains("From \(LabNetwork.natInsideAddress) icmp_seq=1 Time to live exceeded"), "\(ttl.stdout) \(ttl.stderr)")
         }
@@ -139,7 +146,7 @@ struct LabTests {
 
     /// The same over NAT64: the tools' IPv6 side (ICMPv6 echo, bracketed URLs, UDP over IPv6) with real peers.
     @Test func labToolsOverNAT64AgreeWithRealPeers() throws {
-        guard requireTools(["curl", "socat", "python3"]) else { return }
+        guard requireTools(["curl", "socat", "python3", "ping"]) else { return }
         try withNAT64Lab("tools64", config: { $0.nat64Config(mode: "stateful") }) { net, _ in
             let tool = [swiftnatBinary, "lab-tool"]
             let server6 = LabNetwork.serverAddress6
@@ -149,6 +156,8 @@ struct LabTests {
             #expect(net.waitForListener(net.server, port: 7777, udp: true))
             let ping = net.exec(net.client, tool + ["ping", "-c", "2", "-i", "0.2", server6])
             #expect(ping.ok && ping.stdout.contains("2 packets transmitted, 2 received"), "\(ping.stdout) \(ping.stderr)")
+            let real = net.exec(net.client, ["ping", "-6", "-c", "1", "-W", "2", server6])
+            #expect(firstTTL(ping.stdout) != nil && firstTTL(ping.stdout) == firstTTL(real.stdout), "tool: \(ping.stdout) ping: \(real.stdout)")
             let get = net.exec(net.client, tool + ["http-get", "http://[\(server6)]:8000/index.html"])
             #expect(get.ok && get.stdout == "tool body 64\n", "http-get over NAT64: \(get.stdout) \(get.stderr)")
             let send = net.exec(net.client, tool + ["udp-send", server6, "7777", "six to four"])

@@ -188,7 +188,7 @@ public enum LabRunner {
                sudo ip netns exec \(net.server) bash     # \(server)
             \(extra)Remove it all:
                sudo kill \(daemon.processIdentifier); sudo ip netns pids \(net.server) | xargs -r sudo kill; \
-            for n in \(net.client) \(net.nat) \(net.server); do sudo ip netns del $n; done
+            for n in \(net.client) \(net.nat) \(net.server); do sudo ip netns del $n; done; sudo rm -r \(net.directory)
             """)
         } else {
             print("== stopping swiftnat and removing the namespaces")

@@ -89,6 +89,15 @@ struct LabTests {
                 usleep(50_000)
             }
             for ns in namespaces(startingWith: prefix) { Shell.run(["ip", "netns", "del", ns]) }
+            // The kept lab's directory (its logs), named at the end of the recipe.
+            if let line = o.stdout.split(separator: "\n").last(where: { $0.contains("sudo rm -r ") }),
+               let r = line.range(of: "sudo rm -r ") {
+                let directory = String(line[r.upperBound...]).trimmingCharacters(in: .whitespaces)
+                #expect(directory.contains("/" + prefix), "not the lab's directory: \(directory)")
+                if directory.contains("/" + prefix) { try? FileManager.default.removeItem(atPath: directory) }
+            } else {
+                Issue.record("no directory to remove in the recipe:\n\(o.stdout)")
+            }
         }
         #expect(o.ok && o.stdout.contains("== left running (--keep)") && o.stdout.contains("== done:"), "\(o.stdout)\n\(o.stderr)")
         #expect(namespaces(startingWith: prefix).count == 3)

@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "NAT64", dependencies: ["NATWire", "NATCore"]),
         // Layer 3: ioctl/ifreq for TUN devices.
         .target(name: "CTun"),
-        // Layer 3: TUN I/O, packet threads, clock, configuration, routes, lifecycle, the lab.
+        // Layer 3: TUN I/O, packet threads, clock, configuration, routes, lifecycle.
         .target(name: "NATRuntime", dependencies: [
             "NATWire", "NATCore", "NAPT44", "NAT64", "CTun",
             .product(name: "TOMLKit", package: "TOMLKit"),
@@ -42,9 +42,12 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+        // Layer 3: the lab (namespaces, the daemon run as a process, the lab tools' sockets). It uses
+        // NATRuntime's Shell only, to run `ip`; not a library product.
+        .target(name: "NATLab", dependencies: ["NATRuntime", "NATWire", "NAPT44"]),
         // Layer 4: the binary.
         .executableTarget(name: "swiftnat", dependencies: [
-            "NATRuntime", "NAPT44",
+            "NATRuntime", "NATLab", "NAPT44",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -54,7 +57,7 @@ let package = Package(
         .testTarget(name: "NAT64Tests", dependencies: ["NAT64", "NATCore", "NATWire"]),
         .testTarget(name: "NATRuntimeTests", dependencies: ["NATRuntime", "NAPT44", "NAT64", "NATCore", "NATWire"]),
         // Real namespaces, the real daemon, real clients: needs root and /dev/net/tun (skipped otherwise).
-        .testTarget(name: "EndToEndTests", dependencies: ["NATRuntime", "swiftnat"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["NATLab", "NATRuntime", "swiftnat"]),
     ],
     swiftLanguageModes: [.v6]
 )

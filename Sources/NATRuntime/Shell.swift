@@ -13,6 +13,10 @@ public enum Shell {
     public struct Failure: Error, CustomStringConvertible {
         public var command: [String]
         public var output: Output
+        public init(command: [String], output: Output) {
+            self.command = command
+            self.output = output
+        }
         public var description: String {
             let what = output.timedOut ? "timed out" : "exited with status \(output.status)"
             let err = output.stderr.trimmingCharacters(in: .whitespacesAndNewlines)

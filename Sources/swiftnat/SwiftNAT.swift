@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NATLab
 import NATRuntime
 
 @main
@@ -9,7 +10,8 @@ struct SwiftNAT: ParsableCommand {
         commandName: "swiftnat",
         abstract: "NAT44 and NAT64 in user space on a Linux TUN device.",
         version: SwiftNATVersion.string,
-        subcommands: [Run.self, Lab.self, Status.self, Sessions.self, Stats.self, Forwards.self, Reservations.self, Reload.self]
+        subcommands: [Run.self, Lab.self, Status.self, Sessions.self, Stats.self, Forwards.self, Reservations.self, Reload.self,
+                      LabTool.self]
     )
 }
 

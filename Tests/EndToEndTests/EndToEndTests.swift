@@ -1,4 +1,5 @@
 import Foundation
+import NATLab
 import NATRuntime
 import Testing
 

@@ -1,4 +1,5 @@
 import Foundation
+import NATRuntime
 
 /// Network namespaces for the lab and the end-to-end tests:
 ///
@@ -11,6 +12,8 @@ import Foundation
 /// (an IPv6-only host for NAT64: it reaches 203.0.113.2 as 2001:db8:64::cb00:7102 under 2001:db8:64::/96).
 /// Every name starts with `snlab-<pid>-`, so parallel or stale runs never collide; ``destroy()`` kills
 /// the processes it started and deletes the namespaces (and with them the veths and the TUN device).
+/// Building it takes `ip` (iproute2) and `sh` only; the traffic helpers that start with `startTool` run
+/// the swiftnat binary's own lab tools, the others (for the end-to-end tests) real peers such as python3.
 public final class LabNetwork: @unchecked Sendable {
     public let prefix: String
     public let client: String
@@ -54,7 +57,10 @@ public final class LabNetwork: @unchecked Sendable {
         return nil
     }
 
-    public init(tag: String = "", withFar: Bool = false, ipv6: Bool = false, ipv4Client: Bool = true) throws(LabError) {
+    /// `verbose` prints every command it runs, from the first `ip netns add` on.
+    public init(tag: String = "", withFar: Bool = false, ipv6: Bool = false, ipv4Client: Bool = true,
+                verbose: Bool = false) throws(LabError) {
+        self.verbose = verbose
         self.ipv6 = ipv6
         self.ipv4Client = ipv4Client || !ipv6
         let t = tag.isEmpty ? "" : "\(tag)-"
@@ -87,7 +93,7 @@ public final class LabNetwork: @unchecked Sendable {
             if ipv6 {
                 // No duplicate address detection on the lab's links: a link-local address still in DAD
                 // holds back neighbour discovery (and the first packets to a new client address) for a second.
-                _ = exec(ns, ["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"])
+                setSysctl(ns, "net/ipv6/conf/default/accept_dad", "0")
             }
         }
         try ip(["link", "add", "eth0", "netns", client, "type", "veth", "peer", "name", "in0", "netns", nat])
@@ -112,10 +118,12 @@ public final class LabNetwork: @unchecked Sendable {
             try ip(["-n", client, "-6", "route", "add", "default", "via", "2001:db8:1::1", "dev", "eth0"])
             // Forwarding on from the start: switching it on later (the daemon would) re-configures the
             // nat's links and can swallow the client's first neighbour solicitation (a 1 s stall).
-            _ = exec(nat, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
-            // Resolve the client–nat neighbours now, so that no test or demo waits for it (a first
-            // solicitation right after the links come up is sometimes not answered: a 1 s retry).
-            _ = exec(client, ["ping", "-6", "-c", "1", "-W", "2", "2001:db8:1::1"], timeout: 5)
+            setSysctl(nat, "net/ipv6/conf/all/forwarding", "1")
+            // The client–nat neighbours, fixed, so that no test or demo waits for neighbour discovery (a
+            // first solicitation right after the links come up is sometimes not answered: a 1 s retry).
+            let clientMAC = try mac(client, "eth0"), natMAC = try mac(nat, "in0")
+            try ip(["-n", client, "-6", "neigh", "replace", "2001:db8:1::1", "lladdr", natMAC, "dev", "eth0", "nud", "permanent"])
+            try ip(["-n", nat, "-6", "neigh", "replace", "2001:db8:1::2", "lladdr", clientMAC, "dev", "in0", "nud", "permanent"])
         }
         try ip(["-n", server, "addr", "add", "203.0.113.2/24", "dev", "eth0"])
         try ip(["-n", server, "addr", "add", "203.0.113.3/24", "dev", "eth0"])
@@ -128,8 +136,24 @@ public final class LabNetwork: @unchecked Sendable {
             try ip(["-n", far, "addr", "add", "192.0.2.2/24", "dev", "eth0"])
             try ip(["-n", far, "link", "set", "eth0", "up"])
             try ip(["-n", far, "route", "add", "default", "via", "192.0.2.1"])
-            _ = exec(server, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            setSysctl(server, "net/ipv4/ip_forward", "1")
         }
+    }
+
+    /// Writes a kernel setting of namespace `ns` (`path` under /proc/sys), with `sh` rather than `sysctl`,
+    /// which a fresh machine may lack (procps).
+    public func setSysctl(_ ns: String, _ path: String, _ value: String) {
+        _ = exec(ns, ["sh", "-c", "echo \(value) > /proc/sys/\(path)"])
+    }
+
+    /// The MAC address of `device` in `ns`.
+    private func mac(_ ns: String, _ device: String) throws(LabError) -> String {
+        let o = Shell.run(["ip", "-n", ns, "-o", "link", "show", device], timeout: 10)
+        let words = o.stdout.split(separator: " ")
+        guard o.ok, let i = words.firstIndex(of: "link/ether"), i + 1 < words.count else {
+            throw LabError(description: "no MAC address for \(device) in \(ns): \(o.stdout) \(o.stderr)")
+        }
+        return String(words[i + 1])
     }
 
     /// Runs a command in namespace `ns`, bounded by `timeout` seconds.
@@ -161,7 +185,34 @@ public final class LabNetwork: @unchecked Sendable {
         return p
     }
 
-    /// Starts a small HTTP server serving `directory` on `address:port` in `ns` and waits until it listens.
+    /// Starts `binary lab-tool http-serve` on `address:port` in `ns`, serving `directory`, for `duration`
+    /// seconds, and waits until it listens. Its log has a line per request with the peer it saw.
+    @discardableResult
+    public func startToolHTTPServer(binary: String, _ ns: String, address: String, port: Int, logName: String,
+                                    duration: Double = 120) throws(LabError) -> Process {
+        let p = try spawn(ns, [binary, "lab-tool", "http-serve", "--address", address, "--port", String(port),
+                               "--directory", directory, "--duration", String(duration)], logName: logName)
+        guard waitFor("listening on", in: logName, process: p, timeout: 10) else {
+            throw LabError(description: "the lab's HTTP server on \(address):\(port) did not start: \(log(logName))")
+        }
+        return p
+    }
+
+    /// Starts `binary lab-tool udp-echo` on `address:port` in `ns` for `duration` seconds and waits until it
+    /// listens. Its log has a line per datagram with the sender it saw.
+    @discardableResult
+    public func startToolUDPEcho(binary: String, _ ns: String, address: String, port: Int, logName: String,
+                                 duration: Double = 120) throws(LabError) -> Process {
+        let p = try spawn(ns, [binary, "lab-tool", "udp-echo", "--address", address, "--port", String(port),
+                               "--duration", String(duration)], logName: logName)
+        guard waitFor("listening on", in: logName, process: p, timeout: 10) else {
+            throw LabError(description: "the lab's UDP echo server on \(address):\(port) did not start: \(log(logName))")
+        }
+        return p
+    }
+
+    /// Starts a small HTTP server (python3, for the end-to-end tests) serving `directory` on `address:port`
+    /// in `ns` and waits until it listens.
     /// (Not `python3 -m http.server`: its bind does a reverse DNS look-up that hangs without a resolver.)
     @discardableResult
     public func startHTTPServer(_ ns: String, address: String, port: Int, logName: String) throws(LabError) -> Process {
@@ -198,7 +249,7 @@ public final class LabNetwork: @unchecked Sendable {
         return false
     }
 
-    /// Waits until something listens on `port` (tcp or udp) in `ns`.
+    /// Waits until something listens on `port` (tcp or udp) in `ns` (asks `ss`, iproute2).
     public func waitForListener(_ ns: String, port: Int, udp: Bool = false, timeout: Double = 10) -> Bool {
         let end = Date().addingTimeInterval(timeout)
         while Date() < end {

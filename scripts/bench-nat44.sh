@@ -15,6 +15,7 @@
 # Usage: sudo scripts/bench-nat44.sh [seconds per TCP/blast run, default 5] [repeats, default 3] [systems]
 #   systems: space-separated, default "swiftnat kernel". swiftnat variants: swiftnat-q<N> (N queues),
 #   swiftnat-nooffload, swiftnat-txq<N> (TUN txqueuelen), swiftnat-noqueue (no qdisc on the TUN device),
+#   swiftnat-scrape (a Prometheus scrape of the metrics endpoint every 100 ms during the runs),
 #   combinable: swiftnat-q2-nooffload.
 # Environment: UDP_PROBE (seconds per search probe, default 3), UDP_STEPS (bisection steps, default 6),
 #   UDP_WINDOW (socket buffers for the probes, default 4M; net.core.rmem_max caps it),
@@ -136,7 +137,7 @@ measure() {  # $1 label; prints "label tcp1 tcp4 blast_kpps blast_loss max_kpps 
 }
 
 start_swiftnat() {  # $1 variant name (swiftnat[-qN][-nooffload][-txqN])
-    local q=1 off=true txq="" noq=0 gro="gro_interfaces = []"
+    local q=1 off=true txq="" noq=0 gro="gro_interfaces = []" scrape=0
     for part in ${1//-/ }; do
         case $part in
             noqueue) noq=1 ;;
@@ -144,6 +145,7 @@ start_swiftnat() {  # $1 variant name (swiftnat[-qN][-nooffload][-txqN])
             nooffload) off=false ;;
             txq[0-9]*) txq="txqueuelen = ${part#txq}" ;;
             gro) gro="gro_flush_timeout_us = $GRO_FLUSH_US" ;;
+            scrape) scrape=1 ;;
         esac
     done
     cat > $DIR/nat44.toml <<TOML
@@ -160,6 +162,11 @@ inside_interfaces = ["in0"]
 outside_interface = "out0"
 pool = ["198.51.100.1/32"]
 behavior = "port-restricted-cone"
+[control]
+socket = "$DIR/control.sock"
+state_file = ""
+[metrics]
+listen = "127.0.0.1:9770"
 TOML
     ip netns exec $N $BIN run --config $DIR/nat44.toml > $DIR/daemon.log 2>&1 &
     DPID=$!
@@ -167,9 +174,16 @@ TOML
     grep -q "ready:" $DIR/daemon.log || { cat $DIR/daemon.log; exit 1; }
     [ $noq = 1 ] && ip netns exec $N tc qdisc replace dev snat0 root noqueue
     ip netns exec $C ping -c 1 -W 2 203.0.113.2 >/dev/null
+    if [ $scrape = 1 ]; then
+        # A Prometheus scrape every 100 ms for as long as the daemon runs (bounded: at most an hour).
+        ip netns exec $N timeout 3600 sh -c 'while :; do curl -s -o /dev/null -m 2 http://127.0.0.1:9770/metrics; sleep 0.1; done' &
+        SCRAPER=$!
+        PIDS+=("$SCRAPER")
+    fi
 }
 
 stop_swiftnat() {
+    [ -n "${SCRAPER:-}" ] && { kill "$SCRAPER" 2>/dev/null || true; wait "$SCRAPER" 2>/dev/null || true; SCRAPER=""; }
     kill -TERM "$DPID"; wait "$DPID" || true; DPID=""
 }
 

@@ -337,13 +337,13 @@ extension NAT64Translator where Mapping: ~Copyable {
 }
 
 /// RFC 4884: splits an ICMP error's payload at its length attribute (in bytes) into the original datagram
-/// and the extension structure after it. Zero (no extension) or the whole payload: no extension. Otherwise
-/// the datagram must be at least 128 bytes (RFC 4884 §4.1/§4.5) and end before the payload does, or the
-/// message is malformed.
+/// and the extension structure after it. Zero (no extension) or the whole payload: no extension. A valid
+/// split leaves at least 128 bytes of datagram (RFC 4884 §4.1/§4.5) and ends before the payload does; a
+/// length attribute that does not is read as no extension at all (the whole payload is the datagram), as
+/// Jool does, rather than dropping the error.
 @inlinable
 func splitICMPExtension(lengthAttribute l: Int, payloadLength: Int) throws(DropReason) -> (datagram: Int, extension: Int) {
-    guard l != 0, l != payloadLength else { return (payloadLength, 0) }
-    guard l >= 128, l < payloadLength else { throw .malformedICMPError }
+    guard l != 0, l != payloadLength, l >= 128, l < payloadLength else { return (payloadLength, 0) }
     return (l, payloadLength - l)
 }
 

@@ -149,11 +149,22 @@ extension NAT64Translator where Mapping: ~Copyable {
         store32(m4, 4, rest4)
         store16(m4, 2, Checksum.finish(Checksum.sum(m4, count: size - IPv4Layout.minimumHeaderLength)))
 
-        // The outer IPv4 header: at most 576 bytes, so DF is clear and the Identification is counted.
+        // The outer IPv4 header. An error that came as an atomic fragment (a Fragment header, offset 0,
+        // M clear) keeps the low 16 bits of its Identification with DF clear, as every packet with a
+        // Fragment header does (RFC 7915 §5.1.1). Otherwise as §5.1: up to 1260 bytes DF is clear and
+        // the Identification is counted; larger ones get DF and Identification 0 (RFC 6864 §4.1).
         let tc = UInt8(truncatingIfNeeded: load32(p, 0) >> IPv6Layout.trafficClassShift)
+        let outerID: UInt16, outerFlags: UInt16
+        if c.hasFragmentHeader {
+            (outerID, outerFlags) = (UInt16(truncatingIfNeeded: c.fragmentIdentification), 0)
+        } else if size > 1260 {
+            (outerID, outerFlags) = (0, IPv4Layout.flagDF)
+        } else {
+            (outerID, outerFlags) = (takeIdentification(), 0)
+        }
         writeIPv4Header(o, tos: trafficClass(tc), totalLength: size,
-                        identification: size > 1260 ? 0 : takeIdentification(),
-                        flagsAndOffset: size > 1260 ? IPv4Layout.flagDF : 0, ttl: hopLimit &- 1,
+                        identification: outerID,
+                        flagsAndOffset: outerFlags, ttl: hopLimit &- 1,
                         protocolNumber: IPProtocol.icmp, source: om.source, destination: om.destination)
         counters.icmpErrorsTranslated &+= 1
         counters6to4.icmpErrorsTranslated &+= 1

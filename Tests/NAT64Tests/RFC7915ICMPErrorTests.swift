@@ -190,6 +190,22 @@ import NATWire
         #expect(run(&t, udp).verdict == .drop(.nonGlobalIPv4Address))
     }
 
+    @Test func rfc7915_5_1_1_icmpv6ErrorAsAtomicFragmentKeepsItsIdentification() {
+        // The same Destination Unreachable twice: plain, and behind an atomic Fragment header
+        // (offset 0, M clear, identification 0x0A0B0C0D). The second keeps 0x0C0D as its IPv4
+        // Identification, DF clear; otherwise the same bytes.
+        var t = makeTranslator()
+        let plain = Self.error6to4(type: 1, code: 4)
+        let icmp = Array(plain[40...])
+        let h6 = IPv6Header(nextHeader: IPProtocol.icmpv6, source: Self.v6Router, destination: server6)
+        let atomic = PacketBuilder.ipv6(h6, extensionHeaders: [.fragment(offset: 0, moreFragments: false, identification: 0x0A0B_0C0D)],
+                                        payload: icmp)
+        let r = run(&t, atomic)
+        #expect(r.verdict.isForwarded, "\(r.verdict)")
+        let want = Self.expected4(type: 3, code: 3, id: 0x0C0D)
+        #expect(r.bytes == want, "\(diff(r.bytes, want))")
+    }
+
     @Test func rfc4884_4_1_lengthAttributeBelow128IsReadAsNoExtension() {
         var t = makeTranslator()
         // Time Exceeded with a length attribute of 15 words (60 bytes of original datagram) and an

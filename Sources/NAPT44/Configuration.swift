@@ -328,13 +328,3 @@ public struct NAPT44Configuration: Sendable {
     }
 }
 
-/// A configuration problem: which key, and what is wrong with it.
-public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var key: String
-    public var problem: String
-    public init(key: String, problem: String) {
-        self.key = key
-        self.problem = problem
-    }
-    public var description: String { "\(key): \(problem)" }
-}

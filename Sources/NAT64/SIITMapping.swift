@@ -37,9 +37,9 @@ public struct SIITMapping: NAT64Mapping, Sendable {
     @usableFromInline let pool: [UInt32]
     @usableFromInline let hairpinning: Bool
 
-    public init(_ c: SIITConfiguration) throws(NAT64ConfigurationError) {
+    public init(_ c: SIITConfiguration) throws(ConfigurationError) {
         guard c.prefix != nil || !c.explicitMappings.isEmpty else {
-            throw NAT64ConfigurationError(key: "siit", problem: "has neither a prefix nor explicit address mappings: nothing could be translated")
+            throw ConfigurationError(key: "siit", problem: "has neither a prefix nor explicit address mappings: nothing could be translated")
         }
         configuration = c
         table = try ExplicitAddressMappingTable(c.explicitMappings)
@@ -48,7 +48,7 @@ public struct SIITMapping: NAT64Mapping, Sendable {
         var p: [UInt32] = []
         for (i, q) in c.rfc6791Pool.enumerated() {
             guard q.count <= 65536 else {
-                throw NAT64ConfigurationError(key: "rfc6791_pool[\(i)]", problem: "\(q) is larger than a /16")
+                throw ConfigurationError(key: "rfc6791_pool[\(i)]", problem: "\(q) is larger than a /16")
             }
             for n in 0..<UInt32(q.count) { p.append(q.address.rawValue &+ n) }
         }

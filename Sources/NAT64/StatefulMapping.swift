@@ -68,7 +68,7 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
 
     /// Builds the tables and installs the static BIB entries; the configuration must pass
     /// ``NAPT64Configuration/validate()``.
-    public init(configuration c: NAPT64Configuration) throws(NAT64ConfigurationError) {
+    public init(configuration c: NAPT64Configuration) throws(ConfigurationError) {
         try c.validate()
         configuration = c
         var s = c.hashSeed ?? UInt64.random(in: 1...UInt64.max)

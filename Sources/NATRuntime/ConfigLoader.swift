@@ -7,24 +7,24 @@ import TOMLKit
 /// Reads a TOML file into a ``DaemonConfiguration``. Every key is checked: unknown keys, wrong types
 /// and bad values are refused with the file and the key path in the error.
 public enum ConfigLoader {
-    public static func load(file: String) throws(ConfigFileError) -> DaemonConfiguration {
+    public static func load(file: String) throws(ConfigurationError) -> DaemonConfiguration {
         guard FileManager.default.fileExists(atPath: file) else {
-            throw ConfigFileError(file: file, key: "", problem: "no such file", hint: "pass the path of a TOML file, e.g. Examples/nat44.toml")
+            throw ConfigurationError(file: file, key: "", problem: "no such file", hint: "pass the path of a TOML file, e.g. Examples/nat44.toml")
         }
         guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
-            throw ConfigFileError(file: file, key: "", problem: "cannot be read as UTF-8 text", hint: "check its permissions and encoding")
+            throw ConfigurationError(file: file, key: "", problem: "cannot be read as UTF-8 text", hint: "check its permissions and encoding")
         }
         return try parse(text, file: file)
     }
 
-    public static func parse(_ text: String, file: String = "<config>") throws(ConfigFileError) -> DaemonConfiguration {
+    public static func parse(_ text: String, file: String = "<config>") throws(ConfigurationError) -> DaemonConfiguration {
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)
         } catch let e as TOMLParseError {
-            throw ConfigFileError(file: file, key: "", problem: "is not valid TOML: \(e.description) at line \(e.source.begin.line), column \(e.source.begin.column)")
+            throw ConfigurationError(file: file, key: "", problem: "is not valid TOML: \(e.description) at line \(e.source.begin.line), column \(e.source.begin.column)")
         } catch {
-            throw ConfigFileError(file: file, key: "", problem: "is not valid TOML: \(error)")
+            throw ConfigurationError(file: file, key: "", problem: "is not valid TOML: \(error)")
         }
         let r = TableReader(root, path: "", file: file)
         var cfg = DaemonConfiguration(file: file)
@@ -62,7 +62,7 @@ public enum ConfigLoader {
         if let n = try r.table("nat44") { try readNAT44(n, into: &cfg) }
         if isProtomask(root) {
             if r.has("nat64") {
-                throw ConfigFileError(file: file, key: "nat64", problem: "cannot be combined with protomask's keys (Nat64Prefix, Prometheus, [Pool])",
+                throw ConfigurationError(file: file, key: "nat64", problem: "cannot be combined with protomask's keys (Nat64Prefix, Prometheus, [Pool])",
                                       hint: "use either a protomask file or swiftnat's [nat64] table")
             }
             cfg.nat64 = try readProtomask(r, file: file)
@@ -70,7 +70,7 @@ public enum ConfigLoader {
             cfg.nat64 = try readNAT64(t)
         }
         guard cfg.nat44 != nil || cfg.nat64 != nil else {
-            throw ConfigFileError(file: file, key: "nat44", problem: "is missing",
+            throw ConfigurationError(file: file, key: "nat44", problem: "is missing",
                                   hint: "add a [nat44] table with at least pool = [\"198.51.100.1/32\"], or a [nat64] table (Examples/nat64.toml)")
         }
         try r.finish()
@@ -78,7 +78,7 @@ public enum ConfigLoader {
             do {
                 try n.validate()
             } catch {
-                throw ConfigFileError(file: file, key: tomlKey(forEngineKey: error.key), problem: error.problem)
+                throw ConfigurationError(file: file, key: tomlKey(forEngineKey: error.key), problem: error.problem)
             }
         }
         try checkOverlap(cfg)
@@ -86,7 +86,7 @@ public enum ConfigLoader {
             do {
                 for c in try ShardPlan(n44, shards: cfg.tun.queues).configurations { try c.validate() }
             } catch {
-                throw ConfigFileError(file: file, key: "tun.queues", problem: "is \(cfg.tun.queues): \(error.description)",
+                throw ConfigurationError(file: file, key: "tun.queues", problem: "is \(cfg.tun.queues): \(error.description)",
                                       hint: "use fewer queues or more ports")
             }
         }
@@ -106,10 +106,10 @@ public enum ConfigLoader {
         return "nat44." + s
     }
 
-    static func readNAT44(_ n: TableReader, into cfg: inout DaemonConfiguration) throws(ConfigFileError) {
+    static func readNAT44(_ n: TableReader, into cfg: inout DaemonConfiguration) throws(ConfigurationError) {
         var c = NAPT44Configuration()
         if let v = try n.stringArray("inside") {
-            c.insidePrefixes = try v.enumerated().map { (i, s) throws(ConfigFileError) in try n.prefix(s, key: "inside[\(i)]") }
+            c.insidePrefixes = try v.enumerated().map { (i, s) throws(ConfigurationError) in try n.prefix(s, key: "inside[\(i)]") }
             guard !c.insidePrefixes.isEmpty else { throw n.error("inside", "is empty", hint: "list the inside networks, e.g. [\"100.64.0.0/10\"]") }
         }
         if let v = try n.stringArray("inside_interfaces") { cfg.insideInterfaces = v }
@@ -117,7 +117,7 @@ public enum ConfigLoader {
         guard let pool = try n.stringArray("pool") else {
             throw n.error("pool", "is missing", hint: "give the outside addresses, e.g. pool = [\"198.51.100.1/32\"]")
         }
-        c.pool = try pool.enumerated().map { (i, s) throws(ConfigFileError) in try n.prefix(s, key: "pool[\(i)]") }
+        c.pool = try pool.enumerated().map { (i, s) throws(ConfigurationError) in try n.prefix(s, key: "pool[\(i)]") }
         if let v = try n.bool("paired_pooling") { c.pairedPooling = v }
         if let b = try n.behavior("behavior") { c.setBehavior(b) }
         if let b = try n.behavior("tcp") { c.tcp = b }
@@ -163,7 +163,7 @@ public enum ConfigLoader {
             try p.finish()
         }
         if let t = try n.table("timeouts") {
-            func secs(_ k: String, _ lo: Int) throws(ConfigFileError) -> UInt32? {
+            func secs(_ k: String, _ lo: Int) throws(ConfigurationError) -> UInt32? {
                 try t.int(k, in: lo...Int(UInt32.max)).map { UInt32($0) }
             }
             if let v = try secs("udp", 1) { c.timeouts.udp = v }
@@ -233,8 +233,8 @@ final class TableReader {
 
     func keyPath(_ k: String) -> String { path.isEmpty ? k : "\(path).\(k)" }
 
-    func error(_ k: String, _ problem: String, hint: String? = nil) -> ConfigFileError {
-        ConfigFileError(file: file, key: keyPath(k), problem: problem, hint: hint)
+    func error(_ k: String, _ problem: String, hint: String? = nil) -> ConfigurationError {
+        ConfigurationError(file: file, key: keyPath(k), problem: problem, hint: hint)
     }
 
     func has(_ k: String) -> Bool { table[k] != nil }
@@ -244,23 +244,23 @@ final class TableReader {
         return table[k]
     }
 
-    private func typeError(_ k: String, _ want: String, _ v: TOMLValueConvertible) -> ConfigFileError {
+    private func typeError(_ k: String, _ want: String, _ v: TOMLValueConvertible) -> ConfigurationError {
         error(k, "must be \(want), not a \(v.type)")
     }
 
-    func string(_ k: String) throws(ConfigFileError) -> String? {
+    func string(_ k: String) throws(ConfigurationError) -> String? {
         guard let v = value(k) else { return nil }
         guard let s = v.string else { throw typeError(k, "a string", v) }
         return s
     }
 
-    func bool(_ k: String) throws(ConfigFileError) -> Bool? {
+    func bool(_ k: String) throws(ConfigurationError) -> Bool? {
         guard let v = value(k) else { return nil }
         guard let b = v.bool else { throw typeError(k, "true or false", v) }
         return b
     }
 
-    func int(_ k: String, in range: ClosedRange<Int>) throws(ConfigFileError) -> Int? {
+    func int(_ k: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
         guard let v = value(k) else { return nil }
         guard let i = v.int else { throw typeError(k, "an integer", v) }
         guard range.contains(i) else { throw error(k, "is \(i); it must be between \(range.lowerBound) and \(range.upperBound)") }
@@ -268,7 +268,7 @@ final class TableReader {
     }
 
     /// A duration in seconds (integer or fractional), returned in milliseconds.
-    func seconds(_ k: String) throws(ConfigFileError) -> UInt64? {
+    func seconds(_ k: String) throws(ConfigurationError) -> UInt64? {
         guard let v = value(k) else { return nil }
         let d: Double
         if let i = v.int { d = Double(i) } else if let x = v.double { d = x } else { throw typeError(k, "a number of seconds", v) }
@@ -276,7 +276,7 @@ final class TableReader {
         return UInt64((d * 1000).rounded())
     }
 
-    func stringArray(_ k: String) throws(ConfigFileError) -> [String]? {
+    func stringArray(_ k: String) throws(ConfigurationError) -> [String]? {
         guard let v = value(k) else { return nil }
         guard let a = v.array else { throw typeError(k, "an array of strings", v) }
         var out: [String] = []
@@ -287,13 +287,13 @@ final class TableReader {
         return out
     }
 
-    func table(_ k: String) throws(ConfigFileError) -> TableReader? {
+    func table(_ k: String) throws(ConfigurationError) -> TableReader? {
         guard let v = value(k) else { return nil }
         guard let t = v.table else { throw typeError(k, "a table", v) }
         return TableReader(t, path: keyPath(k), file: file)
     }
 
-    func tableArray(_ k: String) throws(ConfigFileError) -> [TableReader] {
+    func tableArray(_ k: String) throws(ConfigurationError) -> [TableReader] {
         guard let v = value(k) else { return [] }
         guard let a = v.array else { throw typeError(k, "an array of tables ([[\(keyPath(k))]])", v) }
         var out: [TableReader] = []
@@ -305,7 +305,7 @@ final class TableReader {
     }
 
     /// A behaviour: a preset name, or a table `{ mapping = "...", filtering = "..." }`.
-    func behavior(_ k: String) throws(ConfigFileError) -> Behavior? {
+    func behavior(_ k: String) throws(ConfigurationError) -> Behavior? {
         guard let v = value(k) else { return nil }
         let presets = Behavior.presets.map(\.0).joined(separator: ", ")
         if let s = v.string {
@@ -323,7 +323,7 @@ final class TableReader {
         return Behavior(mapping: mb, filtering: fb)
     }
 
-    func proto() throws(ConfigFileError) -> UInt8 {
+    func proto() throws(ConfigurationError) -> UInt8 {
         guard let p = try string("protocol") else { throw error("protocol", "is missing", hint: "\"tcp\" or \"udp\"") }
         switch p.lowercased() {
         case "tcp": return IPProtocol.tcp
@@ -332,12 +332,12 @@ final class TableReader {
         }
     }
 
-    func address(_ s: String, key: String) throws(ConfigFileError) -> IPv4Address {
+    func address(_ s: String, key: String) throws(ConfigurationError) -> IPv4Address {
         guard let a = IPv4Address(s) else { throw error(key, "'\(s)' is not an IPv4 address") }
         return a
     }
 
-    func prefix(_ s: String, key: String) throws(ConfigFileError) -> IPv4Prefix {
+    func prefix(_ s: String, key: String) throws(ConfigurationError) -> IPv4Prefix {
         if let p = IPv4Prefix(s) { return p }
         let parts = s.split(separator: "/")
         if parts.count == 2, let a = IPv4Address(parts[0]), let l = UInt8(parts[1]), l <= 32 {
@@ -346,12 +346,12 @@ final class TableReader {
         throw error(key, "'\(s)' is not an IPv4 address or prefix", hint: "e.g. \"198.51.100.0/24\"")
     }
 
-    func port(_ s: Substring, key: String) throws(ConfigFileError) -> UInt16 {
+    func port(_ s: Substring, key: String) throws(ConfigurationError) -> UInt16 {
         guard let p = UInt16(s), p > 0 else { throw error(key, "'\(s)' is not a port (1-65535)") }
         return p
     }
 
-    func portRange(_ s: String, key: String) throws(ConfigFileError) -> ClosedRange<UInt16> {
+    func portRange(_ s: String, key: String) throws(ConfigurationError) -> ClosedRange<UInt16> {
         let parts = s.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 1 || parts.count == 2 else { throw error(key, "'\(s)' is not a port or a range like 1024-65535") }
         let lo = try port(parts[0], key: key)
@@ -361,21 +361,21 @@ final class TableReader {
     }
 
     /// "addr:port" or "addr:port-port".
-    func endpointRange(_ s: String, key: String) throws(ConfigFileError) -> (IPv4Address, ClosedRange<UInt16>) {
+    func endpointRange(_ s: String, key: String) throws(ConfigurationError) -> (IPv4Address, ClosedRange<UInt16>) {
         guard let colon = s.lastIndex(of: ":") else { throw error(key, "'\(s)' must look like \"198.51.100.1:8080\" or \"198.51.100.1:8000-8010\"") }
         let a = try address(String(s[..<colon]), key: key)
         return (a, try portRange(String(s[s.index(after: colon)...]), key: key))
     }
 
     /// "addr:port".
-    func endpoint(_ s: String, key: String) throws(ConfigFileError) -> (IPv4Address, UInt16) {
+    func endpoint(_ s: String, key: String) throws(ConfigurationError) -> (IPv4Address, UInt16) {
         guard let colon = s.lastIndex(of: ":") else { throw error(key, "'\(s)' must look like \"100.64.0.2:80\"") }
         let a = try address(String(s[..<colon]), key: key)
         return (a, try port(s[s.index(after: colon)...], key: key))
     }
 
     /// Refuses the keys nobody asked for.
-    func finish() throws(ConfigFileError) {
+    func finish() throws(ConfigurationError) {
         for k in table.keys.sorted() where !used.contains(k) {
             throw error(k, "is not a known key here", hint: "check its spelling and the table it is in (README: configuration reference)")
         }

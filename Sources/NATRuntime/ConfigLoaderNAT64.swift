@@ -13,7 +13,7 @@ extension ConfigLoader {
     }
 
     /// swiftnat's `[nat64]` table.
-    static func readNAT64(_ t: TableReader) throws(ConfigFileError) -> NAT64Settings {
+    static func readNAT64(_ t: TableReader) throws(ConfigurationError) -> NAT64Settings {
         let modes = NAT64Mode.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: " or ")
         guard let m = try t.string("mode") else {
             throw t.error("mode", "is missing", hint: "mode = \"pool\" (protomask's 1:1 pool), \"siit\" (stateless, RFC 7915) or \"stateful\" (NAPT64, RFC 6146)")
@@ -24,7 +24,7 @@ extension ConfigLoader {
         if let v = try t.bool("check_non_global") { s.checkNonGlobal = v }
         if let v = try t.int("lowest_ipv6_mtu", in: 1280...65535) { s.lowestIPv6MTU = v }
         if let v = try t.stringArray("rfc6791_pool") {
-            s.rfc6791Pool = try v.enumerated().map { (i, x) throws(ConfigFileError) in try t.prefix(x, key: "rfc6791_pool[\(i)]") }
+            s.rfc6791Pool = try v.enumerated().map { (i, x) throws(ConfigurationError) in try t.prefix(x, key: "rfc6791_pool[\(i)]") }
         }
         switch mode {
         case .pool:
@@ -34,7 +34,7 @@ extension ConfigLoader {
             guard let p = try t.stringArray("pool") else {
                 throw t.error("pool", "is missing", hint: "the IPv4 addresses handed out to IPv6 hosts, e.g. pool = [\"192.0.2.0/24\"]")
             }
-            var pool = AddressPoolConfiguration(prefixes: try p.enumerated().map { (i, x) throws(ConfigFileError) in try t.prefix(x, key: "pool[\(i)]") })
+            var pool = AddressPoolConfiguration(prefixes: try p.enumerated().map { (i, x) throws(ConfigurationError) in try t.prefix(x, key: "pool[\(i)]") })
             if let v = try t.int("max_idle", in: 1...Int(AddressPoolConfiguration.maximumIdleSeconds)) { pool.maxIdleSeconds = UInt32(v) }
             for (i, e) in try t.tableArray("static").enumerated() {
                 pool.staticMappings.append(try e.staticPair(v4Key: "v4", v6Key: "v6"))
@@ -74,7 +74,7 @@ extension ConfigLoader {
                 s.eam.append(EAMSetting(ipv4: p4, ipv6: p6))
             }
             if let v = try t.stringArray("translatable") {
-                s.translatable = try v.enumerated().map { (i, x) throws(ConfigFileError) in try t.prefix(x, key: "translatable[\(i)]") }
+                s.translatable = try v.enumerated().map { (i, x) throws(ConfigurationError) in try t.prefix(x, key: "translatable[\(i)]") }
             }
             guard !s.eam.isEmpty || !s.translatable.isEmpty else {
                 throw t.error("eam", "is missing", hint: "SIIT needs IPv4 addresses for the IPv6 hosts: eam = [{ v4 = ..., v6 = ... }] and/or translatable = [\"<IPv4 prefix>\"]")
@@ -112,7 +112,7 @@ extension ConfigLoader {
 
     /// `mode = "stateful"`: RFC 6146 NAPT64. Every value is checked here and by
     /// ``NAPT64Configuration/validate()``, whose complaints are reported under this table's key names.
-    static func readStateful(_ t: TableReader, prefix: IPv6Prefix, checkNonGlobal: Bool) throws(ConfigFileError) -> NAPT64Configuration {
+    static func readStateful(_ t: TableReader, prefix: IPv6Prefix, checkNonGlobal: Bool) throws(ConfigurationError) -> NAPT64Configuration {
         var c = NAPT64Configuration()
         do {
             c.prefix = try NAT64Prefix(prefix, restrictsToGlobalIPv4: checkNonGlobal && prefix == NAT64Settings.wellKnownPrefix)
@@ -122,8 +122,8 @@ extension ConfigLoader {
         guard let p = try t.stringArray("pool") else {
             throw t.error("pool", "is missing", hint: "the IPv4 addresses IPv6 hosts share by ports, e.g. pool = [\"198.51.100.64/30\"]")
         }
-        c.pool = try p.enumerated().map { (i, x) throws(ConfigFileError) in try t.prefix(x, key: "pool[\(i)]") }
-        func ports(_ k: String) throws(ConfigFileError) -> PortSet? {
+        c.pool = try p.enumerated().map { (i, x) throws(ConfigurationError) in try t.prefix(x, key: "pool[\(i)]") }
+        func ports(_ k: String) throws(ConfigurationError) -> PortSet? {
             guard let rs = try t.stringArray(k) else { return nil }
             var ranges: [ClosedRange<UInt16>] = []
             for (i, r) in rs.enumerated() { ranges.append(try t.portRange(r, key: "\(k)[\(i)]")) }
@@ -152,7 +152,7 @@ extension ConfigLoader {
         if let v = try t.bool("hairpinning") { c.hairpinning = v }
         if let v = try t.int("hash_seed", in: 1...Int.max) { c.hashSeed = UInt64(v) }
         if let tt = try t.table("timeouts") {
-            func secs(_ k: String, _ lo: Int) throws(ConfigFileError) -> UInt32? {
+            func secs(_ k: String, _ lo: Int) throws(ConfigurationError) -> UInt32? {
                 try tt.int(k, in: lo...Int(UInt32.max)).map { UInt32($0) }
             }
             if let v = try secs("udp", 1) { c.timeouts.udp = v }
@@ -198,7 +198,7 @@ extension ConfigLoader {
 
     /// protomask's file: `Nat64Prefix`, `Prometheus`, `[Pool]` with `Prefixes`, `MaxIdleDuration`, `Static`.
     /// The rest of the file may hold swiftnat's own `[tun]`, `[routing]` and `[nat44]` tables.
-    static func readProtomask(_ r: TableReader, file: String) throws(ConfigFileError) -> NAT64Settings {
+    static func readProtomask(_ r: TableReader, file: String) throws(ConfigurationError) -> NAT64Settings {
         let prefixText = try r.string("Nat64Prefix") ?? NAT64Settings.wellKnownPrefix.description
         var s = NAT64Settings(mode: .pool, prefix: try r.nat64Prefix(prefixText, key: "Nat64Prefix"))
         s.fromProtomask = true
@@ -214,7 +214,7 @@ extension ConfigLoader {
         guard let prefixes = try pt.stringArray("Prefixes") else {
             throw pt.error("Prefixes", "is missing", hint: "e.g. Prefixes = [\"192.0.2.0/24\"]")
         }
-        var pool = AddressPoolConfiguration(prefixes: try prefixes.enumerated().map { (i, x) throws(ConfigFileError) in try pt.prefix(x, key: "Prefixes[\(i)]") })
+        var pool = AddressPoolConfiguration(prefixes: try prefixes.enumerated().map { (i, x) throws(ConfigurationError) in try pt.prefix(x, key: "Prefixes[\(i)]") })
         if let v = try pt.int("MaxIdleDuration", in: 1...Int(AddressPoolConfiguration.maximumIdleSeconds)) { pool.maxIdleSeconds = UInt32(v) }
         for e in try pt.tableArray("Static") {
             pool.staticMappings.append(try e.staticPair(v4Key: "v4", v6Key: "v6"))
@@ -234,7 +234,7 @@ extension ConfigLoader {
     }
 
     /// Runs the pool's own checks and reports them under this file's key names.
-    static func validatePool(_ pool: AddressPoolConfiguration, reader t: TableReader, keys: PoolKeys) throws(ConfigFileError) {
+    static func validatePool(_ pool: AddressPoolConfiguration, reader t: TableReader, keys: PoolKeys) throws(ConfigurationError) {
         do {
             try pool.validate()
         } catch {
@@ -256,35 +256,35 @@ extension ConfigLoader {
     }
 
     /// Checks that NAT44 and NAT64 do not claim the same IPv4 addresses.
-    static func checkOverlap(_ cfg: DaemonConfiguration) throws(ConfigFileError) {
+    static func checkOverlap(_ cfg: DaemonConfiguration) throws(ConfigurationError) {
         guard let n64 = cfg.nat64, let n44 = cfg.nat44 else { return }
         let where64 = n64.fromProtomask ? "Pool.Prefixes" : (n64.mode == .siit ? "nat64.eam" : "nat64.pool")
         for p in n64.ipv4Prefixes {
             for q in n44.pool where q.contains(p.address) || p.contains(q.address) {
-                throw ConfigFileError(file: cfg.file, key: where64, problem: "\(p) overlaps the NAT44 pool \(q)",
+                throw ConfigurationError(file: cfg.file, key: where64, problem: "\(p) overlaps the NAT44 pool \(q)",
                                       hint: "NAT44 and NAT64 need IPv4 addresses of their own")
             }
             for q in n44.insidePrefixes where q.contains(p.address) || p.contains(q.address) {
-                throw ConfigFileError(file: cfg.file, key: where64, problem: "\(p) overlaps the NAT44 inside prefix \(q)")
+                throw ConfigurationError(file: cfg.file, key: where64, problem: "\(p) overlaps the NAT44 inside prefix \(q)")
             }
             for s in n44.staticNAT where p.contains(s.outside) {
-                throw ConfigFileError(file: cfg.file, key: where64, problem: "\(p) holds \(s.outside), a NAT44 static_nat address")
+                throw ConfigurationError(file: cfg.file, key: where64, problem: "\(p) holds \(s.outside), a NAT44 static_nat address")
             }
         }
         if n64.mode != .siit && cfg.tun.queues > 1 {
-            throw ConfigFileError(file: cfg.file, key: "tun.queues", problem: "is \(cfg.tun.queues); the NAT64 \(n64.mode == .pool ? "address pool" : "BIB and session table") is owned by one packet thread",
+            throw ConfigurationError(file: cfg.file, key: "tun.queues", problem: "is \(cfg.tun.queues); the NAT64 \(n64.mode == .pool ? "address pool" : "BIB and session table") is owned by one packet thread",
                                   hint: "set queues = 1 with a NAT64 pool or stateful NAT64 (SIIT keeps no state and has no such limit)")
         }
     }
 }
 
 extension TableReader {
-    func ipv6Address(_ s: String, key: String) throws(ConfigFileError) -> IPv6Address {
+    func ipv6Address(_ s: String, key: String) throws(ConfigurationError) -> IPv6Address {
         guard let a = IPv6Address(s) else { throw error(key, "'\(s)' is not an IPv6 address", hint: "e.g. \"2001:db8:1::2\"") }
         return a
     }
 
-    func ipv6Prefix(_ s: String, key: String) throws(ConfigFileError) -> IPv6Prefix {
+    func ipv6Prefix(_ s: String, key: String) throws(ConfigurationError) -> IPv6Prefix {
         if let p = IPv6Prefix(s) { return p }
         let parts = s.split(separator: "/")
         if parts.count == 2, IPv6Address(parts[0]) != nil, let l = UInt8(parts[1]), l <= 128 {
@@ -294,7 +294,7 @@ extension TableReader {
     }
 
     /// An RFC 6052 prefix: one of the six lengths, and bits 64-71 (the "u" octet) zero.
-    func nat64Prefix(_ s: String, key: String) throws(ConfigFileError) -> IPv6Prefix {
+    func nat64Prefix(_ s: String, key: String) throws(ConfigurationError) -> IPv6Prefix {
         let p = try ipv6Prefix(s, key: key)
         guard NAT64Settings.allowedPrefixLengths.contains(p.length) else {
             throw error(key, "\(p) is /\(p.length); RFC 6052 §2.2 allows /32, /40, /48, /56, /64 and /96", hint: "e.g. \"64:ff9b::/96\" or \"2001:db8:64::/96\"")
@@ -306,7 +306,7 @@ extension TableReader {
     }
 
     /// `{ v4 = "192.0.2.2", v6 = "2001:db8:1::2" }`.
-    func staticPair(v4Key: String, v6Key: String) throws(ConfigFileError) -> StaticAddressMapping {
+    func staticPair(v4Key: String, v6Key: String) throws(ConfigurationError) -> StaticAddressMapping {
         guard let a = try string(v4Key) else { throw error(v4Key, "is missing", hint: "e.g. { v4 = \"192.0.2.2\", v6 = \"2001:db8:1::2\" }") }
         guard let b = try string(v6Key) else { throw error(v6Key, "is missing", hint: "e.g. { v4 = \"192.0.2.2\", v6 = \"2001:db8:1::2\" }") }
         let m = StaticAddressMapping(ipv4: try address(a, key: v4Key), ipv6: try ipv6Address(b, key: v6Key))

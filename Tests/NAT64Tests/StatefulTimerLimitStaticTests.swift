@@ -281,11 +281,11 @@ import NATWire
     @Test func configurationRefusesAnEmptyOrOverlappingPool() {
         var c = statefulConfiguration()
         c.pool = []
-        #expect(throws: NAT64ConfigurationError.self) { try c.validate() }
+        #expect(throws: ConfigurationError.self) { try c.validate() }
         c.pool = [IPv4Prefix("198.51.100.64/30")!, IPv4Prefix("198.51.100.66/31")!]
-        #expect((#expect(throws: NAT64ConfigurationError.self) { try c.validate() })?.key == "pool[0]")
+        #expect((#expect(throws: ConfigurationError.self) { try c.validate() })?.key == "pool[0]")
         c.pool = [IPv4Prefix("198.51.100.0/24")!]
         c.udpPorts = PortSet(ranges: [])
-        #expect((#expect(throws: NAT64ConfigurationError.self) { try c.validate() })?.key == "udp_ports")
+        #expect((#expect(throws: ConfigurationError.self) { try c.validate() })?.key == "udp_ports")
     }
 }

@@ -1,10 +1,11 @@
 import Foundation
 import NAT64
+import NATCore
 import NATRuntime
 import NATWire
 import Testing
 
-private func parseError(_ text: String) -> ConfigFileError? {
+private func parseError(_ text: String) -> ConfigurationError? {
     do {
         _ = try ConfigLoader.parse(text, file: "n64.toml")
         return nil

@@ -5,7 +5,7 @@ import NATRuntime
 import NATWire
 import Testing
 
-private func parseError(_ text: String) -> ConfigFileError? {
+private func parseError(_ text: String) -> ConfigurationError? {
     do {
         _ = try ConfigLoader.parse(text, file: "st.toml")
         return nil

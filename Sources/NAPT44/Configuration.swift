@@ -50,35 +50,6 @@ public struct Behavior: Sendable, Hashable, CustomStringConvertible {
     public var description: String { presetName ?? "\(mapping.rawValue) mapping, \(filtering.rawValue) filtering" }
 }
 
-/// Idle timeouts in seconds. Defaults are the RFCs': UDP 300 s (RFC 4787 REQ-5), TCP established
-/// 7440 s (RFC 5382 REQ-5), TCP transitory 240 s (RFC 5382/6146), ICMP 60 s (RFC 5508 REQ-1).
-public struct Timeouts: Sendable, Hashable {
-    public var udp: UInt32 = 300
-    public var tcpEstablished: UInt32 = 7440
-    public var tcpTransitory: UInt32 = 240
-    public var icmp: UInt32 = 60
-    /// Other protocols through 1:1 NAT (stateless; kept for completeness).
-    public var other: UInt32 = 60
-    /// How long an unsolicited inbound SYN is held before it is answered or dropped (RFC 5382 REQ-4).
-    public var synHoldMilliseconds: UInt64 = 6000
-    /// How long a released outside port waits before reuse (RFC 6888 REQ-8).
-    public var portHold: UInt32 = 120
-    /// How long fragment state and held fragments live.
-    public var fragmentMilliseconds: UInt64 = 2000
-
-    public init() {}
-
-    @inlinable public func seconds(for c: TimerClass) -> UInt32 {
-        switch c {
-        case .udp: udp
-        case .tcpEstablished: tcpEstablished
-        case .tcpTransitory: tcpTransitory
-        case .icmp: icmp
-        case .other: other
-        }
-    }
-}
-
 /// Resource limits (RFC 6888 REQ-3, REQ-4). `nil` means unlimited (up to the table size).
 public struct Limits: Sendable, Hashable {
     public var maxSessionsPerHost: Int? = nil

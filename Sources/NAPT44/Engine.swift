@@ -21,8 +21,9 @@ public struct NAPT44Engine: ~Copyable {
     /// Pool prefixes and 1:1 outside addresses.
     @usableFromInline let outsideNets: IPv4PrefixMatcher
     let poolAddresses: [UInt32]
-    let portsLow: PortSet
-    let portsHigh: PortSet
+    /// Outside ports of TCP and UDP mappings (ranges kept apart), and ICMP identifiers.
+    let transportPorts: PortAllocator
+    let icmpIdentifiers: PortAllocator
     let seed: UInt64
     let icmpSource: UInt32
     let hasRedirects: Bool
@@ -31,10 +32,7 @@ public struct NAPT44Engine: ~Copyable {
     let mappingTCP: MappingBehavior
     let mappingUDP: MappingBehavior
     let mappingICMP: MappingBehavior
-    let portPreservation: Bool
-    let parityPreservation: Bool
     let pairedPooling: Bool
-    let maxPortAttempts: Int
     let maxSessionsPerHost: Int?
     let maxPortsPerHost: Int?
     /// The table's outside-endpoint lookup as a copyable value (pointers into the table, which never moves).
@@ -71,17 +69,17 @@ public struct NAPT44Engine: ~Copyable {
         insideNets = c.insidePrefixMatcher
         outsideNets = c.outsideMatcher
         poolAddresses = c.poolAddresses.map(\.rawValue)
-        (portsLow, portsHigh) = c.ports.split()
+        transportPorts = PortAllocator(ports: c.ports, keepsRange: true, preservesPort: c.portPreservation,
+                                       preservesParity: c.parityPreservation, maxAttempts: c.maxPortAttempts, seed: s)
+        icmpIdentifiers = PortAllocator(ports: c.ports, keepsRange: false, preservesPort: c.portPreservation,
+                                        preservesParity: c.parityPreservation, maxAttempts: c.maxPortAttempts, seed: s)
         icmpSource = (c.icmpSourceAddress ?? IPv4Address(poolAddresses[0])).rawValue
         hasRedirects = !c.redirects.isEmpty
         inboundRefresh = c.inboundRefresh
         mappingTCP = c.tcp.mapping
         mappingUDP = c.udp.mapping
         mappingICMP = c.icmp.mapping
-        portPreservation = c.portPreservation
-        parityPreservation = c.parityPreservation
         pairedPooling = c.pairedPooling
-        maxPortAttempts = c.maxPortAttempts
         maxSessionsPerHost = c.limits.maxSessionsPerHost
         maxPortsPerHost = c.limits.maxPortsPerHost
         endpointProbe = table.endpointProbe

@@ -21,38 +21,6 @@ public enum NAT64UnsolicitedSYNPolicy: String, Sendable, Hashable, CaseIterable 
     case drop
 }
 
-/// The four session lifetimes of RFC 6146 §4 and two more timers, in seconds (milliseconds for the SYN
-/// hold and fragment state).
-public struct NAPT64Timeouts: Sendable, Hashable {
-    /// UDP_DEFAULT: 5 minutes. RFC 6146 §4: UDP_MIN is 2 minutes, and no lower value is accepted.
-    public var udp: UInt32 = 300
-    /// TCP_EST: 2 hours 4 minutes, the least RFC 6146 §4 (and RFC 5382 REQ-5) allows.
-    public var tcpEstablished: UInt32 = 7440
-    /// TCP_TRANS: 4 minutes, the least RFC 6146 §4 allows.
-    public var tcpTransitory: UInt32 = 240
-    /// ICMP_DEFAULT: 60 seconds.
-    public var icmp: UInt32 = 60
-    /// TCP_INCOMING_SYN: how long an unsolicited IPv4 SYN is kept, 6 seconds.
-    public var tcpIncomingSYNMilliseconds: UInt64 = 6000
-    /// How long a freed IPv4 transport address waits before it is handed out again (RFC 6888 REQ-8; a
-    /// cleanly closed TCP connection frees its port at once). 0: no wait.
-    public var portHold: UInt32 = 120
-    /// How long the translation of a datagram's first fragment is remembered for its later fragments
-    /// (RFC 6146 §4 FRAGMENT_MIN: 2 s).
-    public var fragmentMilliseconds: UInt64 = 2000
-
-    public init() {}
-
-    @inlinable public func seconds(for c: TimerClass) -> UInt32 {
-        switch c {
-        case .udp: udp
-        case .tcpEstablished: tcpEstablished
-        case .tcpTransitory: tcpTransitory
-        case .icmp, .other: icmp
-        }
-    }
-}
-
 /// A static BIB entry (RFC 6146 §3.1): an IPv6 transport address bound to an IPv4 one, for one protocol,
 /// so that IPv4 hosts can start connections to the IPv6 host. For ICMP the "ports" are echo identifiers.
 public struct NAT64StaticBinding: Sendable, Hashable, CustomStringConvertible {
@@ -137,7 +105,7 @@ public struct NAPT64Configuration: Sendable, Equatable {
     public var tcpProbes = true
     /// RFC 6146 §3.8: IPv6 packets to a pool address are translated back to IPv6 (hairpinning).
     public var hairpinning = true
-    public var timeouts = NAPT64Timeouts()
+    public var timeouts = Timeouts()
     /// Sessions (TCP, UDP and ICMP together): the table's capacity (RFC 6888 REQ-3: never evicted to
     /// make room; a new flow is refused).
     public var maxSessions = 65536
@@ -224,9 +192,9 @@ public struct NAPT64Configuration: Sendable, Equatable {
         if timeouts.icmp < 1 {
             throw ConfigurationError(key: "timeouts.icmp", problem: "is 0 s; ICMP sessions need at least 1 s (RFC 6146 §4: 60 s)")
         }
-        guard timeouts.tcpIncomingSYNMilliseconds >= 1, timeouts.tcpIncomingSYNMilliseconds <= 600_000 else {
+        guard timeouts.synHoldMilliseconds >= 1, timeouts.synHoldMilliseconds <= 600_000 else {
             throw ConfigurationError(key: "timeouts.tcp_incoming_syn", problem:
-                "is \(timeouts.tcpIncomingSYNMilliseconds) ms; it must be between 1 ms and 10 min (RFC 6146 §4: 6 s)")
+                "is \(timeouts.synHoldMilliseconds) ms; it must be between 1 ms and 10 min (RFC 6146 §4: 6 s)")
         }
         guard timeouts.fragmentMilliseconds >= 1 else {
             throw ConfigurationError(key: "timeouts.fragment", problem: "is 0 ms; it must be positive (RFC 6146 §4: 2 s)")

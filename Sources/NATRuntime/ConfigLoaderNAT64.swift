@@ -160,7 +160,7 @@ extension ConfigLoader {
             if let v = try secs("tcp_transitory", 1) { c.timeouts.tcpTransitory = v }
             if let v = try secs("icmp", 1) { c.timeouts.icmp = v }
             if let v = try secs("port_hold", 0) { c.timeouts.portHold = v }
-            if let v = try tt.seconds("tcp_incoming_syn") { c.timeouts.tcpIncomingSYNMilliseconds = v }
+            if let v = try tt.seconds("tcp_incoming_syn") { c.timeouts.synHoldMilliseconds = v }
             if let v = try tt.seconds("fragment") { c.timeouts.fragmentMilliseconds = v }
             try tt.finish()
         }

@@ -106,7 +106,7 @@ import NATWire
         #expect(problem { $0.timeouts.tcpEstablished = 7439 } == "timeouts.tcp_established")
         #expect(problem { $0.timeouts.tcpTransitory = 239 } == "timeouts.tcp_transitory")
         #expect(problem { $0.timeouts.icmp = 0 } == "timeouts.icmp")
-        #expect(problem { $0.timeouts.tcpIncomingSYNMilliseconds = 0 } == "timeouts.tcp_incoming_syn")
+        #expect(problem { $0.timeouts.synHoldMilliseconds = 0 } == "timeouts.tcp_incoming_syn")
     }
 
     // MARK: Limits

@@ -84,7 +84,7 @@ pool = ["198.51.100.64/30"]
         #expect(s.maxPortAttempts == 64 && s.unsolicitedSYN == .drop && s.dropExternallyInitiatedTCP && !s.tcpProbes && !s.hairpinning)
         #expect(s.hashSeed == 7)
         #expect(s.timeouts.udp == 600 && s.timeouts.tcpEstablished == 8000 && s.timeouts.tcpTransitory == 300 && s.timeouts.icmp == 30)
-        #expect(s.timeouts.tcpIncomingSYNMilliseconds == 4500 && s.timeouts.portHold == 0 && s.timeouts.fragmentMilliseconds == 3000)
+        #expect(s.timeouts.synHoldMilliseconds == 4500 && s.timeouts.portHold == 0 && s.timeouts.fragmentMilliseconds == 3000)
         #expect(s.maxSessions == 1000 && s.maxBindings == 500 && s.maxHosts == 100 && s.maxSessionsPerHost == 50)
         #expect(s.maxBindingsPerHost == 20 && s.maxHeldSYNs == 8 && s.maxFragmentFlows == 64)
         #expect(s.staticBindings == [
@@ -95,9 +95,9 @@ pool = ["198.51.100.64/30"]
 
     @Test func statefulDefaultsAreRFC6146s() throws {
         let s = try #require(try ConfigLoader.parse(stateful, file: "st.toml").nat64?.stateful)
-        #expect(s.timeouts == NAPT64Timeouts())
+        #expect(s.timeouts == Timeouts())
         #expect(s.timeouts.udp == 300 && s.timeouts.tcpEstablished == 7440 && s.timeouts.tcpTransitory == 240 && s.timeouts.icmp == 60)
-        #expect(s.timeouts.tcpIncomingSYNMilliseconds == 6000)
+        #expect(s.timeouts.synHoldMilliseconds == 6000)
         #expect(s.filtering == .endpointIndependent && s.tcpProbes && s.parityPreservation && s.pairedPooling)
         #expect(s.tcpPorts == .all && s.staticBindings.isEmpty)
         // The Well-Known Prefix refuses non-global IPv4 (RFC 6052 §3.1) unless told otherwise.

@@ -48,11 +48,12 @@ public struct NAT64Prefix: Hashable, Sendable, CustomStringConvertible {
     public init(_ prefix: IPv6Prefix, restrictsToGlobalIPv4: Bool? = nil) throws(ConfigurationError) {
         guard NAT64Prefix.allowedLengths.contains(prefix.length) else {
             throw ConfigurationError(key: "prefix", problem:
-                "\(prefix) has length \(prefix.length); RFC 6052 §2.2 allows only 32, 40, 48, 56, 64 or 96")
+                "\(prefix) is /\(prefix.length); RFC 6052 §2.2 allows /32, /40, /48, /56, /64 and /96",
+                                     hint: "e.g. \"64:ff9b::/96\" or \"2001:db8:64::/96\"")
         }
         guard prefix.address.byte(8) == 0 else {
             throw ConfigurationError(key: "prefix", problem:
-                "\(prefix) sets bits 64-71, which RFC 6052 §2.2 reserves and requires to be zero")
+                "\(prefix) has bits 64-71 set; RFC 6052 §2.2 reserves them (the u octet) as zero")
         }
         self.prefix = prefix
         self.restrictsToGlobalIPv4 = restrictsToGlobalIPv4 ?? (prefix == NAT64Prefix.wellKnownPrefix)

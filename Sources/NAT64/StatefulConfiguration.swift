@@ -156,7 +156,7 @@ public struct NAPT64Configuration: Sendable, Equatable {
     }
 
     /// Checks every value; the first problem found is thrown, naming its key (as in swiftnat's `[nat64]`
-    /// table) and what is wrong.
+    /// table, `mode = "stateful"`) and what is wrong. The daemon's loader runs exactly these checks.
     public func validate() throws(ConfigurationError) {
         guard !pool.isEmpty else {
             throw ConfigurationError(key: "pool", problem: "is empty: stateful NAT64 needs at least one IPv4 address or prefix")
@@ -174,9 +174,7 @@ public struct NAPT64Configuration: Sendable, Equatable {
         for proto in NAT64Protocol.allCases where ports(for: proto).count == 0 {
             throw ConfigurationError(key: proto == .icmp ? "icmp_identifiers" : "\(proto)_ports", problem: "leaves no usable port")
         }
-        guard maxPortAttempts >= 1 else {
-            throw ConfigurationError(key: "max_port_attempts", problem: "is \(maxPortAttempts); it must be at least 1")
-        }
+        if let e = ConfigurationError.outside(1...65536, key: "max_port_attempts", value: maxPortAttempts) { throw e }
         if timeouts.udp < 120 {
             throw ConfigurationError(key: "timeouts.udp", problem:
                 "is \(timeouts.udp) s; RFC 6146 §4 does not allow less than UDP_MIN, 120 s")

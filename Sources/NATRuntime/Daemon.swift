@@ -26,11 +26,8 @@ public enum Daemon {
         // The NAT64 state file is read before anything is set up: a bad one stops the start cleanly.
         let nat64Control = NAT64Control()
         var restore: [AddressReservation] = []
-        if let n64 = cfg.nat64, let path = n64.stateFile {
+        if case .pool(let p)? = cfg.nat64?.mode, let path = p.stateFile {
             restore = try NAT64StateKeeper.prepare(path: path, logger: logger)
-        }
-        if let p = cfg.nat64?.prometheus {
-            logger.warning("\(cfg.file): Prometheus = \"\(p)\" is accepted but swiftnat does not serve metrics over HTTP yet; SIGUSR1 logs the counters")
         }
         // Several queues: one engine per queue, each with its slice of the outside ports.
         var plan: ShardPlan? = nil
@@ -74,10 +71,19 @@ public enum Daemon {
             what.append("inside=\(n.insidePrefixes.map(\.description).joined(separator: ",")) pool=\(n.pool.map(\.description).joined(separator: ",")) tcp=\(n.tcp) udp=\(n.udp) icmp=\(n.icmp) forwards=\(n.forwards.count)")
         }
         if let n = cfg.nat64 {
-            what.append("nat64=\(n.mode.rawValue)\(n.fromProtomask ? "(protomask file)" : "") prefix=\(n.prefix) ipv4=\(n.ipv4Prefixes.map(\.description).joined(separator: ","))\(n.pool.map { " max_idle=\($0.maxIdleSeconds)s static=\($0.staticMappings.count)" } ?? "")\(n.stateFile.map { " state_file=\($0)" } ?? "")\(n.stateful.map { " filtering=\($0.filtering.rawValue) max_sessions=\($0.maxSessions) static_bib=\($0.staticBindings.count)" } ?? "")")
+            var detail = ""
+            switch n.mode {
+            case .pool(let p): detail = " max_idle=\(p.pool.maxIdleSeconds)s static=\(p.pool.staticMappings.count)\(p.stateFile.map { " state_file=\($0)" } ?? "")"
+            case .siit: break
+            case .stateful(let c): detail = " filtering=\(c.filtering.rawValue) max_sessions=\(c.maxSessions) static_bib=\(c.staticBindings.count)"
+            }
+            what.append("nat64=\(n.mode.name)\(n.fromProtomask ? "(protomask file)" : "") prefix=\(n.prefix) ipv4=\(n.ipv4Prefixes.map(\.description).joined(separator: ","))\(detail)")
         }
         logger.info("ready: tun=\(tun.name) mtu=\(cfg.tun.mtu) queues=\(tun.fds.count) offload=\(tun.offloadDescription) \(what.joined(separator: " ")) routes=\(cfg.routing.enabled ? "on" : "off") pid=\(getpid())")
-        let keeper = cfg.nat64.flatMap { n in n.stateFile.map { NAT64StateKeeper(path: $0, interval: n.stateInterval, control: nat64Control, logger: logger) } }
+        var keeper: NAT64StateKeeper? = nil
+        if case .pool(let p)? = cfg.nat64?.mode, let path = p.stateFile {
+            keeper = NAT64StateKeeper(path: path, interval: p.stateInterval, control: nat64Control, logger: logger)
+        }
 
         var ts = timespec(tv_sec: 0, tv_nsec: 200_000_000)
         while true {

@@ -56,9 +56,10 @@ struct Run: ParsableCommand {
         }
         if noRoutes { cfg.routing.enabled = false }
         if let nat64State {
-            guard cfg.nat64?.mode == .pool else { fail("--nat64-state needs a NAT64 in pool mode in \(config)") }
+            guard case .pool(var p)? = cfg.nat64?.mode else { fail("--nat64-state needs a NAT64 in pool mode in \(config)") }
             guard !nat64State.isEmpty else { fail("--nat64-state needs a file path") }
-            cfg.nat64?.stateFile = nat64State
+            p.stateFile = nat64State
+            cfg.nat64?.mode = .pool(p)
         }
         if check {
             print("\(config): configuration is valid")

@@ -290,6 +290,6 @@ struct StaticFragmentLimitTests {
         c = config { $0.pool = [IPv4Prefix("100.64.1.0/24")!] }
         do { try c.validate() } catch { #expect(error.key == "pool[0]") }
         c = config { $0.forwards = [PortForward(proto: IPProtocol.tcp, outsideAddress: serverX, outsidePorts: 80...80, insideAddress: clientA, insidePort: 80)] }
-        do { try c.validate() } catch { #expect(error.key == "forwards[0].outside") }
+        do { try c.validate() } catch { #expect(error.key == "forward[0].outside") }
     }
 }

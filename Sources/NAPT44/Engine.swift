@@ -21,9 +21,8 @@ public struct NAPT44Engine: ~Copyable {
     /// Pool prefixes and 1:1 outside addresses.
     @usableFromInline let outsideNets: IPv4PrefixMatcher
     let poolAddresses: [UInt32]
-    /// Outside ports of TCP and UDP mappings (ranges kept apart), and ICMP identifiers.
-    let transportPorts: PortAllocator
-    let icmpIdentifiers: PortAllocator
+    /// Outside ports (TCP and UDP ranges kept apart) and ICMP identifiers of dynamic mappings.
+    let ports: PortAllocator
     let seed: UInt64
     let icmpSource: UInt32
     let hasRedirects: Bool
@@ -69,10 +68,8 @@ public struct NAPT44Engine: ~Copyable {
         insideNets = c.insidePrefixMatcher
         outsideNets = c.outsideMatcher
         poolAddresses = c.poolAddresses.map(\.rawValue)
-        transportPorts = PortAllocator(ports: c.ports, keepsRange: true, preservesPort: c.portPreservation,
-                                       preservesParity: c.parityPreservation, maxAttempts: c.maxPortAttempts, seed: s)
-        icmpIdentifiers = PortAllocator(ports: c.ports, keepsRange: false, preservesPort: c.portPreservation,
-                                        preservesParity: c.parityPreservation, maxAttempts: c.maxPortAttempts, seed: s)
+        ports = PortAllocator(ports: c.ports, keepsRange: true, preservesPort: c.portPreservation,
+                              preservesParity: c.parityPreservation, maxAttempts: c.maxPortAttempts, seed: s)
         icmpSource = (c.icmpSourceAddress ?? IPv4Address(poolAddresses[0])).rawValue
         hasRedirects = !c.redirects.isEmpty
         inboundRefresh = c.inboundRefresh

@@ -123,18 +123,17 @@ extension NAPT44Engine {
     /// RFC 4787 §4.2.1 port preservation when the port is free; otherwise RFC 6056 §3.3.3 (Algorithm 3,
     /// simple hash-based selection, keyed by the flow) over the configured port set, keeping a port below
     /// 1024 below 1024 and one from 1024 up from 1024 up, and parity when configured, with a bounded number
-    /// of attempts (``PortAllocator``).
-    @inline(__always)
-    func allocatePort(proto: UInt8, address: UInt32, preferred: UInt16, tenant: UInt32, inside: UInt32,
-                      remote: UInt32, remotePort: UInt16) -> UInt16? {
+    /// of attempts (``PortAllocator``). Not inlined into ``allocateEndpoint(_:remote:remotePort:tenant:)``,
+    /// whose loop over pool addresses would otherwise do the allocator's set-up for every address.
+    @inline(never)
+    mutating func allocatePort(proto: UInt8, address: UInt32, preferred: UInt16, tenant: UInt32, inside: UInt32,
+                               remote: UInt32, remotePort: UInt16) -> UInt16? {
         // Through the engine's copyable probe: calling the table's own lookup from here made the compiler
         // copy the whole (noncopyable) table for every try.
-        let keyA = UInt64(inside) << 32 | UInt64(remote)
-        let keyB = UInt64(preferred) << 48 | UInt64(remotePort) << 32 | UInt64(tenant) ^ UInt64(proto) << 56
-        if proto == IPProtocol.icmp {
-            return icmpIdentifiers.allocate(proto: proto, address: address, preferred: preferred, keyA: keyA, keyB: keyB, probe: endpointProbe)
-        }
-        return transportPorts.allocate(proto: proto, address: address, preferred: preferred, keyA: keyA, keyB: keyB, probe: endpointProbe)
+        ports.allocate(proto: proto, address: address, preferred: preferred,
+                       keyA: UInt64(inside) << 32 | UInt64(remote),
+                       keyB: UInt64(preferred) << 48 | UInt64(remotePort) << 32 | UInt64(tenant) ^ UInt64(proto) << 56,
+                       probe: endpointProbe)
     }
 
     // MARK: New inbound flows

@@ -112,15 +112,11 @@ extension NAPT64Mapping {
     /// 1024-65535, RFC 6146 §3.5.1.1 SHOULD; the other range only when the configured ports have none in
     /// this one) and their parity, for at most ``NAPT64Configuration/maxPortAttempts`` candidates. A port is
     /// free when no BIB entry (live, or held after release) of the protocol owns it.
-    @inline(__always)
+    @inline(never)
     func allocatePort(proto: UInt8, address: UInt32, local: UInt16, host h: IPv6HostTable.Host) -> UInt16? {
-        let keyA = h.high ^ UInt64(address), keyB = h.low ^ (UInt64(local) << 48 | UInt64(proto) << 40)
-        let probe = table.endpointProbe
-        switch proto {
-        case IPProtocol.tcp: return tcpPorts.allocate(proto: proto, address: address, preferred: local, keyA: keyA, keyB: keyB, probe: probe)
-        case IPProtocol.udp: return udpPorts.allocate(proto: proto, address: address, preferred: local, keyA: keyA, keyB: keyB, probe: probe)
-        default: return icmpIdentifiers.allocate(proto: proto, address: address, preferred: local, keyA: keyA, keyB: keyB, probe: probe)
-        }
+        let allocator = proto == IPProtocol.tcp ? tcpPorts : proto == IPProtocol.udp ? udpPorts : icmpIdentifiers
+        return allocator.allocate(proto: proto, address: address, preferred: local, keyA: h.high ^ UInt64(address),
+                                  keyB: h.low ^ (UInt64(local) << 48 | UInt64(proto) << 40), probe: table.endpointProbe)
     }
 
     // MARK: New flows from the IPv4 side (RFC 6146 §3.5.1, §3.5.2.2, §3.5.3)

@@ -103,10 +103,7 @@ struct NAT64Path: ~Copyable {
                 }
                 pool = try NAT64Translator(configuration: tc, mapping: m)
             case .siit(let sc):
-                var eam: [ExplicitAddressMapping] = []
-                for e in sc.eam { eam.append(try ExplicitAddressMapping(ipv4: e.ipv4, ipv6: e.ipv6)) }
-                let m = try SIITMapping(SIITConfiguration(prefix: prefix, explicitMappings: eam, rfc6791Pool: sc.rfc6791Pool))
-                siit = try NAT64Translator(configuration: tc, mapping: m)
+                siit = try NAT64Translator(configuration: tc, mapping: SIITMapping(sc.translatorConfiguration(prefix: prefix)))
             case .stateful(var sc):
                 sc.prefix = prefix
                 stateful = try NAT64Translator(configuration: tc, mapping: NAPT64Mapping(configuration: sc))

@@ -60,7 +60,24 @@ public struct SIITSettings: Sendable, Equatable {
     /// Every IPv4 prefix that stands for IPv6 hosts: the EAM entries', then the translatable ones.
     public var ipv4Prefixes: [IPv4Prefix] { eam.map(\.ipv4) + translatable }
 
-    /// Checks the entries against each other and against the NAT64 prefix; keys as in `[nat64]`.
+    /// The translator's ``SIITConfiguration`` for these settings under `prefix` (the EAM rows checked as
+    /// ``ExplicitAddressMapping`` checks them, keys as in `[nat64]`).
+    public func translatorConfiguration(prefix: NAT64Prefix) throws(ConfigurationError) -> SIITConfiguration {
+        var rows: [ExplicitAddressMapping] = []
+        for (i, e) in eam.enumerated() {
+            do {
+                rows.append(try ExplicitAddressMapping(ipv4: e.ipv4, ipv6: e.ipv6))
+            } catch {
+                throw ConfigurationError(key: "eam[\(i)].v6", problem: error.problem, hint: error.hint)
+            }
+        }
+        return SIITConfiguration(prefix: prefix, explicitMappings: rows, rfc6791Pool: rfc6791Pool)
+    }
+
+    /// Checks the entries against each other and against the NAT64 prefix; keys as in `[nat64]`. Stricter
+    /// than the translator's own ``SIITConfiguration/validate()`` (RFC 7757 lets EAM prefixes overlap,
+    /// longest match first): the daemon routes each IPv4 prefix into the TUN device and wants every IPv4
+    /// address to stand for one IPv6 host, and none under the NAT64 prefix.
     public func validate(prefix: IPv6Prefix, checkNonGlobal: Bool) throws(ConfigurationError) {
         guard !eam.isEmpty || !translatable.isEmpty else {
             throw ConfigurationError(key: "eam", problem: "is missing",
@@ -178,8 +195,16 @@ public struct NAT64Settings: Sendable, Equatable {
                 throw ConfigurationError(key: "state_file", problem: "is empty", hint: "give a path such as /var/lib/swiftnat/nat64.state, or leave the key out")
             }
             if let e = ConfigurationError.outside(1...86400, key: "state_interval", value: s.stateInterval) { throw e }
+            var total: UInt64 = 0
+            for (i, r) in s.rfc6791Pool.enumerated() {
+                total += r.count
+                guard total <= 65536 else {
+                    throw ConfigurationError(key: "rfc6791_pool[\(i)]", problem: "makes the RFC 6791 pool larger than 65536 addresses")
+                }
+            }
         case .siit(let s):
             try s.validate(prefix: prefix, checkNonGlobal: checkNonGlobal)
+            try s.translatorConfiguration(prefix: p).validate()
         case .stateful(var c):
             c.prefix = p
             try c.validate()

@@ -183,6 +183,21 @@ eam = [{ v4 = "198.51.100.8/29", v6 = "2001:db8:1::8/125" }]
         r.rfc6791Pool = [IPv4Prefix("198.51.100.12/30")!]
         #expect(problem(r)?.key == "rfc6791_pool[0]")
         #expect(problem(SIITSettings(eam: [eam]), prefix: "2001:db8:64::/80")?.key == "prefix")
+        // The translator's own rule (SIITConfiguration.validate) is run too: RFC 6791 prefixes of at most a /16.
+        var big = SIITSettings(eam: [eam])
+        big.rfc6791Pool = [IPv4Prefix("10.0.0.0/15")!]
+        #expect(problem(big)?.key == "rfc6791_pool[0]")
+    }
+
+    @Test func poolModeRFC6791PoolHoldsAtMost65536Addresses() {
+        var p = NAT64PoolSettings(pool: AddressPoolConfiguration(prefixes: [IPv4Prefix("192.0.2.0/24")!]))
+        p.rfc6791Pool = [IPv4Prefix("10.0.0.0/16")!, IPv4Prefix("10.1.0.0/32")!]
+        do {
+            try NAT64Settings(mode: .pool(p)).validate()
+            Issue.record("accepted")
+        } catch {
+            #expect(error.key == "rfc6791_pool[1]")
+        }
     }
 
     @Test func protomaskSettingsNameProtomaskKeys() {

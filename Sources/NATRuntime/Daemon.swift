@@ -71,13 +71,7 @@ public enum Daemon {
             what.append("inside=\(n.insidePrefixes.map(\.description).joined(separator: ",")) pool=\(n.pool.map(\.description).joined(separator: ",")) tcp=\(n.tcp) udp=\(n.udp) icmp=\(n.icmp) forwards=\(n.forwards.count)")
         }
         if let n = cfg.nat64 {
-            var detail = ""
-            switch n.mode {
-            case .pool(let p): detail = " max_idle=\(p.pool.maxIdleSeconds)s static=\(p.pool.staticMappings.count)\(p.stateFile.map { " state_file=\($0)" } ?? "")"
-            case .siit: break
-            case .stateful(let c): detail = " filtering=\(c.filtering.rawValue) max_sessions=\(c.maxSessions) static_bib=\(c.staticBindings.count)"
-            }
-            what.append("nat64=\(n.mode.name)\(n.fromProtomask ? "(protomask file)" : "") prefix=\(n.prefix) ipv4=\(n.ipv4Prefixes.map(\.description).joined(separator: ","))\(detail)")
+            what.append(n.summary)
         }
         logger.info("ready: tun=\(tun.name) mtu=\(cfg.tun.mtu) queues=\(tun.fds.count) offload=\(tun.offloadDescription) \(what.joined(separator: " ")) routes=\(cfg.routing.enabled ? "on" : "off") pid=\(getpid())")
         var keeper: NAT64StateKeeper? = nil

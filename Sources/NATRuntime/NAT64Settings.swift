@@ -160,6 +160,17 @@ public struct NAT64Settings: Sendable, Equatable {
         }
     }
 
+    /// One line for the daemon's `ready` log: `nat64=MODE prefix=… ipv4=…` and what the mode adds.
+    public var summary: String {
+        var detail = ""
+        switch mode {
+        case .pool(let p): detail = " max_idle=\(p.pool.maxIdleSeconds)s static=\(p.pool.staticMappings.count)\(p.stateFile.map { " state_file=\($0)" } ?? "")"
+        case .siit: break
+        case .stateful(let c): detail = " filtering=\(c.filtering.rawValue) max_sessions=\(c.maxSessions) static_bib=\(c.staticBindings.count)"
+        }
+        return "nat64=\(mode.name)\(fromProtomask ? "(protomask file)" : "") prefix=\(prefix) ipv4=\(ipv4Prefixes.map(\.description).joined(separator: ","))\(detail)"
+    }
+
     /// The prefix as the translator takes it, with the RFC 6052 §3.1 check on for the Well-Known Prefix
     /// unless ``checkNonGlobal`` is off.
     public func nat64Prefix() throws(ConfigurationError) -> NAT64Prefix {

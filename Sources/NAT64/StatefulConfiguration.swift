@@ -172,7 +172,8 @@ public struct NAPT64Configuration: Sendable, Equatable {
             throw ConfigurationError(key: "pool", problem: "has \(total) addresses; at most 65536 are supported")
         }
         for proto in NAT64Protocol.allCases where ports(for: proto).count == 0 {
-            throw ConfigurationError(key: proto == .icmp ? "icmp_identifiers" : "\(proto)_ports", problem: "leaves no usable port")
+            let k = proto == .icmp ? "icmp_identifiers" : "\(proto)_ports"
+            throw ConfigurationError(key: k, problem: "leaves no usable port", hint: "e.g. \(k) = [\"1024-65535\"], or leave the key out for every port")
         }
         if let e = ConfigurationError.outside(1...65536, key: "max_port_attempts", value: maxPortAttempts) { throw e }
         if timeouts.udp < 120 {

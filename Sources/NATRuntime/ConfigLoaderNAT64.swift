@@ -159,17 +159,15 @@ extension ConfigLoader {
     static func readProtomask(_ r: TableReader, metrics: inout MetricsSettings) throws(ConfigurationError) -> NAT64Settings {
         let prefix = try r.string("Nat64Prefix").map { (x) throws(ConfigurationError) in try r.ipv6Prefix(x, key: "Nat64Prefix") } ?? NAT64Settings.wellKnownPrefix
         if let p = try r.string("Prometheus") {
-            guard metrics.listen == nil else {
-                throw r.error("Prometheus", "cannot be combined with [metrics] listen", hint: "keep one of them")
-            }
-            var m = metrics
+            // Checked as [metrics] listen is; a [metrics] table in the same file wins (as on main's control plane).
+            var m = MetricsSettings()
             m.listen = p
             do {
                 try m.validate()
             } catch {
                 throw r.error("Prometheus", error.problem, hint: error.hint)
             }
-            metrics = m
+            if metrics.listen == nil { metrics.listen = p }
         }
         guard let pt = try r.table("Pool") else {
             throw r.error("Pool", "is missing", hint: "add [Pool] with Prefixes = [\"192.0.2.0/24\"] (protomask's format)")

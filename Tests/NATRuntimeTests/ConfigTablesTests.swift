@@ -108,8 +108,10 @@ eam = [{ v4 = "198.51.100.8/29", v6 = "2001:db8:1::8/125" }]
         #expect(c.metrics.listen == "[::]:8080" && !c.control.enabled && c.logging.mappings)
         let m = try ConfigLoader.parse("[metrics]\nlisten = \"127.0.0.1:9100\"\n[Pool]\nPrefixes = [\"192.0.2.0/24\"]\n", file: "p.toml")
         #expect(m.metrics.listen == "127.0.0.1:9100" && m.nat64?.fromProtomask == true)
-        let both = parseError(protomaskREADME + "\n[metrics]\nlisten = \"127.0.0.1:9100\"\n")
-        #expect(both?.key == "Prometheus" && both?.problem.contains("[metrics]") == true)
+        let both = try ConfigLoader.parse(protomaskREADME + "\n[metrics]\nlisten = \"127.0.0.1:9100\"\n", file: "p.toml")
+        #expect(both.metrics.listen == "127.0.0.1:9100", "a [metrics] table wins over Prometheus")
+        #expect(parseError(protomaskREADME.replacingOccurrences(of: "[::]:8080", with: "[::]") + "\n[metrics]\nlisten = \"127.0.0.1:9100\"\n")?.key == "Prometheus",
+                "Prometheus is checked all the same")
         #expect(parseError("Prometheus = \"[::]:0\"\n[Pool]\nPrefixes = [\"192.0.2.0/24\"]\n")?.key == "Prometheus")
         #expect(parseError("Prometheus = 8080\n[Pool]\nPrefixes = [\"192.0.2.0/24\"]\n")?.key == "Prometheus")
     }

@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "NATLab", dependencies: ["NATRuntime", "NATWire", "NAPT44"]),
         // Layer 4: the binary.
         .executableTarget(name: "swiftnat", dependencies: [
-            "NATRuntime", "NATLab", "NAPT44",
+            "NATCore", "NATRuntime", "NATLab", "NAPT44",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -50,35 +50,6 @@ public struct Behavior: Sendable, Hashable, CustomStringConvertible {
     public var description: String { presetName ?? "\(mapping.rawValue) mapping, \(filtering.rawValue) filtering" }
 }
 
-/// Idle timeouts in seconds. Defaults are the RFCs': UDP 300 s (RFC 4787 REQ-5), TCP established
-/// 7440 s (RFC 5382 REQ-5), TCP transitory 240 s (RFC 5382/6146), ICMP 60 s (RFC 5508 REQ-1).
-public struct Timeouts: Sendable, Hashable {
-    public var udp: UInt32 = 300
-    public var tcpEstablished: UInt32 = 7440
-    public var tcpTransitory: UInt32 = 240
-    public var icmp: UInt32 = 60
-    /// Other protocols through 1:1 NAT (stateless; kept for completeness).
-    public var other: UInt32 = 60
-    /// How long an unsolicited inbound SYN is held before it is answered or dropped (RFC 5382 REQ-4).
-    public var synHoldMilliseconds: UInt64 = 6000
-    /// How long a released outside port waits before reuse (RFC 6888 REQ-8).
-    public var portHold: UInt32 = 120
-    /// How long fragment state and held fragments live.
-    public var fragmentMilliseconds: UInt64 = 2000
-
-    public init() {}
-
-    @inlinable public func seconds(for c: TimerClass) -> UInt32 {
-        switch c {
-        case .udp: udp
-        case .tcpEstablished: tcpEstablished
-        case .tcpTransitory: tcpTransitory
-        case .icmp: icmp
-        case .other: other
-        }
-    }
-}
-
 /// Resource limits (RFC 6888 REQ-3, REQ-4). `nil` means unlimited (up to the table size).
 public struct Limits: Sendable, Hashable {
     public var maxSessionsPerHost: Int? = nil
@@ -236,9 +207,16 @@ public struct NAPT44Configuration: Sendable {
         return out
     }
 
-    /// Checks the configuration as a whole; the error names the key and what is wrong.
+    /// Checks every value and the configuration as a whole: the first problem found is thrown, naming
+    /// its key as in swiftnat's `[nat44]` table (`pool[0]`, `timeouts.udp`, `forward[1].outside`), what is
+    /// wrong and, where there is more to say, what to do. The daemon's loader runs exactly these checks.
     public func validate() throws(ConfigurationError) {
-        guard !pool.isEmpty else { throw ConfigurationError(key: "pool", problem: "is empty: give at least one outside address or prefix") }
+        guard !insidePrefixes.isEmpty else {
+            throw ConfigurationError(key: "inside", problem: "is empty", hint: "list the inside networks, e.g. [\"100.64.0.0/10\"]")
+        }
+        guard !pool.isEmpty else {
+            throw ConfigurationError(key: "pool", problem: "is empty: give at least one outside address or prefix", hint: "e.g. pool = [\"198.51.100.1/32\"]")
+        }
         let total = pool.reduce(UInt64(0)) { $0 + $1.count }
         guard total <= 1 << 20 else { throw ConfigurationError(key: "pool", problem: "has \(total) addresses; at most 1048576 are supported") }
         for (i, p) in pool.enumerated() {
@@ -249,14 +227,25 @@ public struct NAPT44Configuration: Sendable {
                 throw ConfigurationError(key: "pool[\(i)]", problem: "\(p) overlaps pool entry \(o)")
             }
         }
-        guard ports.count > 0 else { throw ConfigurationError(key: "ports", problem: "leaves no usable port") }
-        guard maxSessions >= 1, maxSessions <= 1 << 26 else {
-            throw ConfigurationError(key: "limits.max_sessions", problem: "must be between 1 and 67108864, not \(maxSessions)")
+        guard ports.count > 0 else {
+            throw ConfigurationError(key: "ports", problem: "leaves no usable port", hint: "e.g. ranges = [\"1024-65535\"]")
         }
-        if let h = maxHosts, h < 1 || h > 1 << 24 {
-            throw ConfigurationError(key: "limits.max_hosts", problem: "must be between 1 and 16777216, not \(h)")
-        }
-        guard maxPortAttempts >= 1 else { throw ConfigurationError(key: "max_port_attempts", problem: "must be at least 1") }
+        if let e = ConfigurationError.outside(1...65536, key: "max_port_attempts", value: maxPortAttempts) { throw e }
+        if let e = ConfigurationError.outside(1...(1 << 26), key: "max_sessions", value: maxSessions) { throw e }
+        if let h = maxHosts, let e = ConfigurationError.outside(1...(1 << 24), key: "max_hosts", value: h) { throw e }
+        if let e = ConfigurationError.outside(0...65536, key: "max_held_syns", value: maxHeldSYNs) { throw e }
+        try validateTimeouts()
+        if let l = limits.maxSessionsPerHost, let e = ConfigurationError.outside(1...Int.max, key: "limits.max_sessions_per_host", value: l) { throw e }
+        if let l = limits.maxPortsPerHost, let e = ConfigurationError.outside(1...Int.max, key: "limits.max_ports_per_host", value: l) { throw e }
+        if let e = ConfigurationError.outside(0...1_000_000, key: "limits.icmp_errors_per_second", value: limits.icmpErrorsPerSecond) { throw e }
+        if let e = ConfigurationError.outside(1...1_000_000, key: "fragments.max_flows", value: fragments.maxFlows) { throw e }
+        if let e = ConfigurationError.outside(0...65536, key: "fragments.max_held", value: fragments.maxHeld) { throw e }
+        if let e = ConfigurationError.outside(68...65535, key: "fragments.max_held_size", value: fragments.maxHeldSize) { throw e }
+        try validateStatic()
+    }
+
+    /// RFC 4787 REQ-5, RFC 5382 REQ-5, RFC 5508 REQ-1 minimums; the SYN hold and fragment state at most a day.
+    func validateTimeouts() throws(ConfigurationError) {
         if timeouts.udp < 120 {
             throw ConfigurationError(key: "timeouts.udp", problem: "is \(timeouts.udp) s; RFC 4787 REQ-5 needs at least 120 s")
         }
@@ -269,22 +258,33 @@ public struct NAPT44Configuration: Sendable {
         if timeouts.icmp < 60 {
             throw ConfigurationError(key: "timeouts.icmp", problem: "is \(timeouts.icmp) s; RFC 5508 REQ-1 needs at least 60 s")
         }
+        if timeouts.other < 1 { throw ConfigurationError(key: "timeouts.other", problem: "is 0 s; it must be at least 1 s") }
+        if timeouts.synHoldMilliseconds > 86_400_000 {
+            throw ConfigurationError(key: "timeouts.syn_hold", problem: "is \(Double(timeouts.synHoldMilliseconds) / 1000) s; it must be between 0 and 86400")
+        }
+        if timeouts.fragmentMilliseconds > 86_400_000 {
+            throw ConfigurationError(key: "timeouts.fragment", problem: "is \(Double(timeouts.fragmentMilliseconds) / 1000) s; it must be between 0 and 86400")
+        }
+    }
+
+    /// Forwards, 1:1 NAT and redirects: against the pool and each other.
+    func validateStatic() throws(ConfigurationError) {
         var seen = Set<UInt64>()
         for (i, f) in forwards.enumerated() {
             guard f.proto == IPProtocol.tcp || f.proto == IPProtocol.udp else {
-                throw ConfigurationError(key: "forwards[\(i)].protocol", problem: "must be tcp or udp")
+                throw ConfigurationError(key: "forward[\(i)].protocol", problem: "must be tcp or udp")
             }
-            guard f.outsidePorts.lowerBound > 0 else { throw ConfigurationError(key: "forwards[\(i)].outside_port", problem: "port 0 cannot be forwarded") }
+            guard f.outsidePorts.lowerBound > 0 else { throw ConfigurationError(key: "forward[\(i)].outside", problem: "port 0 cannot be forwarded") }
             guard Int(f.insidePort) + f.outsidePorts.count - 1 <= 65535, f.insidePort > 0 else {
-                throw ConfigurationError(key: "forwards[\(i)].inside_port", problem: "the range runs past port 65535 or starts at 0")
+                throw ConfigurationError(key: "forward[\(i)].inside", problem: "the range runs past port 65535 or starts at 0")
             }
             guard isOutsideAddress(f.outsideAddress) else {
-                throw ConfigurationError(key: "forwards[\(i)].outside", problem: "\(f.outsideAddress) is not in the pool")
+                throw ConfigurationError(key: "forward[\(i)].outside", problem: "\(f.outsideAddress) is not in the pool")
             }
             for port in f.outsidePorts {
                 let k = UInt64(f.proto) << 48 | UInt64(f.outsideAddress.rawValue) << 16 | UInt64(port)
                 guard seen.insert(k).inserted else {
-                    throw ConfigurationError(key: "forwards[\(i)]", problem: "outside port \(port) is already forwarded")
+                    throw ConfigurationError(key: "forward[\(i)]", problem: "outside port \(port) is already forwarded")
                 }
             }
         }
@@ -298,16 +298,11 @@ public struct NAPT44Configuration: Sendable {
         }
         for (i, r) in redirects.enumerated() {
             guard r.proto == IPProtocol.tcp || r.proto == IPProtocol.udp else {
-                throw ConfigurationError(key: "redirects[\(i)].protocol", problem: "must be tcp or udp")
+                throw ConfigurationError(key: "redirect[\(i)].protocol", problem: "must be tcp or udp")
             }
             guard r.targetPort > 0, Int(r.targetPort) + r.matchPorts.count - 1 <= 65535 else {
-                throw ConfigurationError(key: "redirects[\(i)].target_port", problem: "the range runs past port 65535 or starts at 0")
+                throw ConfigurationError(key: "redirect[\(i)].target", problem: "the range runs past port 65535 or starts at 0")
             }
-        }
-        if let l = limits.maxSessionsPerHost, l < 1 { throw ConfigurationError(key: "limits.max_sessions_per_host", problem: "must be at least 1") }
-        if let l = limits.maxPortsPerHost, l < 1 { throw ConfigurationError(key: "limits.max_ports_per_host", problem: "must be at least 1") }
-        guard fragments.maxFlows >= 1, fragments.maxHeld >= 0, fragments.maxHeldSize >= 68 else {
-            throw ConfigurationError(key: "fragments", problem: "max_flows must be ≥ 1, max_held ≥ 0, max_held_size ≥ 68")
         }
     }
 
@@ -326,17 +321,6 @@ public struct NAPT44Configuration: Sendable {
     public func isOutsideAddress(_ a: IPv4Address) -> Bool {
         pool.contains { $0.contains(a) } || staticNAT.contains { $0.outside == a }
     }
-}
-
-/// A configuration problem: which key, and what is wrong with it.
-public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var key: String
-    public var problem: String
-    public init(key: String, problem: String) {
-        self.key = key
-        self.problem = problem
-    }
-    public var description: String { "\(key): \(problem)" }
 }
 
 extension PortForward {

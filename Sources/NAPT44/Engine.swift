@@ -21,22 +21,20 @@ public struct NAPT44Engine: ~Copyable {
     /// Pool prefixes and 1:1 outside addresses.
     @usableFromInline var outsideNets: IPv4PrefixMatcher
     var poolAddresses: [UInt32]
-    let portsLow: PortSet
-    let portsHigh: PortSet
+    /// Outside ports (TCP and UDP ranges kept apart) and ICMP identifiers of dynamic mappings; rebuilt by
+    /// a reload that changes preservation, parity or the search length (same ports).
+    var ports: PortAllocator
     let seed: UInt64
-    var icmpSource: UInt32
-    var hasRedirects: Bool
-    var inboundRefresh: Bool
+    var icmpSource: UInt32 = 0
+    var hasRedirects = false
+    var inboundRefresh = false
     // Settings read on every new flow, copied out of `configuration` so that path reads plain fields.
-    var mappingTCP: MappingBehavior
-    var mappingUDP: MappingBehavior
-    var mappingICMP: MappingBehavior
-    var portPreservation: Bool
-    var parityPreservation: Bool
-    var pairedPooling: Bool
-    var maxPortAttempts: Int
-    var maxSessionsPerHost: Int?
-    var maxPortsPerHost: Int?
+    var mappingTCP = MappingBehavior.endpointIndependent
+    var mappingUDP = MappingBehavior.endpointIndependent
+    var mappingICMP = MappingBehavior.endpointIndependent
+    var pairedPooling = true
+    var maxSessionsPerHost: Int? = nil
+    var maxPortsPerHost: Int? = nil
     /// The table's outside-endpoint lookup as a copyable value (pointers into the table, which never moves).
     let endpointProbe: EndpointProbe
     /// Tests turn the fast path off to compare it with the full pipeline.
@@ -65,8 +63,6 @@ public struct NAPT44Engine: ~Copyable {
         if s == 0 { s = 0x5EED }
         seed = s
         table = SessionTable(sessionCapacity: c.maxSessions, hostCapacity: c.maxHosts, seed: s)
-        // Every idle timeout under 2^16 s: an established packet need not read the second half of its session.
-        table.refreshReadsHighBits = TimerClass.allCases.contains { c.timeouts.seconds(for: $0) >= 1 << 16 }
         outbox = Outbox(slots: 64, slotSize: max(576, c.fragments.maxHeldSize))
         fragmentFlows = FragmentTracker(capacity: c.fragments.maxFlows, seed: s &* 31)
         heldFragments = HeldPackets(capacity: c.fragments.maxHeld, slotSize: c.fragments.maxHeldSize)
@@ -74,20 +70,9 @@ public struct NAPT44Engine: ~Copyable {
         insideNets = c.insidePrefixMatcher
         outsideNets = c.outsideMatcher
         poolAddresses = c.poolAddresses.map(\.rawValue)
-        (portsLow, portsHigh) = c.ports.split()
-        icmpSource = (c.icmpSourceAddress ?? IPv4Address(poolAddresses[0])).rawValue
-        hasRedirects = !c.redirects.isEmpty
-        inboundRefresh = c.inboundRefresh
-        mappingTCP = c.tcp.mapping
-        mappingUDP = c.udp.mapping
-        mappingICMP = c.icmp.mapping
-        portPreservation = c.portPreservation
-        parityPreservation = c.parityPreservation
-        pairedPooling = c.pairedPooling
-        maxPortAttempts = c.maxPortAttempts
-        maxSessionsPerHost = c.limits.maxSessionsPerHost
-        maxPortsPerHost = c.limits.maxPortsPerHost
+        ports = Self.portAllocator(c, seed: s)
         endpointProbe = table.endpointProbe
+        loadSettings(c)
         for st in c.staticNAT {
             staticInside[UInt64(st.tenant) << 32 | UInt64(st.inside.rawValue)] = st.outside.rawValue
             staticOutside[st.outside.rawValue] = UInt64(st.tenant) << 32 | UInt64(st.inside.rawValue)
@@ -99,6 +84,28 @@ public struct NAPT44Engine: ~Copyable {
     deinit {
         insideNets.deallocate()
         outsideNets.deallocate()
+    }
+
+    static func portAllocator(_ c: NAPT44Configuration, seed: UInt64) -> PortAllocator {
+        PortAllocator(ports: c.ports, keepsRange: true, preservesPort: c.portPreservation,
+                      preservesParity: c.parityPreservation, maxAttempts: c.maxPortAttempts, seed: seed)
+    }
+
+    /// The settings read on every new flow, copied out of `c` into plain fields (at start, and by a
+    /// reload: ``reconfigure(_:now:)``).
+    mutating func loadSettings(_ c: NAPT44Configuration) {
+        ports = Self.portAllocator(c, seed: seed)
+        icmpSource = (c.icmpSourceAddress ?? IPv4Address(poolAddresses[0])).rawValue
+        hasRedirects = !c.redirects.isEmpty
+        inboundRefresh = c.inboundRefresh
+        mappingTCP = c.tcp.mapping
+        mappingUDP = c.udp.mapping
+        mappingICMP = c.icmp.mapping
+        pairedPooling = c.pairedPooling
+        maxSessionsPerHost = c.limits.maxSessionsPerHost
+        maxPortsPerHost = c.limits.maxPortsPerHost
+        // Every idle timeout under 2^16 s: an established packet need not read the second half of its session.
+        table.refreshReadsHighBits = TimerClass.allCases.contains { c.timeouts.seconds(for: $0) >= 1 << 16 }
     }
 
     // MARK: Classification

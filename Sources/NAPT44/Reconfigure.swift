@@ -28,19 +28,7 @@ extension NAPT44Engine {
         c.forwards = forwards
         configuration = c
         if old.pool != new.pool { changePool(now: now) }
-        icmpSource = (c.icmpSourceAddress ?? IPv4Address(poolAddresses[0])).rawValue
-        hasRedirects = !c.redirects.isEmpty
-        inboundRefresh = c.inboundRefresh
-        mappingTCP = c.tcp.mapping
-        mappingUDP = c.udp.mapping
-        mappingICMP = c.icmp.mapping
-        portPreservation = c.portPreservation
-        parityPreservation = c.parityPreservation
-        pairedPooling = c.pairedPooling
-        maxPortAttempts = c.maxPortAttempts
-        maxSessionsPerHost = c.limits.maxSessionsPerHost
-        maxPortsPerHost = c.limits.maxPortsPerHost
-        table.refreshReadsHighBits = TimerClass.allCases.contains { c.timeouts.seconds(for: $0) >= 1 << 16 }
+        loadSettings(c)
         lastNow = now
     }
 

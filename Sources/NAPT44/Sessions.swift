@@ -122,55 +122,19 @@ extension NAPT44Engine {
     }
 
     /// RFC 4787 §4.2.1 port preservation when the port is free; otherwise RFC 6056 §3.3.3 (Algorithm 3,
-    /// simple hash-based selection) over the configured port set, keeping a port below 1024 below 1024 and
-    /// one from 1024 up from 1024 up, and parity when configured, with a bounded number of attempts.
+    /// simple hash-based selection, keyed by the flow) over the configured port set, keeping a port below
+    /// 1024 below 1024 and one from 1024 up from 1024 up, and parity when configured, with a bounded number
+    /// of attempts (``PortAllocator``). Not inlined into ``allocateEndpoint(_:remote:remotePort:tenant:)``,
+    /// whose loop over pool addresses would otherwise do the allocator's set-up for every address.
+    @inline(never)
     mutating func allocatePort(proto: UInt8, address: UInt32, preferred: UInt16, tenant: UInt32, inside: UInt32,
-                      remote: UInt32, remotePort: UInt16) -> UInt16? {
-        // The sets are passed borrowed (no copy, no reference counting on this per-new-flow path).
-        if proto != IPProtocol.icmp {
-            if preferred < 1024 {
-                if portsLow.count > 0 {
-                    return allocatePort(in: portsLow, proto: proto, address: address, preferred: preferred, tenant: tenant,
-                                        inside: inside, remote: remote, remotePort: remotePort)
-                }
-            } else if portsHigh.count > 0 {
-                return allocatePort(in: portsHigh, proto: proto, address: address, preferred: preferred, tenant: tenant,
-                                    inside: inside, remote: remote, remotePort: remotePort)
-            }
-        }
-        return allocatePort(in: configuration.ports, proto: proto, address: address, preferred: preferred, tenant: tenant,
-                            inside: inside, remote: remote, remotePort: remotePort)
-    }
-
-    @inline(__always)
-    mutating func allocatePort(in set: borrowing PortSet, proto: UInt8, address: UInt32, preferred: UInt16, tenant: UInt32,
-                      inside: UInt32, remote: UInt32, remotePort: UInt16) -> UInt16? {
+                               remote: UInt32, remotePort: UInt16) -> UInt16? {
         // Through the engine's copyable probe: calling the table's own lookup from here made the compiler
         // copy the whole (noncopyable) table for every try.
-        let probe = endpointProbe
-        if portPreservation && preferred != 0 && set.contains(preferred)
-            && probe.lookup(proto: proto, outsideAddress: address, outsidePort: preferred) == 0 {
-            return preferred
-        }
-        let count = set.count
-        guard count > 0 else { return nil }
-        let h = KeyHash.hash(UInt64(inside) << 32 | UInt64(remote),
-                             UInt64(preferred) << 48 | UInt64(remotePort) << 32 | UInt64(tenant) ^ UInt64(proto) << 56,
-                             seed: seed ^ 0x6056)
-        let offset = Int(h % UInt32(count))
-        let attempts = min(count, maxPortAttempts)
-        let parity = parityPreservation ? Int(preferred & 1) : -1
-        var tried = 0, i = 0
-        while tried < attempts && i < count {
-            var index = offset + i
-            if index >= count { index -= count }
-            let port = set.port(at: index)
-            i += 1
-            if parity >= 0 && Int(port & 1) != parity { continue }
-            tried += 1
-            if probe.lookup(proto: proto, outsideAddress: address, outsidePort: port) == 0 { return port }
-        }
-        return nil
+        ports.allocate(proto: proto, address: address, preferred: preferred,
+                       keyA: UInt64(inside) << 32 | UInt64(remote),
+                       keyB: UInt64(preferred) << 48 | UInt64(remotePort) << 32 | UInt64(tenant) ^ UInt64(proto) << 56,
+                       probe: endpointProbe)
     }
 
     // MARK: New inbound flows

@@ -54,45 +54,35 @@ public struct AddressPoolConfiguration: Sendable, Equatable {
     }
 
     /// Checks the configuration as a whole; the error names the key and what is wrong.
-    public func validate() throws(AddressPoolError) {
+    public func validate() throws(ConfigurationError) {
         guard !prefixes.isEmpty else {
-            throw AddressPoolError(key: "prefixes", problem: "is empty: give at least one IPv4 prefix or address")
+            throw ConfigurationError(key: "prefixes", problem: "is empty: give at least one IPv4 prefix or address")
         }
         for (i, p) in prefixes.enumerated() {
             for (j, o) in prefixes.enumerated() where j > i && (o.contains(p.address) || p.contains(o.address)) {
-                throw AddressPoolError(key: "prefixes[\(j)]", problem: "\(o) overlaps \(p)")
+                throw ConfigurationError(key: "prefixes[\(j)]", problem: "\(o) overlaps \(p)")
             }
         }
         let n = addressCount
         guard n <= UInt64(Self.maximumAddresses) else {
-            throw AddressPoolError(key: "prefixes", problem: "hold \(n) addresses; at most \(Self.maximumAddresses) (a /12) are supported")
+            throw ConfigurationError(key: "prefixes", problem: "hold \(n) addresses; at most \(Self.maximumAddresses) (a /12) are supported")
         }
         guard maxIdleSeconds >= 1, maxIdleSeconds <= Self.maximumIdleSeconds else {
-            throw AddressPoolError(key: "max_idle", problem: "is \(maxIdleSeconds) s; it must be between 1 and \(Self.maximumIdleSeconds)")
+            throw ConfigurationError(key: "max_idle", problem: "is \(maxIdleSeconds) s; it must be between 1 and \(Self.maximumIdleSeconds)")
         }
         for (i, s) in staticMappings.enumerated() {
             guard isUsable(s.ipv4) else {
                 let why = prefixes.contains { $0.contains(s.ipv4) } ? "is the network or broadcast address of its pool prefix" : "is not in the pool"
-                throw AddressPoolError(key: "static[\(i)].v4", problem: "\(s.ipv4) \(why)")
+                throw ConfigurationError(key: "static[\(i)].v4", problem: "\(s.ipv4) \(why)")
             }
             for (j, t) in staticMappings.enumerated() where j < i {
-                if t.ipv4 == s.ipv4 { throw AddressPoolError(key: "static[\(i)].v4", problem: "\(s.ipv4) is already mapped by static[\(j)]") }
-                if t.ipv6 == s.ipv6 { throw AddressPoolError(key: "static[\(i)].v6", problem: "\(s.ipv6) is already mapped by static[\(j)]") }
+                if t.ipv4 == s.ipv4 { throw ConfigurationError(key: "static[\(i)].v4", problem: "\(s.ipv4) is already mapped by static[\(j)]") }
+                if t.ipv6 == s.ipv6 { throw ConfigurationError(key: "static[\(i)].v6", problem: "\(s.ipv6) is already mapped by static[\(j)]") }
             }
         }
     }
 }
 
-/// A pool configuration problem: which key, and what is wrong with it.
-public struct AddressPoolError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var key: String
-    public var problem: String
-    public init(key: String, problem: String) {
-        self.key = key
-        self.problem = problem
-    }
-    public var description: String { "\(key): \(problem)" }
-}
 
 /// One reservation as the control plane and the state file see it.
 public struct AddressReservation: Sendable, Hashable, CustomStringConvertible {
@@ -177,7 +167,7 @@ public struct AddressPool: ~Copyable {
     public private(set) var reservationsExpired: UInt64 = 0
 
     /// Builds the tables; throws when `configuration.validate()` does.
-    public init(configuration: AddressPoolConfiguration) throws(AddressPoolError) {
+    public init(configuration: AddressPoolConfiguration) throws(ConfigurationError) {
         try configuration.validate()
         self.configuration = configuration
         let n = Int(configuration.addressCount)
@@ -492,16 +482,16 @@ public struct AddressPoolMapping: NAT64Mapping, ~Copyable {
     @usableFromInline let rfc6791: [UInt32]
 
     /// `rfc6791Pool` holds at most 65,536 addresses in all.
-    public init(pool: consuming AddressPool, prefix: NAT64Prefix, rfc6791Pool: [IPv4Prefix] = []) throws(AddressPoolError) {
+    public init(pool: consuming AddressPool, prefix: NAT64Prefix, rfc6791Pool: [IPv4Prefix] = []) throws(ConfigurationError) {
         var a: [UInt32] = []
         for (i, q) in rfc6791Pool.enumerated() {
             guard q.count + UInt64(a.count) <= 65536 else {
-                throw AddressPoolError(key: "rfc6791_pool[\(i)]", problem: "makes the RFC 6791 pool larger than 65536 addresses")
+                throw ConfigurationError(key: "rfc6791_pool[\(i)]", problem: "makes the RFC 6791 pool larger than 65536 addresses")
             }
             for n in 0..<UInt32(q.count) { a.append(q.address.rawValue &+ n) }
         }
         for (i, q) in rfc6791Pool.enumerated() where pool.configuration.prefixes.contains(where: { $0.contains(q.address) || q.contains($0.address) }) {
-            throw AddressPoolError(key: "rfc6791_pool[\(i)]", problem: "\(q) overlaps the address pool")
+            throw ConfigurationError(key: "rfc6791_pool[\(i)]", problem: "\(q) overlaps the address pool")
         }
         self.pool = pool
         self.prefix = prefix

@@ -1,3 +1,4 @@
+import NATCore
 import NATWire
 
 /// What to do with an IPv4 UDP datagram whose checksum is zero ("no checksum", RFC 768), which IPv6 does
@@ -51,27 +52,27 @@ public struct NAT64Configuration: Sendable, Hashable {
     public init() {}
 
     /// Checks every value; the first problem found is thrown, naming its key.
-    public func validate() throws(NAT64ConfigurationError) {
+    public func validate() throws(ConfigurationError) {
         guard lowestIPv6MTU >= 1280, lowestIPv6MTU <= 65535 else {
-            throw NAT64ConfigurationError(key: "lowest_ipv6_mtu", problem:
+            throw ConfigurationError(key: "lowest_ipv6_mtu", problem:
                 "is \(lowestIPv6MTU); it must be between 1280 (the IPv6 minimum, RFC 8200 §5) and 65535")
         }
         guard ipv6MTU >= 1280, ipv6MTU <= 65535 else {
-            throw NAT64ConfigurationError(key: "ipv6_mtu", problem: "is \(ipv6MTU); it must be between 1280 and 65535")
+            throw ConfigurationError(key: "ipv6_mtu", problem: "is \(ipv6MTU); it must be between 1280 and 65535")
         }
         guard lowestIPv6MTU <= ipv6MTU else {
-            throw NAT64ConfigurationError(key: "lowest_ipv6_mtu", problem:
+            throw ConfigurationError(key: "lowest_ipv6_mtu", problem:
                 "is \(lowestIPv6MTU), larger than ipv6_mtu \(ipv6MTU): fragments would not fit the IPv6 link")
         }
         guard ipv4MTU >= 68, ipv4MTU <= 65535 else {
-            throw NAT64ConfigurationError(key: "ipv4_mtu", problem:
+            throw ConfigurationError(key: "ipv4_mtu", problem:
                 "is \(ipv4MTU); it must be between 68 (the IPv4 minimum, RFC 791) and 65535")
         }
         if let r = icmpErrorsPerSecond, r < 0 {
-            throw NAT64ConfigurationError(key: "icmp_errors_per_second", problem: "is \(r); it must be 0 or more")
+            throw ConfigurationError(key: "icmp_errors_per_second", problem: "is \(r); it must be 0 or more")
         }
         guard outboxSlots >= 1, outboxSlots <= 4096 else {
-            throw NAT64ConfigurationError(key: "outbox_slots", problem: "is \(outboxSlots); it must be between 1 and 4096")
+            throw ConfigurationError(key: "outbox_slots", problem: "is \(outboxSlots); it must be between 1 and 4096")
         }
     }
 }

@@ -1,3 +1,4 @@
+import NATCore
 import NATWire
 
 /// One row of the Explicit Address Mapping table (RFC 7757 §3.1): an IPv4 prefix and an IPv6 prefix
@@ -7,9 +8,9 @@ public struct ExplicitAddressMapping: Sendable, Hashable, CustomStringConvertibl
     public let ipv6: IPv6Prefix
 
     /// RFC 7757 §3.2: the suffix lengths (32 − IPv4 length, 128 − IPv6 length) must be equal.
-    public init(ipv4: IPv4Prefix, ipv6: IPv6Prefix) throws(NAT64ConfigurationError) {
+    public init(ipv4: IPv4Prefix, ipv6: IPv6Prefix) throws(ConfigurationError) {
         guard 32 - Int(ipv4.length) == 128 - Int(ipv6.length) else {
-            throw NAT64ConfigurationError(key: "eam", problem:
+            throw ConfigurationError(key: "eam", problem:
                 "\(ipv4) and \(ipv6) have suffixes of \(32 - Int(ipv4.length)) and \(128 - Int(ipv6.length)) bits; RFC 7757 §3.2 needs them equal")
         }
         self.ipv4 = ipv4
@@ -17,12 +18,12 @@ public struct ExplicitAddressMapping: Sendable, Hashable, CustomStringConvertibl
     }
 
     /// Parses `"192.0.2.0/24"` and `"2001:db8:aaaa::/120"`.
-    public init(ipv4 v4: String, ipv6 v6: String) throws(NAT64ConfigurationError) {
+    public init(ipv4 v4: String, ipv6 v6: String) throws(ConfigurationError) {
         guard let a = IPv4Prefix(v4) else {
-            throw NAT64ConfigurationError(key: "eam", problem: "\"\(v4)\" is not an IPv4 prefix with its host bits zero")
+            throw ConfigurationError(key: "eam", problem: "\"\(v4)\" is not an IPv4 prefix with its host bits zero")
         }
         guard let b = IPv6Prefix(v6) else {
-            throw NAT64ConfigurationError(key: "eam", problem: "\"\(v6)\" is not an IPv6 prefix with its host bits zero")
+            throw ConfigurationError(key: "eam", problem: "\"\(v6)\" is not an IPv6 prefix with its host bits zero")
         }
         try self.init(ipv4: a, ipv6: b)
     }
@@ -51,14 +52,14 @@ public struct ExplicitAddressMappingTable: Sendable {
 
     /// Builds the table; refuses two rows with the same IPv4 prefix or the same IPv6 prefix, which would
     /// make the mapping ambiguous. Overlapping prefixes of different lengths are allowed (longest match).
-    public init(_ entries: [ExplicitAddressMapping]) throws(NAT64ConfigurationError) {
+    public init(_ entries: [ExplicitAddressMapping]) throws(ConfigurationError) {
         for (i, e) in entries.enumerated() {
             for (j, f) in entries.enumerated() where j > i {
                 if e.ipv4 == f.ipv4 {
-                    throw NAT64ConfigurationError(key: "eam[\(j)]", problem: "repeats the IPv4 prefix \(f.ipv4) of eam[\(i)]")
+                    throw ConfigurationError(key: "eam[\(j)]", problem: "repeats the IPv4 prefix \(f.ipv4) of eam[\(i)]")
                 }
                 if e.ipv6 == f.ipv6 {
-                    throw NAT64ConfigurationError(key: "eam[\(j)]", problem: "repeats the IPv6 prefix \(f.ipv6) of eam[\(i)]")
+                    throw ConfigurationError(key: "eam[\(j)]", problem: "repeats the IPv6 prefix \(f.ipv6) of eam[\(i)]")
                 }
             }
         }

@@ -1,3 +1,4 @@
+import NATCore
 import NATWire
 
 /// An IPv6 prefix that IPv4 addresses are embedded in, after RFC 6052 §2.2: IPv4-embedded IPv6
@@ -44,14 +45,15 @@ public struct NAT64Prefix: Hashable, Sendable, CustomStringConvertible {
     /// Checks the prefix against RFC 6052 §2.2: its length must be 32, 40, 48, 56, 64 or 96, and bits
     /// 64-71 must be zero. `restrictsToGlobalIPv4` defaults to true for the Well-Known Prefix and false
     /// for every other prefix.
-    public init(_ prefix: IPv6Prefix, restrictsToGlobalIPv4: Bool? = nil) throws(NAT64ConfigurationError) {
+    public init(_ prefix: IPv6Prefix, restrictsToGlobalIPv4: Bool? = nil) throws(ConfigurationError) {
         guard NAT64Prefix.allowedLengths.contains(prefix.length) else {
-            throw NAT64ConfigurationError(key: "prefix", problem:
-                "\(prefix) has length \(prefix.length); RFC 6052 §2.2 allows only 32, 40, 48, 56, 64 or 96")
+            throw ConfigurationError(key: "prefix", problem:
+                "\(prefix) is /\(prefix.length); RFC 6052 §2.2 allows /32, /40, /48, /56, /64 and /96",
+                                     hint: "e.g. \"64:ff9b::/96\" or \"2001:db8:64::/96\"")
         }
         guard prefix.address.byte(8) == 0 else {
-            throw NAT64ConfigurationError(key: "prefix", problem:
-                "\(prefix) sets bits 64-71, which RFC 6052 §2.2 reserves and requires to be zero")
+            throw ConfigurationError(key: "prefix", problem:
+                "\(prefix) has bits 64-71 set; RFC 6052 §2.2 reserves them (the u octet) as zero")
         }
         self.prefix = prefix
         self.restrictsToGlobalIPv4 = restrictsToGlobalIPv4 ?? (prefix == NAT64Prefix.wellKnownPrefix)
@@ -59,9 +61,9 @@ public struct NAT64Prefix: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Parses `addr/len` text and checks it as ``init(_:restrictsToGlobalIPv4:)`` does.
-    public init(_ text: String, restrictsToGlobalIPv4: Bool? = nil) throws(NAT64ConfigurationError) {
+    public init(_ text: String, restrictsToGlobalIPv4: Bool? = nil) throws(ConfigurationError) {
         guard let p = IPv6Prefix(text) else {
-            throw NAT64ConfigurationError(key: "prefix", problem: "\"\(text)\" is not an IPv6 prefix (address/length)")
+            throw ConfigurationError(key: "prefix", problem: "\"\(text)\" is not an IPv6 prefix (address/length)")
         }
         try self.init(p, restrictsToGlobalIPv4: restrictsToGlobalIPv4)
     }
@@ -178,15 +180,4 @@ public enum SpecialPurposeIPv4 {
         default: return true
         }
     }
-}
-
-/// A configuration value that cannot be used: which key, and what is wrong with it.
-public struct NAT64ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var key: String
-    public var problem: String
-    public init(key: String, problem: String) {
-        self.key = key
-        self.problem = problem
-    }
-    public var description: String { "\(key): \(problem)" }
 }

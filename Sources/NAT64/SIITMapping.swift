@@ -24,6 +24,19 @@ public struct SIITConfiguration: Sendable, Hashable {
         self.rfc6791Pool = rfc6791Pool
         self.rfc6791IPv6 = rfc6791IPv6
     }
+
+    /// Checks the configuration as ``SIITMapping/init(_:)`` does: something to translate with, EAM rows
+    /// that are not repeated (RFC 7757 allows overlapping prefixes of different lengths: longest match),
+    /// RFC 6791 prefixes of at most a /16.
+    public func validate() throws(ConfigurationError) {
+        guard prefix != nil || !explicitMappings.isEmpty else {
+            throw ConfigurationError(key: "siit", problem: "has neither a prefix nor explicit address mappings: nothing could be translated")
+        }
+        _ = try ExplicitAddressMappingTable(explicitMappings)
+        for (i, q) in rfc6791Pool.enumerated() where q.count > 65536 {
+            throw ConfigurationError(key: "rfc6791_pool[\(i)]", problem: "\(q) is larger than a /16")
+        }
+    }
 }
 
 /// Stateless IP/ICMP translation (SIIT, RFC 7915 §1.3) addressing: the Explicit Address Mapping table
@@ -37,19 +50,15 @@ public struct SIITMapping: NAT64Mapping, Sendable {
     @usableFromInline let pool: [UInt32]
     @usableFromInline let hairpinning: Bool
 
-    public init(_ c: SIITConfiguration) throws(NAT64ConfigurationError) {
-        guard c.prefix != nil || !c.explicitMappings.isEmpty else {
-            throw NAT64ConfigurationError(key: "siit", problem: "has neither a prefix nor explicit address mappings: nothing could be translated")
-        }
+    /// Builds the mapping; the configuration must pass ``SIITConfiguration/validate()``.
+    public init(_ c: SIITConfiguration) throws(ConfigurationError) {
+        try c.validate()
         configuration = c
         table = try ExplicitAddressMappingTable(c.explicitMappings)
         prefix = c.prefix
         hasPrefix = c.prefix != nil
         var p: [UInt32] = []
-        for (i, q) in c.rfc6791Pool.enumerated() {
-            guard q.count <= 65536 else {
-                throw NAT64ConfigurationError(key: "rfc6791_pool[\(i)]", problem: "\(q) is larger than a /16")
-            }
+        for q in c.rfc6791Pool {
             for n in 0..<UInt32(q.count) { p.append(q.address.rawValue &+ n) }
         }
         pool = p

@@ -21,38 +21,6 @@ public enum NAT64UnsolicitedSYNPolicy: String, Sendable, Hashable, CaseIterable 
     case drop
 }
 
-/// The four session lifetimes of RFC 6146 §4 and two more timers, in seconds (milliseconds for the SYN
-/// hold and fragment state).
-public struct NAPT64Timeouts: Sendable, Hashable {
-    /// UDP_DEFAULT: 5 minutes. RFC 6146 §4: UDP_MIN is 2 minutes, and no lower value is accepted.
-    public var udp: UInt32 = 300
-    /// TCP_EST: 2 hours 4 minutes, the least RFC 6146 §4 (and RFC 5382 REQ-5) allows.
-    public var tcpEstablished: UInt32 = 7440
-    /// TCP_TRANS: 4 minutes, the least RFC 6146 §4 allows.
-    public var tcpTransitory: UInt32 = 240
-    /// ICMP_DEFAULT: 60 seconds.
-    public var icmp: UInt32 = 60
-    /// TCP_INCOMING_SYN: how long an unsolicited IPv4 SYN is kept, 6 seconds.
-    public var tcpIncomingSYNMilliseconds: UInt64 = 6000
-    /// How long a freed IPv4 transport address waits before it is handed out again (RFC 6888 REQ-8; a
-    /// cleanly closed TCP connection frees its port at once). 0: no wait.
-    public var portHold: UInt32 = 120
-    /// How long the translation of a datagram's first fragment is remembered for its later fragments
-    /// (RFC 6146 §4 FRAGMENT_MIN: 2 s).
-    public var fragmentMilliseconds: UInt64 = 2000
-
-    public init() {}
-
-    @inlinable public func seconds(for c: TimerClass) -> UInt32 {
-        switch c {
-        case .udp: udp
-        case .tcpEstablished: tcpEstablished
-        case .tcpTransitory: tcpTransitory
-        case .icmp, .other: icmp
-        }
-    }
-}
-
 /// A static BIB entry (RFC 6146 §3.1): an IPv6 transport address bound to an IPv4 one, for one protocol,
 /// so that IPv4 hosts can start connections to the IPv6 host. For ICMP the "ports" are echo identifiers.
 public struct NAT64StaticBinding: Sendable, Hashable, CustomStringConvertible {
@@ -137,7 +105,7 @@ public struct NAPT64Configuration: Sendable, Equatable {
     public var tcpProbes = true
     /// RFC 6146 §3.8: IPv6 packets to a pool address are translated back to IPv6 (hairpinning).
     public var hairpinning = true
-    public var timeouts = NAPT64Timeouts()
+    public var timeouts = Timeouts()
     /// Sessions (TCP, UDP and ICMP together): the table's capacity (RFC 6888 REQ-3: never evicted to
     /// make room; a new flow is refused).
     public var maxSessions = 65536
@@ -188,103 +156,102 @@ public struct NAPT64Configuration: Sendable, Equatable {
     }
 
     /// Checks every value; the first problem found is thrown, naming its key (as in swiftnat's `[nat64]`
-    /// table) and what is wrong.
-    public func validate() throws(NAT64ConfigurationError) {
+    /// table, `mode = "stateful"`) and what is wrong. The daemon's loader runs exactly these checks.
+    public func validate() throws(ConfigurationError) {
         guard !pool.isEmpty else {
-            throw NAT64ConfigurationError(key: "pool", problem: "is empty: stateful NAT64 needs at least one IPv4 address or prefix")
+            throw ConfigurationError(key: "pool", problem: "is empty: stateful NAT64 needs at least one IPv4 address or prefix")
         }
         var total: UInt64 = 0
         for (i, p) in pool.enumerated() {
             total += p.count
             for (j, o) in pool.enumerated() where j > i && (o.contains(p.address) || p.contains(o.address)) {
-                throw NAT64ConfigurationError(key: "pool[\(i)]", problem: "\(p) overlaps pool[\(j)] \(o)")
+                throw ConfigurationError(key: "pool[\(i)]", problem: "\(p) overlaps pool[\(j)] \(o)")
             }
         }
         guard total <= 1 << 16 else {
-            throw NAT64ConfigurationError(key: "pool", problem: "has \(total) addresses; at most 65536 are supported")
+            throw ConfigurationError(key: "pool", problem: "has \(total) addresses; at most 65536 are supported")
         }
         for proto in NAT64Protocol.allCases where ports(for: proto).count == 0 {
-            throw NAT64ConfigurationError(key: proto == .icmp ? "icmp_identifiers" : "\(proto)_ports", problem: "leaves no usable port")
+            let k = proto == .icmp ? "icmp_identifiers" : "\(proto)_ports"
+            throw ConfigurationError(key: k, problem: "leaves no usable port", hint: "e.g. \(k) = [\"1024-65535\"], or leave the key out for every port")
         }
-        guard maxPortAttempts >= 1 else {
-            throw NAT64ConfigurationError(key: "max_port_attempts", problem: "is \(maxPortAttempts); it must be at least 1")
-        }
+        if let e = ConfigurationError.outside(1...65536, key: "max_port_attempts", value: maxPortAttempts) { throw e }
         if timeouts.udp < 120 {
-            throw NAT64ConfigurationError(key: "timeouts.udp", problem:
+            throw ConfigurationError(key: "timeouts.udp", problem:
                 "is \(timeouts.udp) s; RFC 6146 §4 does not allow less than UDP_MIN, 120 s")
         }
         if timeouts.tcpEstablished < 7440 {
-            throw NAT64ConfigurationError(key: "timeouts.tcp_established", problem:
+            throw ConfigurationError(key: "timeouts.tcp_established", problem:
                 "is \(timeouts.tcpEstablished) s; RFC 6146 §4 does not allow less than 2 h 4 min (7440 s)")
         }
         if timeouts.tcpTransitory < 240 {
-            throw NAT64ConfigurationError(key: "timeouts.tcp_transitory", problem:
+            throw ConfigurationError(key: "timeouts.tcp_transitory", problem:
                 "is \(timeouts.tcpTransitory) s; RFC 6146 §4 does not allow less than 4 min (240 s)")
         }
         if timeouts.icmp < 1 {
-            throw NAT64ConfigurationError(key: "timeouts.icmp", problem: "is 0 s; ICMP sessions need at least 1 s (RFC 6146 §4: 60 s)")
+            throw ConfigurationError(key: "timeouts.icmp", problem: "is 0 s; ICMP sessions need at least 1 s (RFC 6146 §4: 60 s)")
         }
-        guard timeouts.tcpIncomingSYNMilliseconds >= 1, timeouts.tcpIncomingSYNMilliseconds <= 600_000 else {
-            throw NAT64ConfigurationError(key: "timeouts.tcp_incoming_syn", problem:
-                "is \(timeouts.tcpIncomingSYNMilliseconds) ms; it must be between 1 ms and 10 min (RFC 6146 §4: 6 s)")
+        guard timeouts.synHoldMilliseconds >= 1, timeouts.synHoldMilliseconds <= 600_000 else {
+            throw ConfigurationError(key: "timeouts.tcp_incoming_syn", problem:
+                "is \(timeouts.synHoldMilliseconds) ms; it must be between 1 ms and 10 min (RFC 6146 §4: 6 s)")
         }
         guard timeouts.fragmentMilliseconds >= 1 else {
-            throw NAT64ConfigurationError(key: "timeouts.fragment", problem: "is 0 ms; it must be positive (RFC 6146 §4: 2 s)")
+            throw ConfigurationError(key: "timeouts.fragment", problem: "is 0 ms; it must be positive (RFC 6146 §4: 2 s)")
         }
         guard maxSessions >= 1, maxSessions <= 1 << 24 else {
-            throw NAT64ConfigurationError(key: "limits.max_sessions", problem: "is \(maxSessions); it must be between 1 and 16777216")
+            throw ConfigurationError(key: "limits.max_sessions", problem: "is \(maxSessions); it must be between 1 and 16777216")
         }
         if let b = maxBindings, b < 1 || b > 1 << 24 {
-            throw NAT64ConfigurationError(key: "limits.max_bib_entries", problem: "is \(b); it must be between 1 and 16777216")
+            throw ConfigurationError(key: "limits.max_bib_entries", problem: "is \(b); it must be between 1 and 16777216")
         }
         if let h = maxHosts, h < 1 || h > 1 << 24 {
-            throw NAT64ConfigurationError(key: "limits.max_hosts", problem: "is \(h); it must be between 1 and 16777216")
+            throw ConfigurationError(key: "limits.max_hosts", problem: "is \(h); it must be between 1 and 16777216")
         }
         if let l = maxSessionsPerHost, l < 1 {
-            throw NAT64ConfigurationError(key: "limits.max_sessions_per_host", problem: "is \(l); it must be at least 1")
+            throw ConfigurationError(key: "limits.max_sessions_per_host", problem: "is \(l); it must be at least 1")
         }
         if let l = maxBindingsPerHost, l < 1 {
-            throw NAT64ConfigurationError(key: "limits.max_bib_entries_per_host", problem: "is \(l); it must be at least 1")
+            throw ConfigurationError(key: "limits.max_bib_entries_per_host", problem: "is \(l); it must be at least 1")
         }
         guard maxHeldSYNs >= 0, maxHeldSYNs <= 65536 else {
-            throw NAT64ConfigurationError(key: "limits.max_held_syns", problem: "is \(maxHeldSYNs); it must be between 0 and 65536")
+            throw ConfigurationError(key: "limits.max_held_syns", problem: "is \(maxHeldSYNs); it must be between 0 and 65536")
         }
         guard maxFragmentFlows >= 1, maxFragmentFlows <= 1 << 20 else {
-            throw NAT64ConfigurationError(key: "limits.max_fragment_flows", problem: "is \(maxFragmentFlows); it must be between 1 and 1048576")
+            throw ConfigurationError(key: "limits.max_fragment_flows", problem: "is \(maxFragmentFlows); it must be between 1 and 1048576")
         }
         let bindings = maxBindings ?? maxSessions
         guard staticBindings.count <= bindings else {
-            throw NAT64ConfigurationError(key: "static_bib", problem:
+            throw ConfigurationError(key: "static_bib", problem:
                 "has \(staticBindings.count) entries, more than the \(bindings) BIB entries the table holds")
         }
         let staticHosts = Set(staticBindings.map(\.ipv6)).count
         guard staticHosts <= hostCapacity else {
-            throw NAT64ConfigurationError(key: "static_bib", problem:
+            throw ConfigurationError(key: "static_bib", problem:
                 "names \(staticHosts) IPv6 hosts, more than the \(hostCapacity) the host table holds (limits.max_hosts)")
         }
         for (i, b) in staticBindings.enumerated() {
             guard poolContains(b.ipv4) else {
-                throw NAT64ConfigurationError(key: "static_bib[\(i)].ipv4", problem: "\(b.ipv4) is not a pool address")
+                throw ConfigurationError(key: "static_bib[\(i)].ipv4", problem: "\(b.ipv4) is not a pool address")
             }
             guard !prefix.contains(b.ipv6) else {
-                throw NAT64ConfigurationError(key: "static_bib[\(i)].ipv6", problem:
+                throw ConfigurationError(key: "static_bib[\(i)].ipv6", problem:
                     "\(b.ipv6) is under the NAT64 prefix \(prefix): it stands for an IPv4 host, not an IPv6 one")
             }
             if b.proto != .icmp {
                 guard b.ipv4Port != 0 else {
-                    throw NAT64ConfigurationError(key: "static_bib[\(i)].ipv4_port", problem: "port 0 cannot be bound")
+                    throw ConfigurationError(key: "static_bib[\(i)].ipv4_port", problem: "port 0 cannot be bound")
                 }
                 guard b.ipv6Port != 0 else {
-                    throw NAT64ConfigurationError(key: "static_bib[\(i)].ipv6_port", problem: "port 0 cannot be bound")
+                    throw ConfigurationError(key: "static_bib[\(i)].ipv6_port", problem: "port 0 cannot be bound")
                 }
             }
             for (j, o) in staticBindings.enumerated() where j < i && o.proto == b.proto {
                 if o.ipv4 == b.ipv4 && o.ipv4Port == b.ipv4Port {
-                    throw NAT64ConfigurationError(key: "static_bib[\(i)]", problem:
+                    throw ConfigurationError(key: "static_bib[\(i)]", problem:
                         "binds \(b.proto) \(b.ipv4):\(b.ipv4Port) again (static_bib[\(j)] has it)")
                 }
                 if o.ipv6 == b.ipv6 && o.ipv6Port == b.ipv6Port {
-                    throw NAT64ConfigurationError(key: "static_bib[\(i)]", problem:
+                    throw ConfigurationError(key: "static_bib[\(i)]", problem:
                         "binds \(b.proto) [\(b.ipv6)]:\(b.ipv6Port) again (static_bib[\(j)] has it)")
                 }
             }

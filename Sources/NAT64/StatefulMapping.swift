@@ -53,11 +53,10 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
     @usableFromInline let hairpinning: Bool
     @usableFromInline let fragmentMilliseconds: UInt64
     let poolAddresses: [UInt32]
-    let tcpLow: PortSet
-    let tcpHigh: PortSet
-    let udpLow: PortSet
-    let udpHigh: PortSet
-    let icmpIDs: PortSet
+    /// IPv4 ports of TCP and UDP BIB entries (ranges kept apart, parity kept), and ICMP identifiers.
+    let tcpPorts: PortAllocator
+    let udpPorts: PortAllocator
+    let icmpIdentifiers: PortAllocator
     let seed: UInt64
     var nextIdentification: UInt16 = 1
     // The packet inside the ICMP error being translated, as ``mapInner6to4`` / ``mapInner4to6`` found it,
@@ -68,7 +67,7 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
 
     /// Builds the tables and installs the static BIB entries; the configuration must pass
     /// ``NAPT64Configuration/validate()``.
-    public init(configuration c: NAPT64Configuration) throws(NAT64ConfigurationError) {
+    public init(configuration c: NAPT64Configuration) throws(ConfigurationError) {
         try c.validate()
         configuration = c
         var s = c.hashSeed ?? UInt64.random(in: 1...UInt64.max)
@@ -106,9 +105,12 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
         hairpinning = c.hairpinning
         fragmentMilliseconds = c.timeouts.fragmentMilliseconds
         poolAddresses = c.poolAddresses.map(\.rawValue)
-        (tcpLow, tcpHigh) = c.tcpPorts.split()
-        (udpLow, udpHigh) = c.udpPorts.split()
-        icmpIDs = c.icmpIdentifiers
+        tcpPorts = PortAllocator(ports: c.tcpPorts, keepsRange: true, preservesPort: c.portPreservation,
+                                 preservesParity: c.parityPreservation, maxAttempts: c.maxPortAttempts, seed: s)
+        udpPorts = PortAllocator(ports: c.udpPorts, keepsRange: true, preservesPort: c.portPreservation,
+                                 preservesParity: c.parityPreservation, maxAttempts: c.maxPortAttempts, seed: s)
+        icmpIdentifiers = PortAllocator(ports: c.icmpIdentifiers, keepsRange: false, preservesPort: c.portPreservation,
+                                        preservesParity: false, maxAttempts: c.maxPortAttempts, seed: s)
     }
 
     deinit {

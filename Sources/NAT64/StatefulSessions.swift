@@ -89,22 +89,6 @@ extension NAPT64Mapping {
 
     // MARK: IPv4 transport addresses (RFC 6146 §3.5.1.1, RFC 6056 §3.3.3)
 
-    /// The ports `proto` may use for a host port `local`: TCP and UDP keep 0-1023 and 1024-65535 apart
-    /// (RFC 6146 §3.5.1.1 SHOULD; the other range only when the configured ports have none in this one);
-    /// ICMP identifiers have no ranges.
-    func portSet(proto: UInt8, local: UInt16) -> PortSet {
-        switch proto {
-        case IPProtocol.tcp:
-            let s = local < 1024 ? tcpLow : tcpHigh
-            return s.count > 0 ? s : configuration.tcpPorts
-        case IPProtocol.udp:
-            let s = local < 1024 ? udpLow : udpHigh
-            return s.count > 0 ? s : configuration.udpPorts
-        default:
-            return icmpIDs
-        }
-    }
-
     /// An IPv4 transport address for a new BIB entry: the host's pool address (paired pooling: a hash of
     /// the IPv6 address picks it, so every entry of the host lands on it), the next ones when paired
     /// pooling is off and it has no free port.
@@ -112,42 +96,27 @@ extension NAPT64Mapping {
         let h = hosts.records[Int(host)]
         let n = poolAddresses.count
         let start = Int(KeyHash.hash(h.high, h.low ^ 0x706F_6F6C, seed: seed) % UInt32(n))
-        let set = portSet(proto: proto, local: local)
         let tries = configuration.pairedPooling ? 1 : n
         for i in 0..<tries {
             let address = poolAddresses[(start + i) % n]
-            if let port = allocatePort(proto: proto, address: address, local: local, set: set, host: h) {
+            if let port = allocatePort(proto: proto, address: address, local: local, host: h) {
                 return (address, port)
             }
         }
         throw .portsExhausted
     }
 
-    /// A free port of `set` on `address`: the host's own when preservation is on and it is free, else
-    /// RFC 6056 §3.3.3 (simple hash-based selection): start at a keyed hash of (IPv6 host, port, protocol)
-    /// and walk on, skipping ports of the other parity when parity is kept (RFC 6146 §3.5.1.1), for at
-    /// most ``NAPT64Configuration/maxPortAttempts`` candidates. A port is free when no BIB entry (live, or
-    /// held after release) of the protocol owns it.
-    func allocatePort(proto: UInt8, address: UInt32, local: UInt16, set: PortSet, host h: IPv6HostTable.Host) -> UInt16? {
-        if configuration.portPreservation && local != 0 && set.contains(local)
-            && table.lookupMapping(proto: proto, outsideAddress: address, outsidePort: local) == 0 {
-            return local
-        }
-        let count = set.count
-        guard count > 0 else { return nil }
-        let key = KeyHash.hash(h.high ^ UInt64(address), h.low ^ (UInt64(local) << 48 | UInt64(proto) << 40), seed: seed ^ 0x6056)
-        let offset = Int(key % UInt32(count))
-        let attempts = min(count, configuration.maxPortAttempts)
-        let parity = configuration.parityPreservation && proto != IPProtocol.icmp ? Int(local & 1) : -1
-        var tried = 0, i = 0
-        while tried < attempts && i < count {
-            let port = set.port(at: (offset + i) % count)
-            i += 1
-            if parity >= 0 && Int(port & 1) != parity { continue }
-            tried += 1
-            if table.lookupMapping(proto: proto, outsideAddress: address, outsidePort: port) == 0 { return port }
-        }
-        return nil
+    /// A free port on `address` for the host's port `local` (``PortAllocator``): the host's own when
+    /// preservation is on and it is free, else RFC 6056 §3.3.3 (simple hash-based selection) from a keyed
+    /// hash of (IPv6 host, address, port, protocol), keeping TCP and UDP ports in their range (0-1023 or
+    /// 1024-65535, RFC 6146 §3.5.1.1 SHOULD; the other range only when the configured ports have none in
+    /// this one) and their parity, for at most ``NAPT64Configuration/maxPortAttempts`` candidates. A port is
+    /// free when no BIB entry (live, or held after release) of the protocol owns it.
+    @inline(never)
+    func allocatePort(proto: UInt8, address: UInt32, local: UInt16, host h: IPv6HostTable.Host) -> UInt16? {
+        let allocator = proto == IPProtocol.tcp ? tcpPorts : proto == IPProtocol.udp ? udpPorts : icmpIdentifiers
+        return allocator.allocate(proto: proto, address: address, preferred: local, keyA: h.high ^ UInt64(address),
+                                  keyB: h.low ^ (UInt64(local) << 48 | UInt64(proto) << 40), probe: table.endpointProbe)
     }
 
     // MARK: New flows from the IPv4 side (RFC 6146 §3.5.1, §3.5.2.2, §3.5.3)

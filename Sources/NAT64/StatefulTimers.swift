@@ -6,7 +6,7 @@ extension NAPT64Mapping {
 
     /// Runs the timers: idle sessions of each class (UDP_DEFAULT, TCP_EST, TCP_TRANS, ICMP_DEFAULT; each
     /// class is a list ordered by last use, so the work is O(1) per session that ends), BIB entries left
-    /// without sessions (their ports held for ``NAPT64Timeouts/portHold``), fragment state, and unsolicited
+    /// without sessions (their ports held for ``Timeouts/portHold``), fragment state, and unsolicited
     /// SYNs whose TCP_INCOMING_SYN ran out (answered with ICMP Port Unreachable or dropped). An ESTABLISHED
     /// session whose TCP_EST ran out is probed and moved to TRANS when probes are on (§3.5.2.2).
     /// Call it regularly; drain ``nextGeneratedPacket()`` (``NAT64Translator/nextOutput()``) after it. When
@@ -38,7 +38,7 @@ extension NAPT64Mapping {
     }
 
     /// Removes a session, and its BIB entry when it was the last one and the entry is not static: the
-    /// IPv4 port is held for ``NAPT64Timeouts/portHold`` unless the TCP connection closed cleanly (RFC 6888
+    /// IPv4 port is held for ``Timeouts/portHold`` unless the TCP connection closed cleanly (RFC 6888
     /// REQ-8). The IPv6 host is forgotten once it has no BIB entries left.
     mutating func endSession(_ sid: UInt32, now: UInt32) {
         let s = table.sessions[Int(sid)]
@@ -77,7 +77,7 @@ extension NAPT64Mapping {
         let (a, b) = Self.synKey(outside: dst, outsidePort: dp, remote: src, remotePort: sp)
         if heldSYNs.contains(keyA: a, keyB: b) { return false }
         return heldSYNs.hold(UnsafeRawBufferPointer(start: p, count: total), keyA: a, keyB: b,
-                             deadline: now.milliseconds &+ configuration.timeouts.tcpIncomingSYNMilliseconds)
+                             deadline: now.milliseconds &+ configuration.timeouts.synHoldMilliseconds)
     }
 
     /// Unsolicited SYNs whose time ran out: ICMPv4 Port Unreachable (3/3) quoting the SYN, from the

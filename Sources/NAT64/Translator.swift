@@ -47,7 +47,7 @@ public struct NAT64Translator<Mapping: NAT64Mapping & ~Copyable>: ~Copyable {
     @usableFromInline var icmpTokenSecond: UInt32 = .max
 
     /// Builds a translator; the configuration must pass ``NAT64Configuration/validate()``.
-    public init(configuration c: NAT64Configuration, mapping: consuming Mapping) throws(NAT64ConfigurationError) {
+    public init(configuration c: NAT64Configuration, mapping: consuming Mapping) throws(ConfigurationError) {
         try c.validate()
         configuration = c
         self.mapping = mapping

@@ -4,236 +4,184 @@ import NATCore
 import NATWire
 import TOMLKit
 
-/// Reads a TOML file into a ``DaemonConfiguration``. Every key is checked: unknown keys, wrong types
-/// and bad values are refused with the file and the key path in the error.
+/// Reads a TOML file into a ``DaemonConfiguration``: decodes every table into its value type (unknown keys,
+/// wrong types and values that do not parse are refused here, with the file and the key path), then runs
+/// ``DaemonConfiguration/validate()``, where every rule lives (the engines' own `validate()` among them).
 public enum ConfigLoader {
-    public static func load(file: String) throws(ConfigFileError) -> DaemonConfiguration {
+    public static func load(file: String) throws(ConfigurationError) -> DaemonConfiguration {
         guard FileManager.default.fileExists(atPath: file) else {
-            throw ConfigFileError(file: file, key: "", problem: "no such file", hint: "pass the path of a TOML file, e.g. Examples/nat44.toml")
+            throw ConfigurationError(file: file, key: "", problem: "no such file", hint: "pass the path of a TOML file, e.g. Examples/nat44.toml")
         }
         guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
-            throw ConfigFileError(file: file, key: "", problem: "cannot be read as UTF-8 text", hint: "check its permissions and encoding")
+            throw ConfigurationError(file: file, key: "", problem: "cannot be read as UTF-8 text", hint: "check its permissions and encoding")
         }
         return try parse(text, file: file)
     }
 
-    public static func parse(_ text: String, file: String = "<config>") throws(ConfigFileError) -> DaemonConfiguration {
+    public static func parse(_ text: String, file: String = "<config>") throws(ConfigurationError) -> DaemonConfiguration {
+        let cfg = try decode(text, file: file)
+        try cfg.validate()
+        return cfg
+    }
+
+    /// The file's tables as values, not yet validated.
+    public static func decode(_ text: String, file: String = "<config>") throws(ConfigurationError) -> DaemonConfiguration {
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)
         } catch let e as TOMLParseError {
-            throw ConfigFileError(file: file, key: "", problem: "is not valid TOML: \(e.description) at line \(e.source.begin.line), column \(e.source.begin.column)")
+            throw ConfigurationError(file: file, key: "", problem: "is not valid TOML: \(e.description) at line \(e.source.begin.line), column \(e.source.begin.column)")
         } catch {
-            throw ConfigFileError(file: file, key: "", problem: "is not valid TOML: \(error)")
+            throw ConfigurationError(file: file, key: "", problem: "is not valid TOML: \(error)")
         }
         let r = TableReader(root, path: "", file: file)
         var cfg = DaemonConfiguration(file: file)
-        if let t = try r.table("tun") {
-            if let v = try t.string("name") {
-                guard !v.isEmpty, v.utf8.count <= 15, v.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else {
-                    throw t.error("name", "'\(v)' is not a valid interface name", hint: "1 to 15 letters, digits, '-', '_' or '.'")
-                }
-                cfg.tun.name = v
-            }
-            if let v = try t.int("mtu", in: 576...65535) { cfg.tun.mtu = v }
-            if let v = try t.int("queues", in: 1...64) { cfg.tun.queues = v }
-            if let v = try t.bool("offload") { cfg.tun.offload = v }
-            if let v = try t.int("txqueuelen", in: 1...1_000_000) { cfg.tun.txQueueLength = v }
-            try t.finish()
+        if let t = try r.table("tun") { cfg.tun = try TunSettings(t) }
+        if let t = try r.table("routing") { cfg.routing = try RoutingSettings(t) }
+        if let t = try r.table("control") { cfg.control = try ControlSettings(t) }
+        if let t = try r.table("metrics") { cfg.metrics = try MetricsSettings(t) }
+        if let t = try r.table("logging") { cfg.logging = try LoggingSettings(t) }
+        if let n = try r.table("nat44") {
+            cfg.nat44 = try NAPT44Configuration(n)
+            if let v = try n.stringArray("inside_interfaces") { cfg.insideInterfaces = v }
+            if let v = try n.string("outside_interface") { cfg.outsideInterface = v }
+            try n.finish()
         }
-        if let t = try r.table("routing") {
-            if let v = try t.int("table", in: 1...0x7FFF_FFFF) { cfg.routing.table = v }
-            guard ![253, 254, 255].contains(cfg.routing.table) else {
-                throw t.error("table", "\(cfg.routing.table) is one of the kernel's own tables (default, main, local)", hint: "pick an unused number such as 7744")
-            }
-            if let v = try t.int("priority", in: 2...32765) { cfg.routing.priority = v }
-            if let v = try t.bool("forwarding") { cfg.routing.forwarding = v }
-            if let v = try t.bool("proxy_arp") { cfg.routing.proxyARP = v }
-            if let v = try t.bool("enabled") { cfg.routing.enabled = v }
-            if let v = try t.stringArray("gro_interfaces") {
-                for (i, name) in v.enumerated() where name.isEmpty || name.utf8.count > 15 || name.contains("/") {
-                    throw t.error("gro_interfaces[\(i)]", "'\(name)' is not a valid interface name", hint: "1 to 15 characters, no '/'")
-                }
-                cfg.routing.groInterfaces = v
-            }
-            if let v = try t.int("gro_flush_timeout_us", in: 0...1_000_000) { cfg.routing.groFlushTimeoutMicroseconds = v }
-            try t.finish()
-        }
-        try readControlPlane(r, into: &cfg)
-        if let n = try r.table("nat44") { try readNAT44(n, into: &cfg) }
         if isProtomask(root) {
             if r.has("nat64") {
-                throw ConfigFileError(file: file, key: "nat64", problem: "cannot be combined with protomask's keys (Nat64Prefix, Prometheus, [Pool])",
-                                      hint: "use either a protomask file or swiftnat's [nat64] table")
+                throw ConfigurationError(file: file, key: "nat64", problem: "cannot be combined with protomask's keys (Nat64Prefix, Prometheus, [Pool])",
+                                         hint: "use either a protomask file or swiftnat's [nat64] table")
             }
-            cfg.nat64 = try readProtomask(r, file: file)
-            // protomask's `Prometheus` address is the metrics endpoint (a [metrics] table wins).
-            if cfg.metrics.listen == nil { cfg.metrics.listen = cfg.nat64?.prometheus }
+            cfg.nat64 = try readProtomask(r, metrics: &cfg.metrics)
         } else if let t = try r.table("nat64") {
             cfg.nat64 = try readNAT64(t)
         }
-        guard cfg.nat44 != nil || cfg.nat64 != nil else {
-            throw ConfigFileError(file: file, key: "nat44", problem: "is missing",
-                                  hint: "add a [nat44] table with at least pool = [\"198.51.100.1/32\"], or a [nat64] table (Examples/nat64.toml)")
-        }
         try r.finish()
-        if let n = cfg.nat44 {
-            do {
-                try n.validate()
-            } catch {
-                throw ConfigFileError(file: file, key: tomlKey(forEngineKey: error.key), problem: error.problem)
-            }
-        }
-        try checkOverlap(cfg)
-        if cfg.tun.queues > 1, let n44 = cfg.nat44 {
-            do {
-                for c in try ShardPlan(n44, shards: cfg.tun.queues).configurations { try c.validate() }
-            } catch {
-                throw ConfigFileError(file: file, key: "tun.queues", problem: "is \(cfg.tun.queues): \(error.description)",
-                                      hint: "use fewer queues or more ports")
-            }
-        }
         return cfg
     }
+}
 
-    /// `[control]`, `[metrics]` and `[logging]` (swiftnat and protomask files alike).
-    static func readControlPlane(_ r: TableReader, into cfg: inout DaemonConfiguration) throws(ConfigFileError) {
-        if let t = try r.table("control") {
-            if let v = try t.bool("enabled") { cfg.control.enabled = v }
-            if let v = try t.string("socket") {
-                guard v.hasPrefix("/"), v.utf8.count < 108 else {
-                    throw t.error("socket", "'\(v)' is not an absolute path under 108 bytes", hint: "e.g. \"/run/swiftnat/control.sock\"")
-                }
-                cfg.control.socket = v
-            }
-            if let v = try t.string("state_file") {
-                guard v.isEmpty || v.hasPrefix("/") else {
-                    throw t.error("state_file", "'\(v)' is not an absolute path", hint: "e.g. \"/var/lib/swiftnat/forwards.json\", or \"\" to keep no state")
-                }
-                cfg.control.stateFile = v.isEmpty ? nil : v
-            }
-            try t.finish()
-        }
-        if let t = try r.table("metrics") {
-            if let v = try t.string("listen") {
-                guard isSocketAddress(v) else {
-                    throw t.error("listen", "'\(v)' is not a socket address", hint: "e.g. \"[::]:9770\" or \"127.0.0.1:9770\"")
-                }
-                cfg.metrics.listen = v
-            }
-            try t.finish()
-        }
-        if let t = try r.table("logging") {
-            if let v = try t.bool("mappings") { cfg.logging.mappings = v }
-            if let v = try t.bool("destinations") { cfg.logging.destinations = v }
-            if let v = try t.int("rate_per_second", in: 1...100_000) { cfg.logging.ratePerSecond = v }
-            try t.finish()
-        }
+extension TunSettings {
+    /// `[tun]`.
+    init(_ t: TableReader) throws(ConfigurationError) {
+        self.init()
+        if let v = try t.string("name") { name = v }
+        if let v = try t.int("mtu") { mtu = v }
+        if let v = try t.int("queues") { queues = v }
+        if let v = try t.bool("offload") { offload = v }
+        if let v = try t.int("txqueuelen") { txQueueLength = v }
+        try t.finish()
     }
+}
 
-    /// Maps the key names of `NAPT44Configuration.validate()` to this file's key paths.
-    static func tomlKey(forEngineKey k: String) -> String {
-        var s = k
-        for (a, b) in [("forwards[", "forward["), ("redirects[", "redirect["), ("static_nat[", "static_nat["),
-                       ("max_port_attempts", "max_port_attempts")] where s.hasPrefix(a) {
-            s = b + s.dropFirst(a.count)
-        }
-        s = s.replacingOccurrences(of: ".outside_port", with: ".outside").replacingOccurrences(of: ".inside_port", with: ".inside")
-            .replacingOccurrences(of: ".target_port", with: ".target")
-        if s == "limits.max_sessions" { s = "max_sessions" }
-        return "nat44." + s
+extension RoutingSettings {
+    /// `[routing]`.
+    init(_ t: TableReader) throws(ConfigurationError) {
+        self.init()
+        if let v = try t.int("table") { table = v }
+        if let v = try t.int("priority") { priority = v }
+        if let v = try t.bool("forwarding") { forwarding = v }
+        if let v = try t.bool("proxy_arp") { proxyARP = v }
+        if let v = try t.bool("enabled") { enabled = v }
+        if let v = try t.stringArray("gro_interfaces") { groInterfaces = v }
+        if let v = try t.int("gro_flush_timeout_us") { groFlushTimeoutMicroseconds = v }
+        try t.finish()
     }
+}
 
-    static func readNAT44(_ n: TableReader, into cfg: inout DaemonConfiguration) throws(ConfigFileError) {
-        var c = NAPT44Configuration()
+extension ControlSettings {
+    /// `[control]`: `state_file = ""` keeps no state file.
+    init(_ t: TableReader) throws(ConfigurationError) {
+        self.init()
+        if let v = try t.bool("enabled") { enabled = v }
+        if let v = try t.string("socket") { socket = v }
+        if let v = try t.string("state_file") { stateFile = v.isEmpty ? nil : v }
+        try t.finish()
+    }
+}
+
+extension MetricsSettings {
+    /// `[metrics]`.
+    init(_ t: TableReader) throws(ConfigurationError) {
+        self.init()
+        if let v = try t.string("listen") { listen = v }
+        try t.finish()
+    }
+}
+
+extension LoggingSettings {
+    /// `[logging]`.
+    init(_ t: TableReader) throws(ConfigurationError) {
+        self.init()
+        if let v = try t.bool("mappings") { mappings = v }
+        if let v = try t.bool("destinations") { destinations = v }
+        if let v = try t.int("rate_per_second") { ratePerSecond = v }
+        try t.finish()
+    }
+}
+
+extension NAPT44Configuration {
+    /// `[nat44]` but its two interface keys (read by the caller, which finishes the table).
+    init(_ n: TableReader) throws(ConfigurationError) {
+        self.init()
         if let v = try n.stringArray("inside") {
-            c.insidePrefixes = try v.enumerated().map { (i, s) throws(ConfigFileError) in try n.prefix(s, key: "inside[\(i)]") }
-            guard !c.insidePrefixes.isEmpty else { throw n.error("inside", "is empty", hint: "list the inside networks, e.g. [\"100.64.0.0/10\"]") }
+            insidePrefixes = try v.enumerated().map { (i, s) throws(ConfigurationError) in try n.prefix(s, key: "inside[\(i)]") }
         }
-        if let v = try n.stringArray("inside_interfaces") { cfg.insideInterfaces = v }
-        if let v = try n.string("outside_interface") { cfg.outsideInterface = v }
-        guard let pool = try n.stringArray("pool") else {
+        guard let p = try n.stringArray("pool") else {
             throw n.error("pool", "is missing", hint: "give the outside addresses, e.g. pool = [\"198.51.100.1/32\"]")
         }
-        c.pool = try pool.enumerated().map { (i, s) throws(ConfigFileError) in try n.prefix(s, key: "pool[\(i)]") }
-        if let v = try n.bool("paired_pooling") { c.pairedPooling = v }
-        if let b = try n.behavior("behavior") { c.setBehavior(b) }
-        if let b = try n.behavior("tcp") { c.tcp = b }
-        if let b = try n.behavior("udp") { c.udp = b }
-        if let b = try n.behavior("icmp") { c.icmp = b }
-        if let v = try n.bool("port_preservation") { c.portPreservation = v }
-        if let v = try n.bool("parity_preservation") { c.parityPreservation = v }
-        if let v = try n.int("max_port_attempts", in: 1...65536) { c.maxPortAttempts = v }
-        if let v = try n.bool("inbound_refresh") { c.inboundRefresh = v }
+        pool = try p.enumerated().map { (i, s) throws(ConfigurationError) in try n.prefix(s, key: "pool[\(i)]") }
+        if let v = try n.bool("paired_pooling") { pairedPooling = v }
+        if let b = try n.behavior("behavior") { setBehavior(b) }
+        if let b = try n.behavior("tcp") { tcp = b }
+        if let b = try n.behavior("udp") { udp = b }
+        if let b = try n.behavior("icmp") { icmp = b }
+        if let v = try n.bool("port_preservation") { portPreservation = v }
+        if let v = try n.bool("parity_preservation") { parityPreservation = v }
+        if let v = try n.int("max_port_attempts") { maxPortAttempts = v }
+        if let v = try n.bool("inbound_refresh") { inboundRefresh = v }
         if let v = try n.string("unsolicited_syn") {
             guard let p = UnsolicitedSYNPolicy(rawValue: v) else { throw n.error("unsolicited_syn", "is '\(v)'", hint: "use \"icmp\" or \"drop\"") }
-            c.unsolicitedSYN = p
+            unsolicitedSYN = p
         }
-        if let v = try n.int("max_sessions", in: 1...(1 << 26)) { c.maxSessions = v }
-        if let v = try n.int("max_held_syns", in: 0...65536) { c.maxHeldSYNs = v }
-        if let v = try n.bool("hairpinning") { c.hairpinning = v }
-        if let v = try n.bool("icmp_on_resource_limit") { c.icmpOnResourceLimit = v }
-        if let v = try n.bool("answer_ping") { c.answerPing = v }
-        if let v = try n.string("icmp_source") { c.icmpSourceAddress = try n.address(v, key: "icmp_source") }
-        if let v = try n.int("hash_seed", in: 1...Int.max) { c.hashSeed = UInt64(v) }
-
-        if let p = try n.table("ports") {
-            let hasRanges = p.has("ranges")
-            let hasPSID = p.has("psid") || p.has("psid_length") || p.has("offset_bits")
-            if hasRanges && hasPSID {
-                throw p.error("ranges", "cannot be combined with psid/psid_length/offset_bits", hint: "use either port ranges or a MAP-E port set")
-            }
-            if let rs = try p.stringArray("ranges") {
-                var ranges: [ClosedRange<UInt16>] = []
-                for (i, s) in rs.enumerated() { ranges.append(try p.portRange(s, key: "ranges[\(i)]")) }
-                guard !ranges.isEmpty else { throw p.error("ranges", "is empty", hint: "e.g. [\"1024-65535\"]") }
-                c.ports = PortSet(ranges: ranges)
-            } else if hasPSID {
-                guard let psid = try p.int("psid", in: 0...65535) else { throw p.error("psid", "is missing (psid_length/offset_bits need it)") }
-                guard let k = try p.int("psid_length", in: 0...16) else { throw p.error("psid_length", "is missing") }
-                let a = try p.int("offset_bits", in: 0...16) ?? 6
-                guard let set = PortSet(psid: UInt16(psid), psidLength: k, offsetBits: a) else {
-                    throw p.error("psid", "psid \(psid) with psid_length \(k) and offset_bits \(a) gives no port set",
-                                  hint: "psid must be below 2^psid_length and psid_length + offset_bits at most 16")
-                }
-                c.ports = set
-            }
-            try p.finish()
-        }
+        if let v = try n.int("max_sessions") { maxSessions = v }
+        if let v = try n.int("max_held_syns") { maxHeldSYNs = v }
+        if let v = try n.bool("hairpinning") { hairpinning = v }
+        if let v = try n.bool("icmp_on_resource_limit") { icmpOnResourceLimit = v }
+        if let v = try n.bool("answer_ping") { answerPing = v }
+        if let v = try n.string("icmp_source") { icmpSourceAddress = try n.address(v, key: "icmp_source") }
+        if let v = try n.int("hash_seed", in: 1...Int.max) { hashSeed = UInt64(v) }
+        if let p = try n.table("ports") { ports = try Self.ports(p) }
         if let t = try n.table("timeouts") {
-            func secs(_ k: String, _ lo: Int) throws(ConfigFileError) -> UInt32? {
-                try t.int(k, in: lo...Int(UInt32.max)).map { UInt32($0) }
-            }
-            if let v = try secs("udp", 1) { c.timeouts.udp = v }
-            if let v = try secs("tcp_established", 1) { c.timeouts.tcpEstablished = v }
-            if let v = try secs("tcp_transitory", 1) { c.timeouts.tcpTransitory = v }
-            if let v = try secs("icmp", 1) { c.timeouts.icmp = v }
-            if let v = try secs("other", 1) { c.timeouts.other = v }
-            if let v = try secs("port_hold", 0) { c.timeouts.portHold = v }
-            if let v = try t.seconds("syn_hold") { c.timeouts.synHoldMilliseconds = v }
-            if let v = try t.seconds("fragment") { c.timeouts.fragmentMilliseconds = v }
+            if let v = try t.integer("udp", as: UInt32.self) { timeouts.udp = v }
+            if let v = try t.integer("tcp_established", as: UInt32.self) { timeouts.tcpEstablished = v }
+            if let v = try t.integer("tcp_transitory", as: UInt32.self) { timeouts.tcpTransitory = v }
+            if let v = try t.integer("icmp", as: UInt32.self) { timeouts.icmp = v }
+            if let v = try t.integer("other", as: UInt32.self) { timeouts.other = v }
+            if let v = try t.integer("port_hold", as: UInt32.self) { timeouts.portHold = v }
+            if let v = try t.seconds("syn_hold") { timeouts.synHoldMilliseconds = v }
+            if let v = try t.seconds("fragment") { timeouts.fragmentMilliseconds = v }
             try t.finish()
         }
         if let t = try n.table("limits") {
-            if let v = try t.int("max_sessions_per_host", in: 1...Int.max) { c.limits.maxSessionsPerHost = v }
-            if let v = try t.int("max_ports_per_host", in: 1...Int.max) { c.limits.maxPortsPerHost = v }
-            if let v = try t.int("icmp_errors_per_second", in: 0...1_000_000) { c.limits.icmpErrorsPerSecond = v }
+            if let v = try t.int("max_sessions_per_host") { limits.maxSessionsPerHost = v }
+            if let v = try t.int("max_ports_per_host") { limits.maxPortsPerHost = v }
+            if let v = try t.int("icmp_errors_per_second") { limits.icmpErrorsPerSecond = v }
             try t.finish()
         }
         if let t = try n.table("fragments") {
-            if let v = try t.int("max_flows", in: 1...1_000_000) { c.fragments.maxFlows = v }
-            if let v = try t.int("max_held", in: 0...65536) { c.fragments.maxHeld = v }
-            if let v = try t.int("max_held_size", in: 68...65535) { c.fragments.maxHeldSize = v }
+            if let v = try t.int("max_flows") { fragments.maxFlows = v }
+            if let v = try t.int("max_held") { fragments.maxHeld = v }
+            if let v = try t.int("max_held_size") { fragments.maxHeldSize = v }
             try t.finish()
         }
-        for (i, f) in try n.tableArray("forward").enumerated() {
+        for f in try n.tableArray("forward") {
             let proto = try f.proto()
             guard let outside = try f.string("outside") else { throw f.error("outside", "is missing", hint: "e.g. outside = \"198.51.100.1:8080\"") }
             guard let inside = try f.string("inside") else { throw f.error("inside", "is missing", hint: "e.g. inside = \"100.64.0.2:80\"") }
             let (oa, ops) = try f.endpointRange(outside, key: "outside")
             let (ia, ip) = try f.endpoint(inside, key: "inside")
-            c.forwards.append(PortForward(proto: proto, outsideAddress: oa, outsidePorts: ops, insideAddress: ia, insidePort: ip))
-            _ = i
+            forwards.append(PortForward(proto: proto, outsideAddress: oa, outsidePorts: ops, insideAddress: ia, insidePort: ip))
             try f.finish()
         }
         for f in try n.tableArray("redirect") {
@@ -242,17 +190,39 @@ public enum ConfigLoader {
             guard let t = try f.string("target") else { throw f.error("target", "is missing", hint: "e.g. target = \"100.64.0.53:53\"") }
             let (ma, mps) = try f.endpointRange(m, key: "match")
             let (ta, tp) = try f.endpoint(t, key: "target")
-            c.redirects.append(Redirect(proto: proto, matchAddress: ma, matchPorts: mps, targetAddress: ta, targetPort: tp))
+            redirects.append(Redirect(proto: proto, matchAddress: ma, matchPorts: mps, targetAddress: ta, targetPort: tp))
             try f.finish()
         }
         for f in try n.tableArray("static_nat") {
             guard let i = try f.string("inside") else { throw f.error("inside", "is missing", hint: "e.g. inside = \"100.64.0.10\"") }
             guard let o = try f.string("outside") else { throw f.error("outside", "is missing", hint: "e.g. outside = \"192.0.2.10\"") }
-            c.staticNAT.append(StaticNAT(inside: try f.address(i, key: "inside"), outside: try f.address(o, key: "outside")))
+            staticNAT.append(StaticNAT(inside: try f.address(i, key: "inside"), outside: try f.address(o, key: "outside")))
             try f.finish()
         }
-        try n.finish()
-        cfg.nat44 = c
+    }
+
+    /// `[nat44.ports]`: `ranges`, or a MAP-E port set (`psid`, `psid_length`, `offset_bits`).
+    static func ports(_ p: TableReader) throws(ConfigurationError) -> PortSet {
+        let hasRanges = p.has("ranges")
+        let hasPSID = p.has("psid") || p.has("psid_length") || p.has("offset_bits")
+        if hasRanges && hasPSID {
+            throw p.error("ranges", "cannot be combined with psid/psid_length/offset_bits", hint: "use either port ranges or a MAP-E port set")
+        }
+        var set = PortSet.all
+        if let rs = try p.portSet("ranges") {
+            set = rs
+        } else if hasPSID {
+            guard let psid = try p.int("psid", in: 0...65535) else { throw p.error("psid", "is missing (psid_length/offset_bits need it)") }
+            guard let k = try p.int("psid_length", in: 0...16) else { throw p.error("psid_length", "is missing") }
+            let a = try p.int("offset_bits", in: 0...16) ?? 6
+            guard let s = PortSet(psid: UInt16(psid), psidLength: k, offsetBits: a) else {
+                throw p.error("psid", "psid \(psid) with psid_length \(k) and offset_bits \(a) gives no port set",
+                              hint: "psid must be below 2^psid_length and psid_length + offset_bits at most 16")
+            }
+            set = s
+        }
+        try p.finish()
+        return set
     }
 }
 
@@ -271,8 +241,8 @@ final class TableReader {
 
     func keyPath(_ k: String) -> String { path.isEmpty ? k : "\(path).\(k)" }
 
-    func error(_ k: String, _ problem: String, hint: String? = nil) -> ConfigFileError {
-        ConfigFileError(file: file, key: keyPath(k), problem: problem, hint: hint)
+    func error(_ k: String, _ problem: String, hint: String? = nil) -> ConfigurationError {
+        ConfigurationError(file: file, key: keyPath(k), problem: problem, hint: hint)
     }
 
     func has(_ k: String) -> Bool { table[k] != nil }
@@ -282,23 +252,41 @@ final class TableReader {
         return table[k]
     }
 
-    private func typeError(_ k: String, _ want: String, _ v: TOMLValueConvertible) -> ConfigFileError {
+    private func typeError(_ k: String, _ want: String, _ v: TOMLValueConvertible) -> ConfigurationError {
         error(k, "must be \(want), not a \(v.type)")
     }
 
-    func string(_ k: String) throws(ConfigFileError) -> String? {
+    func string(_ k: String) throws(ConfigurationError) -> String? {
         guard let v = value(k) else { return nil }
         guard let s = v.string else { throw typeError(k, "a string", v) }
         return s
     }
 
-    func bool(_ k: String) throws(ConfigFileError) -> Bool? {
+    func bool(_ k: String) throws(ConfigurationError) -> Bool? {
         guard let v = value(k) else { return nil }
         guard let b = v.bool else { throw typeError(k, "true or false", v) }
         return b
     }
 
-    func int(_ k: String, in range: ClosedRange<Int>) throws(ConfigFileError) -> Int? {
+    /// An integer of any value; the rules are the configuration types' `validate()`.
+    func int(_ k: String) throws(ConfigurationError) -> Int? {
+        try int(k, in: Int.min...Int.max)
+    }
+
+    /// An integer that must fit `T` (a field of that type): a negative timeout cannot be decoded.
+    func integer<T: FixedWidthInteger>(_ k: String, as: T.Type) throws(ConfigurationError) -> T? {
+        try int(k, in: Int(T.min)...Int(clamping: T.max)).map { T($0) }
+    }
+
+    /// Port ranges (`["1024-65535", "8080"]`) as a ``PortSet``; an empty list is an empty set.
+    func portSet(_ k: String) throws(ConfigurationError) -> PortSet? {
+        guard let rs = try stringArray(k) else { return nil }
+        var ranges: [ClosedRange<UInt16>] = []
+        for (i, r) in rs.enumerated() { ranges.append(try portRange(r, key: "\(k)[\(i)]")) }
+        return PortSet(ranges: ranges)
+    }
+
+    func int(_ k: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
         guard let v = value(k) else { return nil }
         guard let i = v.int else { throw typeError(k, "an integer", v) }
         guard range.contains(i) else { throw error(k, "is \(i); it must be between \(range.lowerBound) and \(range.upperBound)") }
@@ -306,7 +294,7 @@ final class TableReader {
     }
 
     /// A duration in seconds (integer or fractional), returned in milliseconds.
-    func seconds(_ k: String) throws(ConfigFileError) -> UInt64? {
+    func seconds(_ k: String) throws(ConfigurationError) -> UInt64? {
         guard let v = value(k) else { return nil }
         let d: Double
         if let i = v.int { d = Double(i) } else if let x = v.double { d = x } else { throw typeError(k, "a number of seconds", v) }
@@ -314,7 +302,7 @@ final class TableReader {
         return UInt64((d * 1000).rounded())
     }
 
-    func stringArray(_ k: String) throws(ConfigFileError) -> [String]? {
+    func stringArray(_ k: String) throws(ConfigurationError) -> [String]? {
         guard let v = value(k) else { return nil }
         guard let a = v.array else { throw typeError(k, "an array of strings", v) }
         var out: [String] = []
@@ -325,13 +313,13 @@ final class TableReader {
         return out
     }
 
-    func table(_ k: String) throws(ConfigFileError) -> TableReader? {
+    func table(_ k: String) throws(ConfigurationError) -> TableReader? {
         guard let v = value(k) else { return nil }
         guard let t = v.table else { throw typeError(k, "a table", v) }
         return TableReader(t, path: keyPath(k), file: file)
     }
 
-    func tableArray(_ k: String) throws(ConfigFileError) -> [TableReader] {
+    func tableArray(_ k: String) throws(ConfigurationError) -> [TableReader] {
         guard let v = value(k) else { return [] }
         guard let a = v.array else { throw typeError(k, "an array of tables ([[\(keyPath(k))]])", v) }
         var out: [TableReader] = []
@@ -343,7 +331,7 @@ final class TableReader {
     }
 
     /// A behaviour: a preset name, or a table `{ mapping = "...", filtering = "..." }`.
-    func behavior(_ k: String) throws(ConfigFileError) -> Behavior? {
+    func behavior(_ k: String) throws(ConfigurationError) -> Behavior? {
         guard let v = value(k) else { return nil }
         let presets = Behavior.presets.map(\.0).joined(separator: ", ")
         if let s = v.string {
@@ -361,7 +349,7 @@ final class TableReader {
         return Behavior(mapping: mb, filtering: fb)
     }
 
-    func proto() throws(ConfigFileError) -> UInt8 {
+    func proto() throws(ConfigurationError) -> UInt8 {
         guard let p = try string("protocol") else { throw error("protocol", "is missing", hint: "\"tcp\" or \"udp\"") }
         switch p.lowercased() {
         case "tcp": return IPProtocol.tcp
@@ -370,12 +358,12 @@ final class TableReader {
         }
     }
 
-    func address(_ s: String, key: String) throws(ConfigFileError) -> IPv4Address {
+    func address(_ s: String, key: String) throws(ConfigurationError) -> IPv4Address {
         guard let a = IPv4Address(s) else { throw error(key, "'\(s)' is not an IPv4 address") }
         return a
     }
 
-    func prefix(_ s: String, key: String) throws(ConfigFileError) -> IPv4Prefix {
+    func prefix(_ s: String, key: String) throws(ConfigurationError) -> IPv4Prefix {
         if let p = IPv4Prefix(s) { return p }
         let parts = s.split(separator: "/")
         if parts.count == 2, let a = IPv4Address(parts[0]), let l = UInt8(parts[1]), l <= 32 {
@@ -384,12 +372,12 @@ final class TableReader {
         throw error(key, "'\(s)' is not an IPv4 address or prefix", hint: "e.g. \"198.51.100.0/24\"")
     }
 
-    func port(_ s: Substring, key: String) throws(ConfigFileError) -> UInt16 {
+    func port(_ s: Substring, key: String) throws(ConfigurationError) -> UInt16 {
         guard let p = UInt16(s), p > 0 else { throw error(key, "'\(s)' is not a port (1-65535)") }
         return p
     }
 
-    func portRange(_ s: String, key: String) throws(ConfigFileError) -> ClosedRange<UInt16> {
+    func portRange(_ s: String, key: String) throws(ConfigurationError) -> ClosedRange<UInt16> {
         let parts = s.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 1 || parts.count == 2 else { throw error(key, "'\(s)' is not a port or a range like 1024-65535") }
         let lo = try port(parts[0], key: key)
@@ -399,21 +387,21 @@ final class TableReader {
     }
 
     /// "addr:port" or "addr:port-port".
-    func endpointRange(_ s: String, key: String) throws(ConfigFileError) -> (IPv4Address, ClosedRange<UInt16>) {
+    func endpointRange(_ s: String, key: String) throws(ConfigurationError) -> (IPv4Address, ClosedRange<UInt16>) {
         guard let colon = s.lastIndex(of: ":") else { throw error(key, "'\(s)' must look like \"198.51.100.1:8080\" or \"198.51.100.1:8000-8010\"") }
         let a = try address(String(s[..<colon]), key: key)
         return (a, try portRange(String(s[s.index(after: colon)...]), key: key))
     }
 
     /// "addr:port".
-    func endpoint(_ s: String, key: String) throws(ConfigFileError) -> (IPv4Address, UInt16) {
+    func endpoint(_ s: String, key: String) throws(ConfigurationError) -> (IPv4Address, UInt16) {
         guard let colon = s.lastIndex(of: ":") else { throw error(key, "'\(s)' must look like \"100.64.0.2:80\"") }
         let a = try address(String(s[..<colon]), key: key)
         return (a, try port(s[s.index(after: colon)...], key: key))
     }
 
     /// Refuses the keys nobody asked for.
-    func finish() throws(ConfigFileError) {
+    func finish() throws(ConfigurationError) {
         for k in table.keys.sorted() where !used.contains(k) {
             throw error(k, "is not a known key here", hint: "check its spelling and the table it is in (README: configuration reference)")
         }

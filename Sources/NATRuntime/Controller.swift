@@ -80,12 +80,12 @@ public final class DaemonController: @unchecked Sendable {
     /// The running configuration (replaced by a reload that succeeded).
     private(set) var configuration: DaemonConfiguration
     /// How a reload reads the file again (the command line's overrides applied).
-    let loader: (String) throws(ConfigFileError) -> DaemonConfiguration
+    let loader: (String) throws(ConfigurationError) -> DaemonConfiguration
     private var runtimeForwards: [ForwardEntry] = []
     private var reloads = 0
 
     public init(configuration: DaemonConfiguration, commands: [CommandQueue], tunName: String,
-                logger: Logger, loader: @escaping (String) throws(ConfigFileError) -> DaemonConfiguration) {
+                logger: Logger, loader: @escaping (String) throws(ConfigurationError) -> DaemonConfiguration) {
         self.configuration = configuration
         self.commands = commands
         self.tunName = tunName
@@ -173,7 +173,7 @@ public final class DaemonController: @unchecked Sendable {
         let snaps = try snapshots()
         var engines: [String] = []
         if configuration.nat44 != nil { engines.append("nat44") }
-        if let n = configuration.nat64 { engines.append("nat64-\(n.mode.rawValue)") }
+        if let n = configuration.nat64 { engines.append("nat64-\(n.mode.name)") }
         return StatusResult(version: SwiftNATVersion.string, pid: getpid(), uptimeSeconds: Date().timeIntervalSince(started),
                             configFile: configuration.file, engines: engines, tun: tunName, queues: commands.count,
                             offload: offload, sessions: snaps.reduce(0) { $0 + $1.nat44Sessions + $1.nat64Sessions },
@@ -220,7 +220,7 @@ public final class DaemonController: @unchecked Sendable {
     }
 
     func reservations() throws(ControlError) -> [AddressReservationRow] {
-        guard configuration.nat64?.mode == .pool else { throw ControlError("reservations exist only in NAT64 pool mode") }
+        guard case .pool? = configuration.nat64?.mode else { throw ControlError("reservations exist only in NAT64 pool mode") }
         return try snapshots(SnapshotRequest(reservations: true)).flatMap(\.reservations).map {
             AddressReservationRow(ipv6: $0.ipv6.description, ipv4: $0.ipv4.description, idleSeconds: $0.idleSeconds, isStatic: $0.isStatic)
         }

@@ -3,6 +3,7 @@ import Logging
 import NIOPosix
 import NAPT44
 import NAT64
+import NATCore
 
 /// A start-up problem that a person must fix; the message says what and how.
 public struct DaemonError: Error, CustomStringConvertible {
@@ -16,7 +17,7 @@ public enum Daemon {
     /// SIGHUP (and `swiftnat reload`) reads the file again with `reloadLoader` (the command line's
     /// overrides applied), checks it whole, and applies what can change while running.
     public static func run(_ cfg: DaemonConfiguration, logger: Logger,
-                           reloadLoader: @escaping (String) throws(ConfigFileError) -> DaemonConfiguration = { f throws(ConfigFileError) in try ConfigLoader.load(file: f) }) throws(DaemonError) {
+                           reloadLoader: @escaping (String) throws(ConfigurationError) -> DaemonConfiguration = { f throws(ConfigurationError) in try ConfigLoader.load(file: f) }) throws(DaemonError) {
         guard geteuid() == 0 else {
             throw DaemonError("must run as root (it creates a TUN device and changes routes): run it with sudo, or as a service (Examples/swiftnat.service)")
         }
@@ -30,7 +31,7 @@ public enum Daemon {
         // The NAT64 state file is read before anything is set up: a bad one stops the start cleanly.
         let nat64Control = NAT64Control()
         var restore: [AddressReservation] = []
-        if let n64 = cfg.nat64, let path = n64.stateFile {
+        if case .pool(let p)? = cfg.nat64?.mode, let path = p.stateFile {
             restore = try NAT64StateKeeper.prepare(path: path, logger: logger)
         }
         // The control plane listens before anything on the host changes: a second daemon stops here.
@@ -91,10 +92,13 @@ public enum Daemon {
             what.append("inside=\(n.insidePrefixes.map(\.description).joined(separator: ",")) pool=\(n.pool.map(\.description).joined(separator: ",")) tcp=\(n.tcp) udp=\(n.udp) icmp=\(n.icmp) forwards=\(n.forwards.count)")
         }
         if let n = cfg.nat64 {
-            what.append("nat64=\(n.mode.rawValue)\(n.fromProtomask ? "(protomask file)" : "") prefix=\(n.prefix) ipv4=\(n.ipv4Prefixes.map(\.description).joined(separator: ","))\(n.pool.map { " max_idle=\($0.maxIdleSeconds)s static=\($0.staticMappings.count)" } ?? "")\(n.stateFile.map { " state_file=\($0)" } ?? "")\(n.stateful.map { " filtering=\($0.filtering.rawValue) max_sessions=\($0.maxSessions) static_bib=\($0.staticBindings.count)" } ?? "")")
+            what.append(n.summary)
         }
         logger.info("ready: tun=\(tun.name) mtu=\(cfg.tun.mtu) queues=\(tun.fds.count) offload=\(tun.offloadDescription) \(what.joined(separator: " ")) routes=\(cfg.routing.enabled ? "on" : "off") pid=\(getpid())")
-        let keeper = cfg.nat64.flatMap { n in n.stateFile.map { NAT64StateKeeper(path: $0, interval: n.stateInterval, control: nat64Control, logger: logger) } }
+        var keeper: NAT64StateKeeper? = nil
+        if case .pool(let p)? = cfg.nat64?.mode, let path = p.stateFile {
+            keeper = NAT64StateKeeper(path: path, interval: p.stateInterval, control: nat64Control, logger: logger)
+        }
 
         var ts = timespec(tv_sec: 0, tv_nsec: 200_000_000)
         while true {

@@ -16,6 +16,16 @@ public struct TunSettings: Sendable, Equatable {
     /// default (500) when nil.
     public var txQueueLength: Int? = nil
     public init() {}
+
+    /// Checks every value; keys as in `[tun]`.
+    public func validate() throws(ConfigurationError) {
+        guard !name.isEmpty, name.utf8.count <= 15, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else {
+            throw ConfigurationError(key: "name", problem: "'\(name)' is not a valid interface name", hint: "1 to 15 letters, digits, '-', '_' or '.'")
+        }
+        if let e = ConfigurationError.outside(576...65535, key: "mtu", value: mtu) { throw e }
+        if let e = ConfigurationError.outside(1...64, key: "queues", value: queues) { throw e }
+        if let q = txQueueLength, let e = ConfigurationError.outside(1...1_000_000, key: "txqueuelen", value: q) { throw e }
+    }
 }
 
 /// What the daemon does to the host's routing when it starts (and undoes when it stops).
@@ -40,6 +50,19 @@ public struct RoutingSettings: Sendable, Equatable {
     /// at a time (veth, for example), where nothing else batches them.
     public var groFlushTimeoutMicroseconds: Int? = nil
     public init() {}
+
+    /// Checks every value; keys as in `[routing]`.
+    public func validate() throws(ConfigurationError) {
+        if let e = ConfigurationError.outside(1...0x7FFF_FFFF, key: "table", value: table) { throw e }
+        guard ![253, 254, 255].contains(table) else {
+            throw ConfigurationError(key: "table", problem: "\(table) is one of the kernel's own tables (default, main, local)", hint: "pick an unused number such as 7744")
+        }
+        if let e = ConfigurationError.outside(2...32765, key: "priority", value: priority) { throw e }
+        for (i, name) in (groInterfaces ?? []).enumerated() where name.isEmpty || name.utf8.count > 15 || name.contains("/") {
+            throw ConfigurationError(key: "gro_interfaces[\(i)]", problem: "'\(name)' is not a valid interface name", hint: "1 to 15 characters, no '/'")
+        }
+        if let t = groFlushTimeoutMicroseconds, let e = ConfigurationError.outside(0...1_000_000, key: "gro_flush_timeout_us", value: t) { throw e }
+    }
 }
 
 /// Everything `swiftnat run` needs.
@@ -65,6 +88,83 @@ public struct DaemonConfiguration: Sendable {
         self.nat44 = nat44
         self.nat64 = nat64
     }
+
+    /// Checks every table as its own type does (``TunSettings/validate()``,
+    /// ``NAPT44Configuration/validate()``, ``NAT64Settings/validate()`` …) and the tables against each
+    /// other; the error names ``file`` and the key path (`nat44.timeouts.udp`). ``ConfigLoader`` runs it
+    /// on every file it reads; a program that builds its configuration in code gets the same checks.
+    public func validate() throws(ConfigurationError) {
+        do {
+            try validateTables()
+        } catch {
+            throw error.in(file: file)
+        }
+    }
+
+    func validateTables() throws(ConfigurationError) {
+        do { try tun.validate() } catch { throw error.under("tun") }
+        do { try routing.validate() } catch { throw error.under("routing") }
+        do { try control.validate() } catch { throw error.under("control") }
+        do { try metrics.validate() } catch { throw error.under("metrics") }
+        do { try logging.validate() } catch { throw error.under("logging") }
+        guard nat44 != nil || nat64 != nil else {
+            throw ConfigurationError(key: "nat44", problem: "is missing",
+                                     hint: "add a [nat44] table with at least pool = [\"198.51.100.1/32\"], or a [nat64] table (Examples/nat64.toml)")
+        }
+        if let n = nat44 {
+            do { try n.validate() } catch { throw error.under("nat44") }
+        }
+        if let n = nat64 {
+            do { try n.validate() } catch { throw n.fromProtomask ? error : error.under("nat64") }
+        }
+        try validateOverlap()
+        try validateQueues()
+    }
+
+    /// NAT44 and NAT64 must not claim the same IPv4 addresses.
+    func validateOverlap() throws(ConfigurationError) {
+        guard let n64 = nat64, let n44 = nat44 else { return }
+        let where64: String
+        switch n64.mode {
+        case .siit: where64 = "nat64.eam"
+        case .pool, .stateful: where64 = n64.fromProtomask ? "Pool.Prefixes" : "nat64.pool"
+        }
+        for p in n64.ipv4Prefixes {
+            for q in n44.pool where q.contains(p.address) || p.contains(q.address) {
+                throw ConfigurationError(key: where64, problem: "\(p) overlaps the NAT44 pool \(q)", hint: "NAT44 and NAT64 need IPv4 addresses of their own")
+            }
+            for q in n44.insidePrefixes where q.contains(p.address) || p.contains(q.address) {
+                throw ConfigurationError(key: where64, problem: "\(p) overlaps the NAT44 inside prefix \(q)")
+            }
+            for s in n44.staticNAT where p.contains(s.outside) {
+                throw ConfigurationError(key: where64, problem: "\(p) holds \(s.outside), a NAT44 static_nat address")
+            }
+        }
+    }
+
+    /// Several queues: NAPT44 is sharded by outside port (every shard needs ports); a NAT64 pool or stateful
+    /// NAT64 keeps one table that only one packet thread may own, so it needs one queue.
+    func validateQueues() throws(ConfigurationError) {
+        guard tun.queues > 1 else { return }
+        if let n64 = nat64 {
+            switch n64.mode {
+            case .pool, .stateful:
+                let what = n64.mode.name == "pool" ? "the NAT64 address pool" : "the NAT64 BIB and session table"
+                throw ConfigurationError(key: "tun.queues", problem: "is \(tun.queues); \(what) is owned by one packet thread, and each queue would keep a table of its own (two IPv6 hosts could get the same IPv4 address)",
+                                         hint: "set queues = 1 with a NAT64 pool or stateful NAT64 (SIIT keeps no state and has no such limit)")
+            case .siit:
+                break
+            }
+        }
+        if let n44 = nat44 {
+            do {
+                for c in try ShardPlan(n44, shards: tun.queues).configurations { try c.validate() }
+            } catch {
+                throw ConfigurationError(key: "tun.queues", problem: "is \(tun.queues): nat44.\(error.key) \(error.problem)",
+                                         hint: error.hint ?? "use fewer queues or more ports")
+            }
+        }
+    }
 }
 
 /// The control socket (`[control]`): the CLI and scripts talk to the running daemon over it.
@@ -76,6 +176,21 @@ public struct ControlSettings: Sendable, Equatable {
     /// Where forwards added at run time (`swiftnat forwards add`) are kept across restarts; nil: not kept.
     public var stateFile: String? = "/var/lib/swiftnat/forwards.json"
     public init() {}
+
+    /// Checks every value; keys as in `[control]`.
+    public func validate() throws(ConfigurationError) {
+        guard socket.hasPrefix("/"), !socket.hasSuffix("/") else {
+            throw ConfigurationError(key: "socket", problem: "'\(socket)' is not an absolute file path", hint: "e.g. \"/run/swiftnat/control.sock\"")
+        }
+        // sun_path holds 108 bytes with the terminating zero.
+        guard socket.utf8.count <= 107 else {
+            throw ConfigurationError(key: "socket", problem: "is \(socket.utf8.count) bytes long; a Unix socket path holds at most 107", hint: "use a shorter path")
+        }
+        if let f = stateFile, !f.hasPrefix("/") || f.hasSuffix("/") {
+            throw ConfigurationError(key: "state_file", problem: "'\(f)' is not an absolute file path",
+                                     hint: "e.g. \"/var/lib/swiftnat/forwards.json\", or \"\" to keep no state")
+        }
+    }
 }
 
 /// The Prometheus endpoint (`[metrics]`, or protomask's `Prometheus` key).
@@ -83,6 +198,24 @@ public struct MetricsSettings: Sendable, Equatable {
     /// `HOST:PORT` or `[V6]:PORT` to serve `/metrics` on; nil: off.
     public var listen: String? = nil
     public init() {}
+
+    /// Checks every value; keys as in `[metrics]`.
+    public func validate() throws(ConfigurationError) {
+        if let l = listen, Self.socketAddress(l) == nil {
+            throw ConfigurationError(key: "listen", problem: "'\(l)' is not an address and port", hint: "e.g. \"[::]:9100\" or \"127.0.0.1:9100\"")
+        }
+    }
+
+    /// `HOST:PORT` (an IPv4 address) or `[V6]:PORT`, port 1-65535: the host text and the port, or nil.
+    public static func socketAddress(_ s: String) -> (host: String, port: UInt16)? {
+        guard let colon = s.lastIndex(of: ":"), let port = UInt16(s[s.index(after: colon)...]), port > 0 else { return nil }
+        let host = s[..<colon]
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            let inner = host.dropFirst().dropLast()
+            return IPv6Address(inner) != nil ? (String(inner), port) : nil
+        }
+        return IPv4Address(host) != nil ? (String(host), port) : nil
+    }
 }
 
 /// What the daemon logs beyond start, stop and errors (`[logging]`).
@@ -95,4 +228,9 @@ public struct LoggingSettings: Sendable, Equatable {
     /// are counted and reported as suppressed.
     public var ratePerSecond = 100
     public init() {}
+
+    /// Checks every value; keys as in `[logging]`.
+    public func validate() throws(ConfigurationError) {
+        if let e = ConfigurationError.outside(1...100_000, key: "rate_per_second", value: ratePerSecond) { throw e }
+    }
 }

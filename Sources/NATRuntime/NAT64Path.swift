@@ -83,13 +83,12 @@ struct NAT64Path: ~Copyable {
         control = s.control
         let tc = s.translatorConfiguration
         do {
-            let prefix = try NAT64Prefix(s.settings.prefix, restrictsToGlobalIPv4: s.settings.checkNonGlobal && s.settings.prefix == NAT64Settings.wellKnownPrefix)
+            let prefix = try s.settings.nat64Prefix()
             switch s.settings.mode {
-            case .pool:
-                guard let pc = s.settings.pool else { throw SetupError(description: "pool mode without a pool") }
+            case .pool(let pc):
                 var m: AddressPoolMapping
                 do {
-                    m = try AddressPoolMapping(pool: AddressPool(configuration: pc), prefix: prefix, rfc6791Pool: s.settings.rfc6791Pool)
+                    m = try AddressPoolMapping(pool: AddressPool(configuration: pc.pool), prefix: prefix, rfc6791Pool: pc.rfc6791Pool)
                 } catch {
                     throw SetupError(description: "the address pool refused its configuration: \(error)")
                 }
@@ -103,13 +102,9 @@ struct NAT64Path: ~Copyable {
                     logger.info("nat64 state: \(s.restore.count) saved reservations: \(detail)")
                 }
                 pool = try NAT64Translator(configuration: tc, mapping: m)
-            case .siit:
-                var eam: [ExplicitAddressMapping] = []
-                for e in s.settings.eam { eam.append(try ExplicitAddressMapping(ipv4: e.ipv4, ipv6: e.ipv6)) }
-                let m = try SIITMapping(SIITConfiguration(prefix: prefix, explicitMappings: eam, rfc6791Pool: s.settings.rfc6791Pool))
-                siit = try NAT64Translator(configuration: tc, mapping: m)
-            case .stateful:
-                guard var sc = s.settings.stateful else { throw SetupError(description: "stateful mode without its settings") }
+            case .siit(let sc):
+                siit = try NAT64Translator(configuration: tc, mapping: SIITMapping(sc.translatorConfiguration(prefix: prefix)))
+            case .stateful(var sc):
                 sc.prefix = prefix
                 stateful = try NAT64Translator(configuration: tc, mapping: NAPT64Mapping(configuration: sc))
             }
@@ -233,7 +228,7 @@ struct NAT64Path: ~Copyable {
         let c = counters
         var drops: [String] = []
         for r in DropReason.allCases where c.dropped(r) > 0 { drops.append("\(r.name)=\(c.dropped(r))") }
-        var line = "nat64 counters queue=\(queue) mode=\(settings.mode.rawValue) v6_to_v4=\(c.outboundPackets) v4_to_v6=\(c.inboundPackets) icmp_errors_translated=\(c.icmpErrorsTranslated) icmp_errors_generated=\(c.icmpErrorsGenerated) fragments=\(c.fragmentsTranslated) ignored_link_scope=\(ignoredLinkScope)"
+        var line = "nat64 counters queue=\(queue) mode=\(settings.mode.name) v6_to_v4=\(c.outboundPackets) v4_to_v6=\(c.inboundPackets) icmp_errors_translated=\(c.icmpErrorsTranslated) icmp_errors_generated=\(c.icmpErrorsGenerated) fragments=\(c.fragmentsTranslated) ignored_link_scope=\(ignoredLinkScope)"
         var list: [AddressReservation] = []
         var total = 0
         switch pool {
@@ -255,12 +250,16 @@ struct NAT64Path: ~Copyable {
             break
         }
         var lines = ["\(line) dropped=[\(drops.joined(separator: " "))]"]
-        if settings.mode == .stateful {
+        switch settings.mode {
+        case .stateful:
             for s in sessions { lines.append("nat64 session \(s)") }
             lines.append("nat64 sessions listed: \(sessions.count)")
             return lines
+        case .siit:
+            return lines
+        case .pool:
+            break
         }
-        guard settings.mode == .pool else { return lines }
         for r in list { lines.append("nat64 reservation \(r.ipv6) -> \(r.ipv4) idle=\(r.idleSeconds)s\(r.isStatic ? " static" : "")") }
         lines.append("nat64 reservations listed: \(list.count) of \(total)")
         return lines

@@ -1,14 +1,114 @@
 import NAT64
+import NATCore
 import NATWire
 
-/// How the daemon's NAT64 finds IPv4 addresses for IPv6 hosts.
-public enum NAT64Mode: String, Sendable, Equatable, CaseIterable {
+/// How the daemon's NAT64 finds IPv4 addresses for IPv6 hosts, with what that way needs.
+public enum NAT64Mode: Sendable, Equatable {
     /// protomask's 1:1 mode: each IPv6 host gets a whole IPv4 address from the pool, first come first served.
-    case pool
+    case pool(NAT64PoolSettings)
     /// Stateless IP/ICMP translation (RFC 7915): addresses by the RFC 6052 prefix and EAM entries (RFC 7757).
-    case siit
-    /// Stateful NAPT64 (RFC 6146): IPv6 hosts share the pool's addresses by ports (BIB and sessions).
-    case stateful
+    case siit(SIITSettings)
+    /// Stateful NAPT64 (RFC 6146): IPv6 hosts share the pool's addresses by ports (BIB and sessions). The
+    /// configuration's `prefix` is set from ``NAT64Settings/prefix`` and ``NAT64Settings/checkNonGlobal``
+    /// when the translator is built.
+    case stateful(NAPT64Configuration)
+
+    /// `pool`, `siit` or `stateful`: the value of `mode` in `[nat64]`.
+    public var name: String {
+        switch self {
+        case .pool: "pool"
+        case .siit: "siit"
+        case .stateful: "stateful"
+        }
+    }
+
+    /// The names `mode` takes.
+    public static let names = ["pool", "siit", "stateful"]
+}
+
+/// Pool mode (protomask's): the address pool, RFC 6791 addresses, and where the reservations are kept.
+public struct NAT64PoolSettings: Sendable, Equatable {
+    /// The pool: prefixes, idle time, static pairs.
+    public var pool: AddressPoolConfiguration
+    /// RFC 7915 §4.2 / RFC 6791: IPv4 source addresses for ICMP errors from IPv6 nodes that have no pool
+    /// address. Empty: such errors are dropped.
+    public var rfc6791Pool: [IPv4Prefix] = []
+    /// Where the reservations are kept across restarts (nil: not kept).
+    public var stateFile: String?
+    /// Seconds between state file writes (also written at stop).
+    public var stateInterval = 60
+
+    public init(pool: AddressPoolConfiguration) { self.pool = pool }
+}
+
+/// SIIT (RFC 7915, stateless): which IPv4 addresses stand for which IPv6 hosts.
+public struct SIITSettings: Sendable, Equatable {
+    /// Explicit Address Mappings (RFC 7757).
+    public var eam: [EAMSetting] = []
+    /// IPv4 prefixes whose hosts are IPv6 hosts with IPv4-embedded addresses under the NAT64 prefix
+    /// (routed into the TUN device; IPv4 packets to them are translated).
+    public var translatable: [IPv4Prefix] = []
+    /// RFC 7915 §4.2 / RFC 6791: IPv4 source addresses for ICMP errors from IPv6 nodes whose address
+    /// cannot be translated. Empty: such errors are dropped.
+    public var rfc6791Pool: [IPv4Prefix] = []
+
+    public init(eam: [EAMSetting] = [], translatable: [IPv4Prefix] = []) {
+        self.eam = eam
+        self.translatable = translatable
+    }
+
+    /// Every IPv4 prefix that stands for IPv6 hosts: the EAM entries', then the translatable ones.
+    public var ipv4Prefixes: [IPv4Prefix] { eam.map(\.ipv4) + translatable }
+
+    /// The translator's ``SIITConfiguration`` for these settings under `prefix` (the EAM rows checked as
+    /// ``ExplicitAddressMapping`` checks them, keys as in `[nat64]`).
+    public func translatorConfiguration(prefix: NAT64Prefix) throws(ConfigurationError) -> SIITConfiguration {
+        var rows: [ExplicitAddressMapping] = []
+        for (i, e) in eam.enumerated() {
+            do {
+                rows.append(try ExplicitAddressMapping(ipv4: e.ipv4, ipv6: e.ipv6))
+            } catch {
+                throw ConfigurationError(key: "eam[\(i)].v6", problem: error.problem, hint: error.hint)
+            }
+        }
+        return SIITConfiguration(prefix: prefix, explicitMappings: rows, rfc6791Pool: rfc6791Pool)
+    }
+
+    /// Checks the entries against each other and against the NAT64 prefix; keys as in `[nat64]`. Stricter
+    /// than the translator's own ``SIITConfiguration/validate()`` (RFC 7757 lets EAM prefixes overlap,
+    /// longest match first): the daemon routes each IPv4 prefix into the TUN device and wants every IPv4
+    /// address to stand for one IPv6 host, and none under the NAT64 prefix.
+    public func validate(prefix: IPv6Prefix, checkNonGlobal: Bool) throws(ConfigurationError) {
+        guard !eam.isEmpty || !translatable.isEmpty else {
+            throw ConfigurationError(key: "eam", problem: "is missing",
+                                     hint: "SIIT needs IPv4 addresses for the IPv6 hosts: eam = [{ v4 = ..., v6 = ... }] and/or translatable = [\"<IPv4 prefix>\"]")
+        }
+        for (i, e) in eam.enumerated() where 32 - Int(e.ipv4.length) != 128 - Int(e.ipv6.length) {
+            throw ConfigurationError(key: "eam[\(i)].v6", problem: "\(e.ipv6) has a \(128 - Int(e.ipv6.length))-bit suffix but \(e.ipv4) has \(32 - Int(e.ipv4.length))",
+                                     hint: "RFC 7757 §3.2: both sides of an entry hold as many addresses, e.g. /29 with /125")
+        }
+        let all = ipv4Prefixes
+        for (i, p) in all.enumerated() {
+            for q in all[(i + 1)...] where q.contains(p.address) || p.contains(q.address) {
+                throw ConfigurationError(key: i < eam.count ? "eam" : "translatable", problem: "\(p) overlaps \(q)",
+                                         hint: "each IPv4 address may stand for one IPv6 host only")
+            }
+        }
+        for (i, e) in eam.enumerated() {
+            for (j, f) in eam.enumerated() where j > i && (f.ipv6.contains(e.ipv6.address) || e.ipv6.contains(f.ipv6.address)) {
+                throw ConfigurationError(key: "eam[\(j)].v6", problem: "\(f.ipv6) overlaps eam[\(i)].v6 \(e.ipv6)")
+            }
+            if prefix.contains(e.ipv6.address) || e.ipv6.contains(prefix.address) {
+                throw ConfigurationError(key: "eam[\(i)].v6", problem: "\(e.ipv6) overlaps the NAT64 prefix \(prefix)")
+            }
+        }
+        if checkNonGlobal && prefix == NAT64Settings.wellKnownPrefix {
+            for (i, p) in translatable.enumerated() where !p.address.isGloballyReachable {
+                throw ConfigurationError(key: "translatable[\(i)]", problem: "\(p) is not globally reachable and cannot be embedded in the Well-Known Prefix 64:ff9b::/96 (RFC 6052 §3.1)",
+                                         hint: "use a network-specific prefix such as 2001:db8:64::/96, or set check_non_global = false")
+            }
+        }
+    }
 }
 
 /// One Explicit Address Mapping (RFC 7757 §3.2): an IPv4 prefix and an IPv6 prefix with equally long suffixes.
@@ -22,38 +122,20 @@ public struct EAMSetting: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(ipv4) <-> \(ipv6)" }
 }
 
-/// The daemon's NAT64 (`[nat64]` in swiftnat's TOML, or a protomask configuration file).
+/// The daemon's NAT64 (`[nat64]` in swiftnat's TOML, or a protomask configuration file). Check with
+/// ``validate()``; its keys are the file's (protomask's `Pool.Prefixes` when ``fromProtomask``).
 public struct NAT64Settings: Sendable, Equatable {
     public var mode: NAT64Mode
     /// The RFC 6052 prefix (/32, /40, /48, /56, /64 or /96) that embeds IPv4 addresses in IPv6 ones.
     public var prefix: IPv6Prefix
-    /// Pool mode: the pool (prefixes, idle time, static pairs).
-    public var pool: AddressPoolConfiguration?
-    /// Stateful mode: the pool, ports, filtering, timeouts, limits and static BIB entries. Its `prefix`
-    /// is set from ``prefix`` and ``checkNonGlobal`` when the translator is built.
-    public var stateful: NAPT64Configuration?
-    /// SIIT: Explicit Address Mappings (RFC 7757).
-    public var eam: [EAMSetting] = []
-    /// SIIT: IPv4 prefixes whose hosts are IPv6 hosts with IPv4-embedded addresses under `prefix`
-    /// (routed into the TUN device; IPv4 packets to them are translated).
-    public var translatable: [IPv4Prefix] = []
-    /// RFC 7915 §4.2 / RFC 6791: IPv4 source addresses for ICMP errors from IPv6 nodes whose address
-    /// cannot be translated. Empty: such errors are dropped.
-    public var rfc6791Pool: [IPv4Prefix] = []
     /// RFC 7915 §4 (IPv4 → IPv6, DF clear): packets are fragmented to fit this IPv6 MTU.
     public var lowestIPv6MTU = 1280
     /// RFC 6052 §3.1: refuse to embed non-global IPv4 addresses in the Well-Known Prefix 64:ff9b::/96.
     public var checkNonGlobal = true
-    /// Pool mode: where the reservations are kept across restarts (nil: not kept).
-    public var stateFile: String?
-    /// Seconds between state file writes (also written at stop).
-    public var stateInterval = 60
-    /// protomask's `Prometheus` key, kept for the log: swiftnat does not serve metrics over HTTP yet.
-    public var prometheus: String?
     /// Read from a protomask configuration file.
     public var fromProtomask = false
 
-    public init(mode: NAT64Mode, prefix: IPv6Prefix) {
+    public init(mode: NAT64Mode, prefix: IPv6Prefix = NAT64Settings.wellKnownPrefix) {
         self.mode = mode
         self.prefix = prefix
     }
@@ -62,14 +144,103 @@ public struct NAT64Settings: Sendable, Equatable {
     /// them go to the NAT64 rather than to NAT44.
     public var ipv4Prefixes: [IPv4Prefix] {
         switch mode {
-        case .pool: pool?.prefixes ?? []
-        case .siit: eam.map(\.ipv4) + translatable
-        case .stateful: stateful?.pool ?? []
+        case .pool(let p): p.pool.prefixes
+        case .siit(let s): s.ipv4Prefixes
+        case .stateful(let c): c.pool
         }
+    }
+
+    /// RFC 6791 addresses (pool and SIIT mode; stateful NAT64 sends translated errors from the pool
+    /// address of the session, RFC 6146 §3.5.4).
+    public var rfc6791Pool: [IPv4Prefix] {
+        switch mode {
+        case .pool(let p): p.rfc6791Pool
+        case .siit(let s): s.rfc6791Pool
+        case .stateful: []
+        }
+    }
+
+    /// One line for the daemon's `ready` log: `nat64=MODE prefix=… ipv4=…` and what the mode adds.
+    public var summary: String {
+        var detail = ""
+        switch mode {
+        case .pool(let p): detail = " max_idle=\(p.pool.maxIdleSeconds)s static=\(p.pool.staticMappings.count)\(p.stateFile.map { " state_file=\($0)" } ?? "")"
+        case .siit: break
+        case .stateful(let c): detail = " filtering=\(c.filtering.rawValue) max_sessions=\(c.maxSessions) static_bib=\(c.staticBindings.count)"
+        }
+        return "nat64=\(mode.name)\(fromProtomask ? "(protomask file)" : "") prefix=\(prefix) ipv4=\(ipv4Prefixes.map(\.description).joined(separator: ","))\(detail)"
+    }
+
+    /// The prefix as the translator takes it, with the RFC 6052 §3.1 check on for the Well-Known Prefix
+    /// unless ``checkNonGlobal`` is off.
+    public func nat64Prefix() throws(ConfigurationError) -> NAT64Prefix {
+        try NAT64Prefix(prefix, restrictsToGlobalIPv4: checkNonGlobal && prefix == NAT64Settings.wellKnownPrefix)
+    }
+
+    /// Checks every value, as ``NAT64Configuration``, ``AddressPoolConfiguration``,
+    /// ``NAPT64Configuration`` and ``SIITSettings`` do and against each other: keys as in `[nat64]`, or
+    /// protomask's names (`Nat64Prefix`, `Pool.Prefixes`, `Pool.MaxIdleDuration`, `Pool.Static`) for a
+    /// protomask file.
+    public func validate() throws(ConfigurationError) {
+        do {
+            try validateKeys()
+        } catch {
+            throw fromProtomask ? Self.protomaskKey(error) : error
+        }
+    }
+
+    func validateKeys() throws(ConfigurationError) {
+        let p = try nat64Prefix()
+        if let e = ConfigurationError.outside(1280...65535, key: "lowest_ipv6_mtu", value: lowestIPv6MTU,
+                                              hint: "1280 is the IPv6 minimum (RFC 8200 §5)") { throw e }
+        switch mode {
+        case .pool(let s):
+            do {
+                try s.pool.validate()
+            } catch {
+                var e = error
+                if e.key.hasPrefix("prefixes") { e.key = "pool" + e.key.dropFirst("prefixes".count) }
+                throw e
+            }
+            if let f = s.stateFile, f.isEmpty {
+                throw ConfigurationError(key: "state_file", problem: "is empty", hint: "give a path such as /var/lib/swiftnat/nat64.state, or leave the key out")
+            }
+            if let e = ConfigurationError.outside(1...86400, key: "state_interval", value: s.stateInterval) { throw e }
+            var total: UInt64 = 0
+            for (i, r) in s.rfc6791Pool.enumerated() {
+                total += r.count
+                guard total <= 65536 else {
+                    throw ConfigurationError(key: "rfc6791_pool[\(i)]", problem: "makes the RFC 6791 pool larger than 65536 addresses")
+                }
+            }
+        case .siit(let s):
+            try s.validate(prefix: prefix, checkNonGlobal: checkNonGlobal)
+            try s.translatorConfiguration(prefix: p).validate()
+        case .stateful(var c):
+            c.prefix = p
+            try c.validate()
+        }
+        for (i, r) in rfc6791Pool.enumerated() {
+            for q in ipv4Prefixes where q.contains(r.address) || r.contains(q.address) {
+                throw ConfigurationError(key: "rfc6791_pool[\(i)]", problem: "\(r) overlaps \(q), which stands for IPv6 hosts",
+                                         hint: "RFC 6791 addresses must be addresses of their own")
+            }
+        }
+    }
+
+    /// A `[nat64]` key as protomask names it.
+    static func protomaskKey(_ error: ConfigurationError) -> ConfigurationError {
+        var e = error
+        for (a, b) in [("prefix", "Nat64Prefix"), ("pool", "Pool.Prefixes"), ("max_idle", "Pool.MaxIdleDuration"), ("static", "Pool.Static")]
+        where e.key == a || e.key.hasPrefix(a + "[") || e.key.hasPrefix(a + ".") {
+            e.key = b + e.key.dropFirst(a.count)
+            break
+        }
+        return e
     }
 
     /// The Well-Known Prefix of RFC 6052 §2.1.
     public static let wellKnownPrefix = IPv6Prefix("64:ff9b::/96")!
     /// The prefix lengths RFC 6052 §2.2 allows.
-    public static let allowedPrefixLengths: [UInt8] = [32, 40, 48, 56, 64, 96]
+    public static let allowedPrefixLengths: [UInt8] = NAT64Prefix.allowedLengths
 }

@@ -88,7 +88,7 @@ extension NAT64Path {
     /// The NAT64's part of a snapshot.
     func fill(_ s: inout QueueSnapshot, _ request: SnapshotRequest, now: Timestamp) {
         s.nat64 = counters
-        s.nat64Mode = settings.mode.rawValue
+        s.nat64Mode = settings.mode.name
         switch pool {
         case .some(let t):
             s.nat64Reservations = t.mapping.pool.reservationCount
@@ -103,7 +103,8 @@ extension NAT64Path {
             s.nat64Sessions = t.mapping.sessionCount
             s.nat64Bindings = t.mapping.bindingCount
             if request.sessions {
-                let timeouts = settings.stateful?.timeouts ?? NAPT64Timeouts()
+                var timeouts = Timeouts()
+                if case .stateful(let c) = settings.mode { timeouts = c.timeouts }
                 s.sessions += t.mapping.sessions(now: now).prefix(request.limit).map { i in
                     let timeout = timeouts.seconds(for: i.timerClass)
                     return SessionRow(engine: "nat64", queue: s.queue, protocol: i.proto.rawValue,

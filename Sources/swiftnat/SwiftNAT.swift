@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import NATLab
+import NATCore
 import NATRuntime
 
 @main
@@ -58,14 +59,15 @@ struct Run: ParsableCommand {
     }
 
     /// Reads the file and applies the command line's overrides (also what a reload does).
-    func load(_ config: String) throws(ConfigFileError) -> DaemonConfiguration {
+    func load(_ config: String) throws(ConfigurationError) -> DaemonConfiguration {
         var cfg = try ConfigLoader.load(file: config)
         if noRoutes { cfg.routing.enabled = false }
         if let nat64State {
-            guard cfg.nat64?.mode == .pool else {
-                throw ConfigFileError(file: config, key: "nat64.mode", problem: "--nat64-state needs a NAT64 in pool mode")
+            guard case .pool(var p)? = cfg.nat64?.mode else {
+                throw ConfigurationError(file: config, key: "nat64.mode", problem: "--nat64-state needs a NAT64 in pool mode")
             }
-            cfg.nat64?.stateFile = nat64State
+            p.stateFile = nat64State
+            cfg.nat64?.mode = .pool(p)
         }
         return cfg
     }
@@ -85,7 +87,7 @@ struct Run: ParsableCommand {
         }
         do {
             let command = self
-            try Daemon.run(cfg, logger: logger, reloadLoader: { f throws(ConfigFileError) in try command.load(f) })
+            try Daemon.run(cfg, logger: logger, reloadLoader: { f throws(ConfigurationError) in try command.load(f) })
         } catch {
             fail(error.description)
         }

@@ -290,6 +290,24 @@ struct StaticFragmentLimitTests {
         c = config { $0.pool = [IPv4Prefix("100.64.1.0/24")!] }
         do { try c.validate() } catch { #expect(error.key == "pool[0]") }
         c = config { $0.forwards = [PortForward(proto: IPProtocol.tcp, outsideAddress: serverX, outsidePorts: 80...80, insideAddress: clientA, insidePort: 80)] }
-        do { try c.validate() } catch { #expect(error.key == "forwards[0].outside") }
+        do { try c.validate() } catch { #expect(error.key == "forward[0].outside") }
+    }
+
+    /// The rules that were only the daemon's loader's are the configuration's own: a library user gets them.
+    @Test func validateHoldsTheLoadersRulesToo() {
+        func key(_ change: (inout NAPT44Configuration) -> Void) -> String? {
+            do { try config(.portRestrictedCone, change).validate(); return nil } catch { return error.key }
+        }
+        #expect(key { _ in } == nil)
+        #expect(key { $0.insidePrefixes = [] } == "inside")
+        #expect(key { $0.maxPortAttempts = 65537 } == "max_port_attempts")
+        #expect(key { $0.maxSessions = 0 } == "max_sessions")
+        #expect(key { $0.maxHeldSYNs = 65537 } == "max_held_syns")
+        #expect(key { $0.timeouts.other = 0 } == "timeouts.other")
+        #expect(key { $0.timeouts.synHoldMilliseconds = 86_400_001 } == "timeouts.syn_hold")
+        #expect(key { $0.limits.icmpErrorsPerSecond = 1_000_001 } == "limits.icmp_errors_per_second")
+        #expect(key { $0.fragments.maxFlows = 0 } == "fragments.max_flows")
+        #expect(key { $0.fragments.maxHeldSize = 67 } == "fragments.max_held_size")
+        #expect(key { $0.ports = PortSet(ranges: []) } == "ports")
     }
 }

@@ -13,11 +13,11 @@ private func pool(_ prefixes: [String], idle: UInt32 = 7200, statics: [(String, 
         staticMappings: statics.map { StaticAddressMapping(ipv4: v4($0.0), ipv6: v6($0.1)) }))
 }
 
-private func configError(_ prefixes: [String], idle: UInt32 = 7200, statics: [(String, String)] = []) -> AddressPoolError? {
+private func configError(_ prefixes: [String], idle: UInt32 = 7200, statics: [(String, String)] = []) -> ConfigurationError? {
     do {
         _ = try pool(prefixes, idle: idle, statics: statics)
         return nil
-    } catch let e as AddressPoolError {
+    } catch let e as ConfigurationError {
         return e
     } catch {
         return nil
@@ -278,7 +278,7 @@ private let icmpError4 = NAT64Transport(kind: .icmpError, protocolNumber: 1)
             try n.map6to4(source: v6("2001:db8:1::1"), destination: v6("2001:db8:64::cb00:7102"), transport: icmpError6, now: t(1))
         }
         #expect(n.pool.reservationCount == 1, "only the static pair")
-        #expect(throws: AddressPoolError.self) { _ = try mapping(rfc6791: ["192.0.2.0/30"]) }
+        #expect(throws: ConfigurationError.self) { _ = try mapping(rfc6791: ["192.0.2.0/30"]) }
     }
 }
 

@@ -35,12 +35,12 @@ import NATWire
             let (mh, ml) = IPv6Prefix.mask(UInt8(len))
             let a = IPv6Address("2001:db8:1:2:3:4:5:6")!
             let p = IPv6Prefix(address: IPv6Address(high: a.high & mh, low: a.low & ml), length: len)!
-            #expect(throws: NAT64ConfigurationError.self) { try NAT64Prefix(p) }
+            #expect(throws: ConfigurationError.self) { try NAT64Prefix(p) }
         }
     }
 
     @Test func rfc6052_2_2_uOctetOfA96PrefixMustBeZero() {
-        #expect(throws: NAT64ConfigurationError.self) { try NAT64Prefix("2001:db8:0:0:ff00::/96") }
+        #expect(throws: ConfigurationError.self) { try NAT64Prefix("2001:db8:0:0:ff00::/96") }
         #expect((try? NAT64Prefix("2001:db8:0:0:ff::/96")) != nil)
     }
 

@@ -6,11 +6,11 @@ import NATWire
 /// RFC 7757: Explicit Address Mappings, their precedence over RFC 6052, and hairpinning (§4.3).
 @Suite struct RFC7757Tests {
     @Test func rfc7757_3_2_suffixLengthsMustBeEqual() {
-        #expect(throws: NAT64ConfigurationError.self) {
+        #expect(throws: ConfigurationError.self) {
             try ExplicitAddressMapping(ipv4: "198.51.100.0/24", ipv6: "2001:db8:6::/112")
         }
         #expect((try? ExplicitAddressMapping(ipv4: "198.51.100.7/32", ipv6: "2001:db8:6::77/128")) != nil)
-        #expect(throws: NAT64ConfigurationError.self) {
+        #expect(throws: ConfigurationError.self) {
             try ExplicitAddressMapping(ipv4: "198.51.100.1/24", ipv6: "2001:db8:6::/120")  // host bits set
         }
     }
@@ -18,8 +18,8 @@ import NATWire
     @Test func rfc7757_3_3_duplicatePrefixesRefused() throws {
         let a = try ExplicitAddressMapping(ipv4: "198.51.100.0/24", ipv6: "2001:db8:6::/120")
         let b = try ExplicitAddressMapping(ipv4: "198.51.100.0/24", ipv6: "2001:db8:7::/120")
-        #expect(throws: NAT64ConfigurationError.self) { try ExplicitAddressMappingTable([a, b]) }
-        #expect(throws: NAT64ConfigurationError.self) { try SIITMapping(SIITConfiguration()) }
+        #expect(throws: ConfigurationError.self) { try ExplicitAddressMappingTable([a, b]) }
+        #expect(throws: ConfigurationError.self) { try SIITMapping(SIITConfiguration()) }
     }
 
     @Test func rfc7757_3_3_longestPrefixMatchBothWays() throws {

@@ -106,7 +106,7 @@ import NATWire
         #expect(problem { $0.timeouts.tcpEstablished = 7439 } == "timeouts.tcp_established")
         #expect(problem { $0.timeouts.tcpTransitory = 239 } == "timeouts.tcp_transitory")
         #expect(problem { $0.timeouts.icmp = 0 } == "timeouts.icmp")
-        #expect(problem { $0.timeouts.tcpIncomingSYNMilliseconds = 0 } == "timeouts.tcp_incoming_syn")
+        #expect(problem { $0.timeouts.synHoldMilliseconds = 0 } == "timeouts.tcp_incoming_syn")
     }
 
     // MARK: Limits
@@ -281,11 +281,11 @@ import NATWire
     @Test func configurationRefusesAnEmptyOrOverlappingPool() {
         var c = statefulConfiguration()
         c.pool = []
-        #expect(throws: NAT64ConfigurationError.self) { try c.validate() }
+        #expect(throws: ConfigurationError.self) { try c.validate() }
         c.pool = [IPv4Prefix("198.51.100.64/30")!, IPv4Prefix("198.51.100.66/31")!]
-        #expect((#expect(throws: NAT64ConfigurationError.self) { try c.validate() })?.key == "pool[0]")
+        #expect((#expect(throws: ConfigurationError.self) { try c.validate() })?.key == "pool[0]")
         c.pool = [IPv4Prefix("198.51.100.0/24")!]
         c.udpPorts = PortSet(ranges: [])
-        #expect((#expect(throws: NAT64ConfigurationError.self) { try c.validate() })?.key == "udp_ports")
+        #expect((#expect(throws: ConfigurationError.self) { try c.validate() })?.key == "udp_ports")
     }
 }

@@ -144,7 +144,7 @@ import NATWire
         #expect(key { $0.outboxSlots = 0 } == "outbox_slots")
         #expect(key { $0.icmpErrorsPerSecond = -1 } == "icmp_errors_per_second")
         #expect(key { _ in } == nil)
-        #expect(throws: NAT64ConfigurationError.self) {
+        #expect(throws: ConfigurationError.self) {
             _ = try NAT64Translator(configuration: { var c = NAT64Configuration(); c.ipv4MTU = 10; return c }(),
                                     mapping: SIITMapping(prefix: .wellKnown))
         }

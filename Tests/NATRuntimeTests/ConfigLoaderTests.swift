@@ -10,7 +10,7 @@ private let minimal = """
 pool = ["198.51.100.1/32"]
 """
 
-private func parseError(_ text: String) -> ConfigFileError? {
+private func parseError(_ text: String) -> ConfigurationError? {
     do {
         _ = try ConfigLoader.parse(text, file: "test.toml")
         return nil

@@ -1,10 +1,11 @@
 import Foundation
 import NAT64
+import NATCore
 import NATRuntime
 import NATWire
 import Testing
 
-private func parseError(_ text: String) -> ConfigFileError? {
+private func parseError(_ text: String) -> ConfigurationError? {
     do {
         _ = try ConfigLoader.parse(text, file: "n64.toml")
         return nil
@@ -46,12 +47,12 @@ pool = ["192.0.2.0/28"]
         let c = try ConfigLoader.parse(protomaskREADME, file: "protomask.toml")
         #expect(c.nat44 == nil)
         let n = try #require(c.nat64)
-        #expect(n.fromProtomask && n.mode == .pool)
+        #expect(n.fromProtomask && n.mode.name == "pool")
         #expect(n.prefix == IPv6Prefix("64:ff9b::/96")!)
-        #expect(n.prometheus == "[::]:8080")
-        #expect(n.pool?.prefixes == [IPv4Prefix("192.0.2.0/24")!])
-        #expect(n.pool?.maxIdleSeconds == 7200)
-        #expect(n.pool?.staticMappings == [StaticAddressMapping(ipv4: IPv4Address("192.0.2.2")!, ipv6: IPv6Address("2001:db8:1::2")!)])
+        #expect(c.metrics.listen == "[::]:8080", "protomask's Prometheus key is [metrics] listen")
+        #expect(n.poolMode?.pool.prefixes == [IPv4Prefix("192.0.2.0/24")!])
+        #expect(n.poolMode?.pool.maxIdleSeconds == 7200)
+        #expect(n.poolMode?.pool.staticMappings == [StaticAddressMapping(ipv4: IPv4Address("192.0.2.2")!, ipv6: IPv6Address("2001:db8:1::2")!)])
         #expect(n.ipv4Prefixes == [IPv4Prefix("192.0.2.0/24")!])
         #expect(c.tun.name == "swiftnat0")
     }
@@ -60,9 +61,9 @@ pool = ["192.0.2.0/28"]
         let c = try ConfigLoader.parse("[tun]\nname = \"nat64\"\n[Pool]\nPrefixes = [\"198.51.100.0/24\"]\n", file: "p.toml")
         #expect(c.tun.name == "nat64")
         #expect(c.nat64?.prefix == NAT64Settings.wellKnownPrefix)
-        #expect(c.nat64?.pool?.maxIdleSeconds == 7200)
-        #expect(c.nat64?.pool?.staticMappings.isEmpty == true)
-        #expect(c.nat64?.prometheus == nil)
+        #expect(c.nat64?.poolMode?.pool.maxIdleSeconds == 7200)
+        #expect(c.nat64?.poolMode?.pool.staticMappings.isEmpty == true)
+        #expect(c.metrics.listen == nil)
     }
 
     @Test func protomaskErrorsUseItsKeyNames() {
@@ -97,11 +98,11 @@ pool = ["192.0.2.0/28"]
         rfc6791_pool = ["198.51.100.254"]
         """, file: "t.toml")
         let n = try #require(c.nat64)
-        #expect(!n.fromProtomask && n.mode == .pool)
+        #expect(!n.fromProtomask && n.mode.name == "pool")
         #expect(n.prefix == IPv6Prefix("2001:db8:64::/96")!)
-        #expect(n.pool?.maxIdleSeconds == 300)
-        #expect(n.pool?.staticMappings.count == 1)
-        #expect(n.stateFile == "/tmp/x.state" && n.stateInterval == 5)
+        #expect(n.poolMode?.pool.maxIdleSeconds == 300)
+        #expect(n.poolMode?.pool.staticMappings.count == 1)
+        #expect(n.poolMode?.stateFile == "/tmp/x.state" && n.poolMode?.stateInterval == 5)
         #expect(n.lowestIPv6MTU == 1400 && !n.checkNonGlobal)
         #expect(n.rfc6791Pool == [IPv4Prefix("198.51.100.254/32")!])
         #expect(c.nat44 == nil)
@@ -116,8 +117,8 @@ pool = ["192.0.2.0/28"]
         translatable = ["203.0.113.128/25"]
         """, file: "t.toml")
         let n = try #require(c.nat64)
-        #expect(n.mode == .siit && n.pool == nil)
-        #expect(n.eam == [EAMSetting(ipv4: IPv4Prefix("198.51.100.8/29")!, ipv6: IPv6Prefix("2001:db8:1::8/125")!),
+        #expect(n.mode.name == "siit" && n.poolMode == nil)
+        #expect(n.siitMode?.eam == [EAMSetting(ipv4: IPv4Prefix("198.51.100.8/29")!, ipv6: IPv6Prefix("2001:db8:1::8/125")!),
                           EAMSetting(ipv4: IPv4Prefix("198.51.100.20/32")!, ipv6: IPv6Prefix("2001:db8:2::20/128")!)])
         #expect(n.ipv4Prefixes.map(\.description) == ["198.51.100.8/29", "198.51.100.20/32", "203.0.113.128/25"])
     }
@@ -158,10 +159,10 @@ pool = ["192.0.2.0/28"]
 
     @Test func examplesLoad() throws {
         let a = try ConfigLoader.load(file: example("nat64.toml"))
-        #expect(a.nat64?.mode == .pool && a.nat64?.stateFile == "/var/lib/swiftnat/nat64.state")
-        #expect(a.nat64?.pool?.staticMappings.count == 1)
+        #expect(a.nat64?.mode.name == "pool" && a.nat64?.poolMode?.stateFile == "/var/lib/swiftnat/nat64.state")
+        #expect(a.nat64?.poolMode?.pool.staticMappings.count == 1)
         let b = try ConfigLoader.load(file: example("protomask.toml"))
-        #expect(b.nat64?.fromProtomask == true && b.nat64?.pool?.prefixes == [IPv4Prefix("192.0.2.0/24")!])
+        #expect(b.nat64?.fromProtomask == true && b.nat64?.poolMode?.pool.prefixes == [IPv4Prefix("192.0.2.0/24")!])
     }
 }
 

@@ -25,7 +25,10 @@ import Testing
             text = "[nat64]\nmode = \"stateful\"\nprefix = \"2001:db8:64::/96\"\npool = [\"198.51.100.64/30\"]\n"
         }
         var s = try #require(try ConfigLoader.parse(text, file: "t.toml").nat64)
-        s.stateful?.hashSeed = 7
+        if case .stateful(var c) = s.mode {
+            c.hashSeed = 7
+            s.mode = .stateful(c)
+        }
         return s
     }
 

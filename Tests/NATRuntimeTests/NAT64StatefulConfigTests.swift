@@ -5,7 +5,7 @@ import NATRuntime
 import NATWire
 import Testing
 
-private func parseError(_ text: String) -> ConfigFileError? {
+private func parseError(_ text: String) -> ConfigurationError? {
     do {
         _ = try ConfigLoader.parse(text, file: "st.toml")
         return nil
@@ -73,9 +73,9 @@ pool = ["198.51.100.64/30"]
         ipv4_port = 700
         """, file: "st.toml")
         let n = try #require(c.nat64)
-        #expect(n.mode == .stateful)
+        #expect(n.mode.name == "stateful")
         #expect(n.ipv4Prefixes == [IPv4Prefix("198.51.100.64/30")!])
-        let s = try #require(n.stateful)
+        let s = try #require(n.statefulMode)
         #expect(s.prefix.prefix == IPv6Prefix("2001:db8:64::/96")! && !s.prefix.restrictsToGlobalIPv4)
         #expect(s.tcpPorts == PortSet(ranges: [1024...65535]))
         #expect(s.udpPorts == PortSet(ranges: [2000...2999, 4000...4000]))
@@ -84,7 +84,7 @@ pool = ["198.51.100.64/30"]
         #expect(s.maxPortAttempts == 64 && s.unsolicitedSYN == .drop && s.dropExternallyInitiatedTCP && !s.tcpProbes && !s.hairpinning)
         #expect(s.hashSeed == 7)
         #expect(s.timeouts.udp == 600 && s.timeouts.tcpEstablished == 8000 && s.timeouts.tcpTransitory == 300 && s.timeouts.icmp == 30)
-        #expect(s.timeouts.tcpIncomingSYNMilliseconds == 4500 && s.timeouts.portHold == 0 && s.timeouts.fragmentMilliseconds == 3000)
+        #expect(s.timeouts.synHoldMilliseconds == 4500 && s.timeouts.portHold == 0 && s.timeouts.fragmentMilliseconds == 3000)
         #expect(s.maxSessions == 1000 && s.maxBindings == 500 && s.maxHosts == 100 && s.maxSessionsPerHost == 50)
         #expect(s.maxBindingsPerHost == 20 && s.maxHeldSYNs == 8 && s.maxFragmentFlows == 64)
         #expect(s.staticBindings == [
@@ -94,14 +94,14 @@ pool = ["198.51.100.64/30"]
     }
 
     @Test func statefulDefaultsAreRFC6146s() throws {
-        let s = try #require(try ConfigLoader.parse(stateful, file: "st.toml").nat64?.stateful)
-        #expect(s.timeouts == NAPT64Timeouts())
+        let s = try #require(try ConfigLoader.parse(stateful, file: "st.toml").nat64?.statefulMode)
+        #expect(s.timeouts == Timeouts())
         #expect(s.timeouts.udp == 300 && s.timeouts.tcpEstablished == 7440 && s.timeouts.tcpTransitory == 240 && s.timeouts.icmp == 60)
-        #expect(s.timeouts.tcpIncomingSYNMilliseconds == 6000)
+        #expect(s.timeouts.synHoldMilliseconds == 6000)
         #expect(s.filtering == .endpointIndependent && s.tcpProbes && s.parityPreservation && s.pairedPooling)
         #expect(s.tcpPorts == .all && s.staticBindings.isEmpty)
         // The Well-Known Prefix refuses non-global IPv4 (RFC 6052 §3.1) unless told otherwise.
-        let wk = try #require(try ConfigLoader.parse("[nat64]\nmode = \"stateful\"\npool = [\"198.51.100.64/30\"]\n", file: "w.toml").nat64?.stateful)
+        let wk = try #require(try ConfigLoader.parse("[nat64]\nmode = \"stateful\"\npool = [\"198.51.100.64/30\"]\n", file: "w.toml").nat64?.statefulMode)
         #expect(wk.prefix.restrictsToGlobalIPv4)
     }
 
@@ -148,8 +148,8 @@ pool = ["198.51.100.64/30"]
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Examples/nat64-stateful.toml").path
         let c = try ConfigLoader.load(file: path)
-        let s = try #require(c.nat64?.stateful)
-        #expect(c.nat64?.mode == .stateful && s.staticBindings.count == 2 && s.pool == [IPv4Prefix("198.51.100.64/30")!])
+        let s = try #require(c.nat64?.statefulMode)
+        #expect(c.nat64?.mode.name == "stateful" && s.staticBindings.count == 2 && s.pool == [IPv4Prefix("198.51.100.64/30")!])
         // It also builds: the NAT64 library accepts what the loader produced.
         #expect(throws: Never.self) { _ = try NAPT64Mapping(configuration: s) }
     }

@@ -289,3 +289,44 @@ func statefulRun(flows: Int) {
 }
 statefulRun(flows: n)
 statefulRun(flows: options.statefulFlows)
+
+// MARK: Stateful NAT64: new sessions (BIB entry + session per flow: the port allocator's path)
+
+/// Fills fresh stateful translators with `flows` new UDP flows each (the first packet of each flow makes
+/// its BIB entry, its IPv4 port, and its session), `trials` times; only the process calls are timed.
+@MainActor
+func statefulNewSessions(flows: Int, trials: Int) {
+    var sc = NAPT64Configuration(prefix: try! NAT64Prefix("64:ff9b::/96", restrictsToGlobalIPv4: false),
+                                 pool: [IPv4Prefix("198.51.100.64/28")!])
+    sc.hashSeed = 0x6146
+    sc.maxSessions = max(flows * 2, 1024)
+    sc.maxHosts = max(flows, 1024)
+    let out6 = UnsafeMutableRawPointer.allocate(byteCount: flows * packetSize, alignment: 64)
+    defer { out6.deallocate() }
+    for i in 0..<flows {
+        let s = server4[i % 4]
+        let p6 = PacketBuilder.udp6(source: IPv6Address(high: 0x2001_0db8_0006_0000, low: UInt64(i / 4 + 1)),
+                                    sourcePort: UInt16(1024 + (i % 4) * 8000 + (i / 4) % 8000),
+                                    destination: IPv6Address(high: 0x0064_ff9b_0000_0000, low: UInt64(s.rawValue)),
+                                    destinationPort: UInt16(5000 + i % 7), payload: [UInt8](repeating: 0xA5, count: packetSize - 48))
+        p6.withUnsafeBytes { (out6 + i * packetSize).copyMemory(from: $0.baseAddress!, byteCount: packetSize) }
+    }
+    var ns: [Double] = []
+    var allocs: UInt64 = 0
+    for _ in 0..<trials {
+        var st = try! NAT64Translator(configuration: config, mapping: try! NAPT64Mapping(configuration: sc))
+        let a0 = mc_allocations()
+        let t0 = mc_thread_cpu_ns()
+        var bad = 0
+        for i in 0..<flows {
+            if !st.process(UnsafeRawBufferPointer(start: out6 + i * packetSize, count: packetSize), into: output, now: .zero).verdict.isForwarded { bad += 1 }
+        }
+        let t1 = mc_thread_cpu_ns()
+        allocs += mc_allocations() - a0
+        if bad != 0 || st.mapping.sessionCount != flows { fail("stateful new sessions: \(bad) not forwarded, \(st.mapping.sessionCount) sessions for \(flows) flows") }
+        ns.append(Double(t1 - t0) / Double(flows))
+    }
+    let med = median(ns)
+    print("stateful new sessions (BIB entry + session), \(flows) flows per fresh translator:  median \(fmt(1e3 / med)) M/s (\(fmt(med, 1)) ns/session), best \(fmt(1e3 / ns.min()!)) M/s; mallocs/session \(fmt(Double(allocs) / Double(flows * trials), 6))")
+}
+statefulNewSessions(flows: options.statefulFlows, trials: options.trials)

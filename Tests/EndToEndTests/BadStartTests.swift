@@ -34,7 +34,12 @@ struct BadStartTests {
 
     @Test func tunNameTakenIsRefusedAndTheRunningDaemonKeepsWorking() throws {
         try withLab("taken") { net, _ in
-            let o = net.exec(net.nat, [swiftnatBinary, "run", "--config", net.directory + "/nat44.toml"])
+            // Its own control socket (the first daemon's answers, and that is refused first): the TUN
+            // name is what clashes.
+            let second = try String(contentsOfFile: net.directory + "/nat44.toml", encoding: .utf8)
+                .replacingOccurrences(of: net.controlSocket, with: net.directory + "/second.sock")
+            try second.write(toFile: net.directory + "/second.toml", atomically: true, encoding: .utf8)
+            let o = net.exec(net.nat, [swiftnatBinary, "run", "--config", net.directory + "/second.toml"])
             #expect(o.status != 0)
             #expect(o.stderr.contains("'snat0' already exists") && o.stderr.contains("[tun]"), "\(o.stderr)")
             let ping = net.exec(net.client, ["ping", "-c", "1", "-W", "2", LabNetwork.serverAddress])

@@ -119,12 +119,10 @@ struct NAT64Path: ~Copyable {
     /// addresses (every IPv4 packet when there is no NAT44).
     @inline(__always)
     func claims(_ packet: UnsafeMutableRawBufferPointer) -> Bool {
-        guard let p = packet.baseAddress, packet.count >= 20 else { return claimsAll }
-        let version = p.load(as: UInt8.self) >> 4
-        if version == 6 { return true }
-        if claimsAll { return true }
-        guard version == 4 else { return false }
-        let d = IPv4Address(UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
+        guard let p = packet.baseAddress, packet.count >= IPv4Layout.minimumHeaderLength else { return claimsAll }
+        if IPPeek.version(p, count: packet.count) == 6 || claimsAll { return true }
+        guard let ip = IPv4Peek(p, count: packet.count) else { return false }
+        let d = IPv4Address(ip.destination)
         for q in ipv4Prefixes where q.contains(d) { return true }
         return false
     }
@@ -143,9 +141,7 @@ struct NAT64Path: ~Copyable {
                           translated: (UnsafeRawPointer, Int) -> Void, send: (UnsafeRawPointer, Int) -> Void) {
         // The kernel's own link-scope IPv6 traffic on the TUN device (router solicitations, MLD reports
         // sent before its link-local address was removed): multicast destination or link-local source.
-        if packet.count >= 40, let p = packet.baseAddress, p.load(as: UInt8.self) >> 4 == 6,
-           p.load(fromByteOffset: 24, as: UInt8.self) == 0xFF
-            || (p.load(fromByteOffset: 8, as: UInt8.self) == 0xFE && p.load(fromByteOffset: 9, as: UInt8.self) & 0xC0 == 0x80) {
+        if let p = packet.baseAddress, IPPeek.isIPv6LinkScope(p, count: packet.count) {
             ignoredLinkScope &+= 1
             return
         }

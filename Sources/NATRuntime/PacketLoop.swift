@@ -179,11 +179,7 @@ struct QueueIO<Device: PacketDevice & ~Copyable>: ~Copyable {
         }
         if v.isForwarded {
             if let fix { fix.apply(to: packet) }
-            if vnet > 0 {
-                // Whatever the kernel said was verified, we changed: keep only NEEDS_CSUM.
-                let flags = (p - vnet).load(as: UInt8.self)
-                (p - vnet).storeBytes(of: flags & VirtioNetHeader.flagNeedsChecksum, as: UInt8.self)
-            }
+            if vnet > 0 { VirtioNetHeader.keepOnlyNeedsChecksum(at: p - vnet) }
             writeFramed(p, n)
         }
         drainOutbox(&engine)

@@ -64,6 +64,13 @@ public struct VirtioNetHeader: Sendable, Hashable {
         checksumOffset = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt16.self))
     }
 
+    /// For a packet that was rewritten after the kernel handed it over: of the header at `p`, keeps only
+    /// NEEDS_CSUM in its flags (whatever else the kernel said, such as DATA_VALID, no longer holds).
+    @inlinable
+    public static func keepOnlyNeedsChecksum(at p: UnsafeMutableRawPointer) {
+        p.storeBytes(of: p.load(as: UInt8.self) & flagNeedsChecksum, as: UInt8.self)
+    }
+
     /// Writes the header into `size` bytes at `p` (10 or 12; the bytes past 10 are zeroed).
     @inlinable
     public func store(to p: UnsafeMutableRawPointer, size: Int) {

@@ -16,6 +16,7 @@
 #   systems: space-separated, default "swiftnat kernel". swiftnat variants: swiftnat-q<N> (N queues),
 #   swiftnat-nooffload, swiftnat-txq<N> (TUN txqueuelen), swiftnat-noqueue (no qdisc on the TUN device),
 #   swiftnat-scrape (a Prometheus scrape of the metrics endpoint every 100 ms during the runs),
+#   swiftnat-base (the binary at $BASE_BIN, an earlier build to compare with: no [control]/[metrics]),
 #   combinable: swiftnat-q2-nooffload.
 # Environment: UDP_PROBE (seconds per search probe, default 3), UDP_STEPS (bisection steps, default 6),
 #   UDP_WINDOW (socket buffers for the probes, default 4M; net.core.rmem_max caps it),
@@ -36,6 +37,7 @@ IDLE_WAIT=${IDLE_WAIT:-120}
 P="snbench-$$-"
 C=${P}client N=${P}nat S=${P}server
 BIN=.build/release/swiftnat
+BASE_BIN=${BASE_BIN:-}
 DIR=$(mktemp -d)
 PIDS=()
 DPID=""
@@ -137,7 +139,12 @@ measure() {  # $1 label; prints "label tcp1 tcp4 blast_kpps blast_loss max_kpps 
 }
 
 start_swiftnat() {  # $1 variant name (swiftnat[-qN][-nooffload][-txqN])
-    local q=1 off=true txq="" noq=0 gro="gro_interfaces = []" scrape=0
+    local q=1 off=true txq="" noq=0 gro="gro_interfaces = []" scrape=0 bin=$BIN
+    local plane="[control]
+socket = \"$DIR/control.sock\"
+state_file = \"\"
+[metrics]
+listen = \"127.0.0.1:9770\""
     for part in ${1//-/ }; do
         case $part in
             noqueue) noq=1 ;;
@@ -146,6 +153,7 @@ start_swiftnat() {  # $1 variant name (swiftnat[-qN][-nooffload][-txqN])
             txq[0-9]*) txq="txqueuelen = ${part#txq}" ;;
             gro) gro="gro_flush_timeout_us = $GRO_FLUSH_US" ;;
             scrape) scrape=1 ;;
+            base) bin=$BASE_BIN; plane="" ;;
         esac
     done
     cat > $DIR/nat44.toml <<TOML
@@ -162,13 +170,9 @@ inside_interfaces = ["in0"]
 outside_interface = "out0"
 pool = ["198.51.100.1/32"]
 behavior = "port-restricted-cone"
-[control]
-socket = "$DIR/control.sock"
-state_file = ""
-[metrics]
-listen = "127.0.0.1:9770"
+$plane
 TOML
-    ip netns exec $N $BIN run --config $DIR/nat44.toml > $DIR/daemon.log 2>&1 &
+    ip netns exec $N $bin run --config $DIR/nat44.toml > $DIR/daemon.log 2>&1 &
     DPID=$!
     for _ in $(seq 50); do grep -q "ready:" $DIR/daemon.log && break; sleep 0.1; done
     grep -q "ready:" $DIR/daemon.log || { cat $DIR/daemon.log; exit 1; }

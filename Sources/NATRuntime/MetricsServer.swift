@@ -76,25 +76,24 @@ final class NATMetrics: @unchecked Sendable {
         }
     }
 
-    func counter(_ name: String, _ labels: [(String, String)], _ help: String, _ value: UInt64) {
+    /// The series `name{labels}` from `cache`, made by `make` the first time.
+    static func series<M>(_ cache: inout [String: M], _ name: String, _ labels: [(String, String)], make: () -> M) -> M {
         let key = name + labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
-        let c = counters[key] ?? {
-            let c = registry.makeCounter(name: name, labels: labels, help: help)
-            counters[key] = c
-            return c
-        }()
+        if let m = cache[key] { return m }
+        let m = make()
+        cache[key] = m
+        return m
+    }
+
+    /// A counter set to the summed total (the threads' counters only grow).
+    func counter(_ name: String, _ labels: [(String, String)], _ help: String, _ value: UInt64) {
+        let c = Self.series(&counters, name, labels) { registry.makeCounter(name: name, labels: labels, help: help) }
         c.reset()
         c.increment(by: Int64(clamping: value))
     }
 
     func gauge(_ name: String, _ labels: [(String, String)], _ help: String, _ value: Double) {
-        let key = name + labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
-        let g = gauges[key] ?? {
-            let g = registry.makeGauge(name: name, labels: labels, help: help)
-            gauges[key] = g
-            return g
-        }()
-        g.set(value)
+        Self.series(&gauges, name, labels) { registry.makeGauge(name: name, labels: labels, help: help) }.set(value)
     }
 
     func update(_ snaps: [QueueSnapshot]) {

@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "NAPT44", targets: ["NAPT44"]),
         .library(name: "NAT64", targets: ["NAT64"]),
         .library(name: "NATRuntime", targets: ["NATRuntime"]),
+        .library(name: "STUN", targets: ["STUN"]),
         .executable(name: "swiftnat", targets: ["swiftnat"]),
     ],
     dependencies: [
@@ -27,6 +28,8 @@ let package = Package(
         .target(name: "NAPT44", dependencies: ["NATWire", "NATCore"]),
         // Layer 2: NAT64 (RFC 7915 translation, RFC 6052 addresses, SIIT/EAM, stateful NAPT64, address pools).
         .target(name: "NAT64", dependencies: ["NATWire", "NATCore"]),
+        // Layer 2: STUN messages (RFC 8489, RFC 5780, RFC 3489 attributes), retransmission, IP4P, NAT behaviour.
+        .target(name: "STUN", dependencies: ["NATWire"]),
         // Layer 3: ioctl/ifreq for TUN devices.
         .target(name: "CTun"),
         // Layer 3: TUN I/O, packet threads, clock, configuration, routes, lifecycle, the lab.
@@ -45,6 +48,7 @@ let package = Package(
         .testTarget(name: "NATCoreTests", dependencies: ["NATCore"]),
         .testTarget(name: "NAPT44Tests", dependencies: ["NAPT44", "NATCore", "NATWire"]),
         .testTarget(name: "NAT64Tests", dependencies: ["NAT64", "NATCore", "NATWire"]),
+        .testTarget(name: "STUNTests", dependencies: ["STUN", "NATWire"]),
         .testTarget(name: "NATRuntimeTests", dependencies: ["NATRuntime", "NAPT44", "NAT64", "NATCore", "NATWire"]),
         // Real namespaces, the real daemon, real clients: needs root and /dev/net/tun (skipped otherwise).
         .testTarget(name: "EndToEndTests", dependencies: ["NATRuntime", "swiftnat"]),

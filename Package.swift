@@ -38,9 +38,11 @@ let package = Package(
             .product(name: "TOMLKit", package: "TOMLKit"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Layer 3: NAT traversal over real sockets: STUN client, RFC 5780 probe, NATMap-style port mapping.
+        .target(name: "NATTraversal", dependencies: ["STUN", "NATWire"]),
         // Layer 4: the binary.
         .executableTarget(name: "swiftnat", dependencies: [
-            "NATRuntime", "NAPT44",
+            "NATRuntime", "NAPT44", "NATTraversal",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

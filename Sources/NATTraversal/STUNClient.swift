@@ -12,6 +12,8 @@ public enum STUNClientError: Error, CustomStringConvertible, Sendable {
     case socket(SocketError)
     /// The server closed the TCP connection before answering.
     case closed(server: STUNEndpoint)
+    /// ICMP port unreachable: nothing listens there.
+    case unreachable(server: STUNEndpoint?)
     /// Stopped by a signal.
     case stopped
 
@@ -22,6 +24,7 @@ public enum STUNClientError: Error, CustomStringConvertible, Sendable {
         case .refused(let s, let e): "answer from \(s.map { "\($0)" } ?? "the STUN server") refused: \(e.reason): \(e)"
         case .socket(let e): e.description
         case .closed(let s): "\(s) closed the connection without answering"
+        case .unreachable(let s): "\(s.map { "\($0)" } ?? "the STUN server") is unreachable (ICMP port unreachable)"
         case .stopped: "stopped"
         }
     }
@@ -89,7 +92,7 @@ public func stunTransaction(socket: Socket, to server: STUNEndpoint?, request: S
             let datagram: [UInt8], from: STUNEndpoint?
             do { (datagram, from) = try socket.receiveFrom() } catch {
                 // ICMP port unreachable on a connected socket: the server is not there.
-                if error.errno == ECONNREFUSED { throw .refused(server: server ?? socket.remoteEndpoint, .errorResponse(code: 0, reason: "port unreachable")) }
+                if error.errno == ECONNREFUSED { throw .unreachable(server: server ?? socket.remoteEndpoint) }
                 throw .socket(error)
             }
             do throws(STUNError) {

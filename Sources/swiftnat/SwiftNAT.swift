@@ -8,7 +8,7 @@ struct SwiftNAT: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftnat",
         abstract: "NAT44 and NAT64 in user space on a Linux TUN device.",
-        subcommands: [Run.self, Lab.self, Probe.self]
+        subcommands: [Run.self, Lab.self, Probe.self, Map.self]
         // Later: sessions, stats, map, probe.
     )
 }

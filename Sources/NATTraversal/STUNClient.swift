@@ -43,10 +43,17 @@ public enum StopFlag {
     public static func raise() { raised = 1 }
 
     /// Raises the flag on SIGTERM and SIGINT.
+    /// The signals are unblocked too: a parent may have started us with them blocked (a process
+    /// started from a libdispatch worker thread inherits its mask).
     public static func installSignalHandlers() {
         signal(SIGTERM) { _ in StopFlag.raised = 1 }
         signal(SIGINT) { _ in StopFlag.raised = 1 }
         signal(SIGPIPE, SIG_IGN)
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 }
 

@@ -51,6 +51,7 @@ let package = Package(
         .testTarget(name: "NAPT44Tests", dependencies: ["NAPT44", "NATCore", "NATWire"]),
         .testTarget(name: "NAT64Tests", dependencies: ["NAT64", "NATCore", "NATWire"]),
         .testTarget(name: "STUNTests", dependencies: ["STUN", "NATWire"]),
+        .testTarget(name: "NATTraversalTests", dependencies: ["NATTraversal", "STUN", "NATWire"]),
         .testTarget(name: "NATRuntimeTests", dependencies: ["NATRuntime", "NAPT44", "NAT64", "NATCore", "NATWire"]),
         // Real namespaces, the real daemon, real clients: needs root and /dev/net/tun (skipped otherwise).
         .testTarget(name: "EndToEndTests", dependencies: ["NATRuntime", "swiftnat"]),

@@ -7,8 +7,9 @@ extension STUNMessage {
     /// The total length (header + attributes) of the message whose 20-byte header starts at `start`,
     /// after checking what the header alone can tell. For TCP framing (RFC 8489 §7.2.2).
     public static func messageLength(header b: [UInt8], at start: Int = 0) throws(STUNError) -> Int {
+        // The first byte alone tells a STUN message from most other protocols (RFC 7983 §7).
+        if b.count > start, b[start] & 0xC0 != 0 { throw .notSTUN }
         guard b.count - start >= headerLength else { throw .truncated(have: max(0, b.count - start), need: headerLength) }
-        guard b[start] & 0xC0 == 0 else { throw .notSTUN }
         let cookie = be32(b, start + 4)
         guard cookie == stunMagicCookie else { throw .badMagicCookie(cookie) }
         let len = Int(be16(b, start + 2))

@@ -30,6 +30,22 @@ import Testing
         #expect(r.mapped.description == "192.0.2.1:32853" && r.software == "test vector")
     }
 
+    /// RFC 5780 §7: a real coturn answer (captured in the lab) taken apart, and built into junk byte for byte.
+    @Test func rfc5780_7_takesRealCoturnResponseApart() throws {
+        let m = try STUNMessage(decoding: Fixtures.coturnResponse)
+        let mapped = STUNEndpoint(IPv4Address(198, 51, 100, 1), 40123)
+        let attributes: [STUNAttribute] = [
+            .xorMappedAddress(mapped), .mappedAddress(mapped),
+            .responseOrigin(STUNEndpoint(IPv4Address(203, 0, 113, 2), 3478)),
+            .otherAddress(STUNEndpoint(IPv4Address(203, 0, 113, 3), 3479)),
+            .software("Coturn-4.6.1 'Gorst'"),
+        ]
+        #expect(m == STUNMessage(type: .bindingSuccess, transactionID: Fixtures.coturnID, attributes: attributes))
+        let r = try STUNBindingResponse(m, answering: Fixtures.coturnID, family: 0x01)
+        #expect(r.mapped == mapped && r.otherAddress?.port == 3479 && r.responseOrigin?.port == 3478)
+        #expect(buildIntoJunk(m) == Fixtures.coturnResponse)
+    }
+
     /// RFC 5769 §2.2 built into junk byte for byte (spaces as attribute padding, as the vector has).
     @Test func rfc8489_14_2_buildsRealIPv4ResponseIntoJunk() {
         let m = STUNMessage(type: .bindingSuccess, transactionID: Fixtures.rfc5769ID, attributes: [

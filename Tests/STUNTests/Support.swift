@@ -65,6 +65,18 @@ enum Fixtures {
     80 28 00 04 c8 fb 0b 4c
     """)
 
+    /// A real answer from coturn 4.6.1 in the lab (captured from 203.0.113.2:3478 to 100.64.0.2:40123 behind
+    /// swiftnat's NAT, pool 198.51.100.1): XOR-MAPPED-ADDRESS, MAPPED-ADDRESS, RESPONSE-ORIGIN, OTHER-ADDRESS, SOFTWARE.
+    static let coturnResponse = hex("""
+    01 01 00 48 21 12 a4 42 01 02 03 04 05 06 07 08 09 0a 0b 0c
+    00 20 00 08 00 01 bd a9 e7 21 c0 43
+    00 01 00 08 00 01 9c bb c6 33 64 01
+    80 2b 00 08 00 01 0d 96 cb 00 71 02
+    80 2c 00 08 00 01 0d 97 cb 00 71 03
+    80 22 00 14 43 6f 74 75 72 6e 2d 34 2e 36 2e 31 20 27 47 6f 72 73 74 27
+    """)
+    static let coturnID = STUNTransactionID(0x0102_0304, 0x0506_0708, 0x090a_0b0c)
+
     static let rfc5769ID = STUNTransactionID(0xb7e7_a701, 0xbc34_d686, 0xfa87_dfae)
     static let rfc5769IPv4MI = hex("2b 91 f5 99 fd 9e 90 c3 8c 74 89 f9 2a f9 ba 53 f0 6b e7 d7")
     static let rfc5769IPv6MI = hex("a3 82 95 4e 4b e6 7b f1 17 84 c9 7c 82 92 c2 75 bf e3 ed 41")

@@ -336,6 +336,61 @@ struct STUNEndToEndTests {
             #expect(net.log("map.log").contains("\"event\":\"mapping_changed\""))
         }
     }
+    /// NATMap's takeover: the bind port is held by a service that did not set SO_REUSEPORT; map (as root)
+    /// sets it on that service's socket with pidfd_getfd, says so, and maps the port.
+    @Test func map_setsSOReusePortOnAForeignListener() throws {
+        guard requireTools(["turnserver", "python3"]) else { return }
+        try withLab("map-takeover", behavior: "full-cone") { net, _ in
+            try startCoturn(net)
+            let http = try script(net, "http11.py", MapScripts.http11)
+            try net.spawn(net.server, unblockingSignals(["python3", "-u", http, LabNetwork.serverAddress, "8080"]), logName: "http11.log")
+            #expect(net.waitForListener(net.server, port: 8080))
+            let service = try script(net, "service.py", MapScripts.service)
+            try net.spawn(net.client, unblockingSignals(["python3", "-u", service, "tcp", "0.0.0.0", "46000", "0"]), logName: "service.log")
+            #expect(net.waitFor("listening", in: "service.log"))
+            let (_, calls) = try startMap(net, ["-h", "\(LabNetwork.serverAddress):8080", "-s", LabNetwork.serverAddress, "-k", "1", "-b", "46000"])
+            guard let (addr, port) = checkFirstCall(net, calls, proto: "tcp", bindPort: 46000, log: "map.log") else { return }
+            #expect(net.log("map.log").contains("set SO_REUSEPORT on its socket (pidfd_getfd)"), "\(net.log("map.log"))")
+            let answer = try reach(net, "tcp", addr, port)
+            #expect(answer.hasPrefix("inside tcp service"), "outside → \(addr):\(port): \(answer)")
+        }
+    }
+
+    /// Behind the kernel's own NAT (nftables snat): map reports the kernel's mapping, TCP and UDP.
+    @Test(arguments: ["tcp", "udp"])
+    func map_reportsTheKernelNATsMapping(proto: String) throws {
+        guard requireTools(["turnserver", "python3", "nft"]) else { return }
+        let net = try LabNetwork(tag: "map-kernel-\(proto)")
+        defer { net.destroy() }
+        try kernelNAT(net)
+        try startCoturn(net)
+        let http = try script(net, "http11.py", MapScripts.http11)
+        try net.spawn(net.server, unblockingSignals(["python3", "-u", http, LabNetwork.serverAddress, "8080"]), logName: "http11.log")
+        #expect(net.waitForListener(net.server, port: 8080))
+        let args = (proto == "udp" ? ["-u"] : ["-h", "\(LabNetwork.serverAddress):8080"]) + ["-s", LabNetwork.serverAddress, "-k", "1", "-b", "47000"]
+        let (map, calls) = try startMap(net, args)
+        guard let (_, port) = checkFirstCall(net, calls, proto: proto, bindPort: 47000, log: "map.log") else { return }
+        // The kernel keeps the source port when it is free.
+        #expect(port == 47000)
+        net.stop(map)
+        #expect(net.log("map.log").contains("\"event\":\"stopped\""))
+    }
+
+    /// IPv6 (-6) where the path has no NAT: the mapped address is the host's own, for map and probe.
+    @Test func map_ipv6WithoutNAT() throws {
+        guard requireTools(["turnserver", "python3"]) else { return }
+        let net = try LabNetwork(tag: "map-v6", ipv6: true)
+        defer { net.destroy() }
+        let args = ["turnserver", "-n", "--no-cli", "--no-tls", "--no-dtls", "-S", "-L", LabNetwork.natInsideAddress6, "-p", "3478",
+                    "--log-file", "stdout", "--simple-log", "--pidfile", net.directory + "/turn6.pid", "--userdb", net.directory + "/turn6.db"]
+        try net.spawn(net.nat, unblockingSignals(args), logName: "turn6.log")
+        #expect(net.waitForListener(net.nat, port: 3478, udp: true))
+        let (_, calls) = try startMap(net, ["-6", "-u", "-s", "[\(LabNetwork.natInsideAddress6)]:3478", "-k", "1", "-b", "48000"])
+        #expect(waitUntil(15) { !scriptCalls(calls).isEmpty }, "\(net.log("map.log"))")
+        #expect(scriptCalls(calls).first == [LabNetwork.clientAddress6, "48000", "::", "48000", "udp", LabNetwork.clientAddress6], "\(scriptCalls(calls))")
+        let probe = net.exec(net.client, [swiftnatBinary, "probe", "-6", "--json", "--no-hairpinning", LabNetwork.natInsideAddress6], timeout: 60)
+        #expect(probe.stdout.contains("\"mapping\":\"no-nat\""), "\(probe.stdout) \(probe.stderr)")
+    }
 }
 
 struct STUNLabError: Error, CustomStringConvertible {

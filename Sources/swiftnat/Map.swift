@@ -23,29 +23,29 @@ struct Map: ParsableCommand {
     var udp = false
     @Flag(name: .customShort("d"), help: "Run in the background (a new session, output to /dev/null; under systemd use the unit in Examples/ instead).")
     var daemon = false
-    @Option(name: .customShort("i"), help: "Network interface (SO_BINDTODEVICE) or local IP address to bind.")
+    @Option(name: .customShort("i"), help: ArgumentHelp("Network interface (SO_BINDTODEVICE) or local IP address to bind.", valueName: "iface|address"))
     var interface: String?
-    @Option(name: .customShort("k"), help: "Seconds between keep-alives.")
+    @Option(name: .customShort("k"), help: ArgumentHelp("Seconds between keep-alives.", valueName: "seconds"))
     var keepAlive = 10
-    @Option(name: .customShort("c"), help: "A full STUN check every this many keep-alive intervals (UDP keep-alives in between are single requests).")
+    @Option(name: .customShort("c"), help: ArgumentHelp("A full STUN check every this many keep-alive intervals (UDP keep-alives in between are single requests).", valueName: "n"))
     var checkCycle = 10
-    @Option(name: .customShort("s"), help: "STUN server ADDRESS[:PORT] (3478); repeat for failover, tried in order.")
+    @Option(name: .customShort("s"), help: ArgumentHelp("STUN server ADDRESS[:PORT] (3478); repeat for failover, tried in order.", valueName: "address[:port]"))
     var stun: [String] = []
-    @Option(name: .customShort("h"), help: "HTTP server ADDRESS[:PORT] (80) for TCP keep-alives.")
+    @Option(name: .customShort("h"), help: ArgumentHelp("HTTP server ADDRESS[:PORT] (80) for TCP keep-alives.", valueName: "address[:port]"))
     var http: String?
-    @Option(name: .customShort("e"), help: "Script to run with the mapping (six arguments, as NATMap).")
+    @Option(name: .customShort("e"), help: ArgumentHelp("Script to run with the mapping (six arguments, as NATMap).", valueName: "path"))
     var script: String?
-    @Option(name: .customShort("f"), help: "Firewall mark (SO_MARK): hexadecimal 0x.., octal 0.. or decimal.")
+    @Option(name: .customShort("f"), help: ArgumentHelp("Firewall mark (SO_MARK): hexadecimal 0x.., octal 0.. or decimal.", valueName: "mark"))
     var fwmark: String?
-    @Option(name: .customShort("b"), help: "Bind port: P, 0 (any), P~Q (random in range) or P-Q (first free in range).")
+    @Option(name: .customShort("b"), help: ArgumentHelp("Bind port: P, 0 (any), P~Q (random in range) or P-Q (first free in range).", valueName: "port"))
     var bind = "0"
-    @Option(name: .customShort("C"), help: "TCP congestion control for forwarded connections.")
+    @Option(name: .customShort("C"), help: ArgumentHelp("TCP congestion control for forwarded connections.", valueName: "name"))
     var congestion: String?
-    @Option(name: .customShort("T"), help: "Forwarding idle timeout in seconds.")
+    @Option(name: .customShort("T"), help: ArgumentHelp("Forwarding idle timeout in seconds.", valueName: "seconds"))
     var idleTimeout = 300
-    @Option(name: .customShort("t"), help: "Forward mode: target address.")
+    @Option(name: .customShort("t"), help: ArgumentHelp("Forward mode: target address.", valueName: "address"))
     var target: String?
-    @Option(name: .customShort("p"), help: "Forward mode: target port (0: the public port).")
+    @Option(name: .customShort("p"), help: ArgumentHelp("Forward mode: target port (0: the public port).", valueName: "port"))
     var targetPort: UInt16 = 0
     @Flag(help: "Print events as JSON lines on stdout.")
     var json = false
@@ -88,6 +88,11 @@ struct Map: ParsableCommand {
 
     /// -d: start this same command again in a new session with stdio on /dev/null, then leave.
     func daemonize() -> Never {
+        // Only 0-2 (on /dev/null) go to the background process: an inherited pipe would keep whoever
+        // started us waiting for its end.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
+            if let fd = Int32(name), fd > 2 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        }
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         posix_spawnattr_setflags(&attr, 0x80)  // POSIX_SPAWN_SETSID (glibc ≥ 2.26), not imported into Swift

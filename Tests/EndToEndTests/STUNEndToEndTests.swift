@@ -391,6 +391,28 @@ struct STUNEndToEndTests {
         let probe = net.exec(net.client, [swiftnatBinary, "probe", "-6", "--json", "--no-hairpinning", LabNetwork.natInsideAddress6], timeout: 60)
         #expect(probe.stdout.contains("\"mapping\":\"no-nat\""), "\(probe.stdout) \(probe.stderr)")
     }
+    /// NATMap's -d: map goes to the background (a new session), keeps working, and stops on SIGTERM.
+    @Test func map_daemonizesWithD() throws {
+        guard requireTools(["turnserver", "nft"]) else { return }
+        let net = try LabNetwork(tag: "map-daemon")
+        defer { net.destroy() }
+        try kernelNAT(net)
+        try startCoturn(net)
+        let out = net.directory + "/d-calls.txt"
+        let notify = try script(net, "d-notify.sh", MapScripts.notify(out))
+        chmod(notify, 0o755)
+        let o = net.exec(net.client, [swiftnatBinary, "map", "-d", "-u", "-s", LabNetwork.serverAddress, "-k", "1", "-b", "49000", "-e", notify], timeout: 10)
+        let pid = o.stdout.split(separator: " ").firstIndex(of: "pid").flatMap { i in Int32(o.stdout.split(separator: " ")[i + 1].filter(\.isNumber)) }
+        guard o.ok, let pid else {
+            Issue.record("map -d: \(o.stdout) \(o.stderr)")
+            return
+        }
+        defer { kill(pid, SIGKILL) }
+        #expect(waitUntil(15) { !scriptCalls(out).isEmpty }, "the background map did not report a mapping")
+        #expect(scriptCalls(out).first?.first == LabNetwork.poolAddress)
+        kill(pid, SIGTERM)
+        #expect(waitUntil(3) { kill(pid, 0) != 0 }, "map -d did not stop on SIGTERM")
+    }
 }
 
 struct STUNLabError: Error, CustomStringConvertible {

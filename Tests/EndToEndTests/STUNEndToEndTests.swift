@@ -318,13 +318,19 @@ struct STUNEndToEndTests {
         }
     }
 
-    /// After the NAT restarts with another public address (a new mapping), the script runs again with it.
-    @Test func map_scriptRunsAgainWhenTheNATRestartsWithANewMapping() throws {
+    /// After the NAT restarts with another public address (a new mapping), the script runs again with it:
+    /// over UDP the next check sees it; over TCP the keep-alive goes unanswered, map reconnects and asks again.
+    @Test(arguments: ["udp", "tcp"])
+    func map_scriptRunsAgainWhenTheNATRestartsWithANewMapping(proto: String) throws {
         guard requireTools(["turnserver", "python3"]) else { return }
-        try withLab("map-restart", behavior: "full-cone") { net, daemon in
+        try withLab("map-restart-\(proto)", behavior: "full-cone") { net, daemon in
             try startCoturn(net)
-            let (_, calls) = try startMap(net, ["-u", "-s", LabNetwork.serverAddress, "-k", "1", "-c", "1", "-b", "45000"])
-            guard checkFirstCall(net, calls, proto: "udp", bindPort: 45000, log: "map.log") != nil else { return }
+            let http = try script(net, "http11.py", MapScripts.http11)
+            try net.spawn(net.server, unblockingSignals(["python3", "-u", http, LabNetwork.serverAddress, "8080"]), logName: "http11.log")
+            #expect(net.waitForListener(net.server, port: 8080))
+            let args = (proto == "udp" ? ["-u"] : ["-h", "\(LabNetwork.serverAddress):8080"]) + ["-s", LabNetwork.serverAddress, "-k", "1", "-c", "1", "-b", "45000"]
+            let (_, calls) = try startMap(net, args)
+            guard checkFirstCall(net, calls, proto: proto, bindPort: 45000, log: "map.log") != nil else { return }
             net.stop(daemon)
             let config = net.daemonConfig(behavior: "full-cone").replacingOccurrences(of: "198.51.100.1/32", with: "198.51.100.2/32")
             let second = try net.startDaemon(binary: swiftnatBinary, config: config)

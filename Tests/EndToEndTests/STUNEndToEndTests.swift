@@ -125,6 +125,33 @@ enum MapScripts {
         print("FAILED", e)
     """
 
+    /// A hostile STUN server: to each Binding request it first sends garbage, an answer for another
+    /// transaction, one with a bad FINGERPRINT, one mapping to 0.0.0.0, then the true answer.
+    static let hostileServer = """
+    import socket, struct, sys, zlib
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((sys.argv[1], 3478))
+    print("listening", flush=True)
+    def answer(tid, ip, port, fingerprint=None):
+        xport = port ^ 0x2112
+        xip = struct.unpack("!I", socket.inet_aton(ip))[0] ^ 0x2112A442
+        attrs = struct.pack("!HHBBHI", 0x0020, 8, 0, 1, xport, xip)
+        if fingerprint is not None:
+            attrs += struct.pack("!HHI", 0x8028, 4, fingerprint)
+        return struct.pack("!HHI", 0x0101, len(attrs), 0x2112A442) + tid + attrs
+    while True:
+        d, (ip, port) = s.recvfrom(2000)
+        if len(d) < 20:
+            continue
+        tid = d[8:20]
+        s.sendto(b"\\x80garbage that is not STUN", (ip, port))
+        s.sendto(answer(b"\\x00" * 12, ip, port), (ip, port))
+        s.sendto(answer(tid, ip, port, fingerprint=0x12345678), (ip, port))
+        s.sendto(answer(tid, "0.0.0.0", port), (ip, port))
+        s.sendto(answer(tid, ip, port), (ip, port))
+        print("answered %s:%d" % (ip, port), flush=True)
+    """
+
     /// The notify script: appends its arguments as one line.
     static func notify(_ out: String) -> String {
         "#!/bin/sh\necho \"$@\" >> \(out)\n"
@@ -362,7 +389,8 @@ struct STUNEndToEndTests {
         }
     }
 
-    /// Behind the kernel's own NAT (nftables snat): map reports the kernel's mapping, TCP and UDP.
+    /// Behind the kernel's own NAT (nftables snat): map reports the kernel's mapping, TCP and UDP
+    /// (bound to the interface with -i, sockets marked with -f).
     @Test(arguments: ["tcp", "udp"])
     func map_reportsTheKernelNATsMapping(proto: String) throws {
         guard requireTools(["turnserver", "python3", "nft"]) else { return }
@@ -373,7 +401,7 @@ struct STUNEndToEndTests {
         let http = try script(net, "http11.py", MapScripts.http11)
         try net.spawn(net.server, unblockingSignals(["python3", "-u", http, LabNetwork.serverAddress, "8080"]), logName: "http11.log")
         #expect(net.waitForListener(net.server, port: 8080))
-        let args = (proto == "udp" ? ["-u"] : ["-h", "\(LabNetwork.serverAddress):8080"]) + ["-s", LabNetwork.serverAddress, "-k", "1", "-b", "47000"]
+        let args = (proto == "udp" ? ["-u"] : ["-h", "\(LabNetwork.serverAddress):8080"]) + ["-s", LabNetwork.serverAddress, "-k", "1", "-b", "47000", "-i", "eth0", "-f", "0x10"]
         let (map, calls) = try startMap(net, args)
         guard let (_, port) = checkFirstCall(net, calls, proto: proto, bindPort: 47000, log: "map.log") else { return }
         // The kernel keeps the source port when it is free.
@@ -418,6 +446,25 @@ struct STUNEndToEndTests {
         #expect(scriptCalls(out).first?.first == LabNetwork.poolAddress)
         kill(pid, SIGTERM)
         #expect(waitUntil(3) { kill(pid, 0) != 0 }, "map -d did not stop on SIGTERM")
+    }
+    /// RFC 8489 §6.3: malformed and hostile answers are refused with their reasons (as JSON events),
+    /// and the true answer that follows them gives the mapping.
+    @Test func rfc8489_6_3_mapRefusesHostileAnswersWithAReason() throws {
+        guard requireTools(["python3", "nft"]) else { return }
+        let net = try LabNetwork(tag: "map-hostile")
+        defer { net.destroy() }
+        try kernelNAT(net)
+        let server = try script(net, "hostile.py", MapScripts.hostileServer)
+        try net.spawn(net.server, unblockingSignals(["python3", "-u", server, LabNetwork.serverAddress]), logName: "hostile.log")
+        #expect(net.waitFor("listening", in: "hostile.log"))
+        let (map, calls) = try startMap(net, ["-u", "-s", LabNetwork.serverAddress, "-k", "1", "-b", "50000"])
+        guard checkFirstCall(net, calls, proto: "udp", bindPort: 50000, log: "map.log") != nil else { return }
+        net.stop(map)
+        let log = net.log("map.log")
+        for reason in ["not_stun", "transaction_mismatch", "fingerprint_mismatch", "unusable_mapped_address"] {
+            #expect(log.contains("\"reason\":\"\(reason)\""), "no refusal \(reason):\n\(log)")
+        }
+        #expect(scriptCalls(calls).count == 1 && scriptCalls(calls)[0][1] == "50000", "\(scriptCalls(calls))")
     }
 }
 

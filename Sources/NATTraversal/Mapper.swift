@@ -80,7 +80,8 @@ public final class Mapper {
     }
 
     /// Picks the port (-b) and holds it with a socket that has SO_REUSEPORT, so that the keep-alive,
-    /// STUN and the user's service can share it and nobody else takes it.
+    /// STUN and the user's service can share it and nobody else takes it. For TCP the holder is bound
+    /// and never listens (it receives nothing); for UDP it is the STUN socket.
     func choosePort() throws(MapError) {
         var candidate: UInt16
         switch config.bindPort {
@@ -226,14 +227,10 @@ public final class Mapper {
     // MARK: UDP
 
     func runUDP() {
-        let sock: Socket
-        do {
-            sock = try Socket(family: config.family, tcp: false, options: config.socketOptions)
-            try sock.bind(bindEndpoint)
-        } catch {
-            emit(.error("UDP port \(port): \(error)", retryIn: nil))
-            return
-        }
+        // The socket that holds the port becomes the STUN socket: once connected to the STUN server it
+        // no longer takes part in SO_REUSEPORT's choice for other senders, which all reach the service
+        // (or the forwarder). An unconnected socket left in the group would swallow a share of them.
+        guard let sock = portHolder else { return }
         var ticks = 0
         var pending: [STUNTransactionID: STUNEndpoint] = [:]
         var connectedTo: STUNEndpoint?

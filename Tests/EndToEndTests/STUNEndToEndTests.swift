@@ -280,8 +280,12 @@ struct STUNEndToEndTests {
             let args = (proto == "udp" ? ["-u"] : ["-h", "\(LabNetwork.serverAddress):8080"]) + ["-s", LabNetwork.serverAddress, "-k", "1", "-c", "2", "-b", "42000"]
             let (map, calls) = try startMap(net, args)
             guard let (addr, port) = checkFirstCall(net, calls, proto: proto, bindPort: 42000, log: "map.log") else { return }
-            let answer = try reach(net, proto, addr, port)
-            #expect(answer.hasPrefix("inside \(proto) service"), "outside → \(addr):\(port): \(answer)\nmap: \(net.log("map.log"))\nservice: \(net.log("service.log"))")
+            // Several senders (new source ports): every one reaches the service, none is swallowed by
+            // another socket on the shared port.
+            for _ in 0..<4 {
+                let answer = try reach(net, proto, addr, port)
+                #expect(answer.hasPrefix("inside \(proto) service"), "outside → \(addr):\(port): \(answer)\nmap: \(net.log("map.log"))\nservice: \(net.log("service.log"))")
+            }
             // Keep-alives go on; the script is not called again for the same mapping.
             usleep(2_500_000)
             #expect(scriptCalls(calls).count == 1, "\(scriptCalls(calls))")
@@ -312,7 +316,7 @@ struct STUNEndToEndTests {
                 + ["-s", LabNetwork.serverAddress, "-k", "1", "-b", "43000", "-t", "127.0.0.1", "-p", "9000", "-T", "30"]
             let (_, calls) = try startMap(net, args)
             guard let (addr, port) = checkFirstCall(net, calls, proto: proto, bindPort: 43000, log: "map.log") else { return }
-            for _ in 0..<2 {
+            for _ in 0..<4 {
                 let answer = try reach(net, proto, addr, port)
                 #expect(answer.hasPrefix("inside \(proto) service"), "outside → \(addr):\(port): \(answer)\nmap: \(net.log("map.log"))")
             }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(NATLab)
+import NATLab  // where LabNetwork lives on main (NATRuntime before)
+#endif
 import NATRuntime
 import Testing
 

@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "NAPT44", targets: ["NAPT44"]),
         .library(name: "NAT64", targets: ["NAT64"]),
         .library(name: "NATRuntime", targets: ["NATRuntime"]),
+        .library(name: "STUN", targets: ["STUN"]),
         .executable(name: "swiftnat", targets: ["swiftnat"]),
     ],
     dependencies: [
@@ -30,6 +31,8 @@ let package = Package(
         .target(name: "NAPT44", dependencies: ["NATWire", "NATCore"]),
         // Layer 2: NAT64 (RFC 7915 translation, RFC 6052 addresses, SIIT/EAM, stateful NAPT64, address pools).
         .target(name: "NAT64", dependencies: ["NATWire", "NATCore"]),
+        // Layer 2: STUN messages (RFC 8489, RFC 5780, RFC 3489 attributes), retransmission, IP4P, NAT behaviour.
+        .target(name: "STUN", dependencies: ["NATWire"]),
         // Layer 3: ioctl/ifreq for TUN devices.
         .target(name: "CTun"),
         // Layer 3: TUN I/O, packet threads, clock, configuration, routes, lifecycle.
@@ -45,9 +48,11 @@ let package = Package(
         // Layer 3: the lab (namespaces, the daemon run as a process, the lab tools' sockets). It uses
         // NATRuntime's Shell only, to run `ip`; not a library product.
         .target(name: "NATLab", dependencies: ["NATRuntime", "NATWire", "NAPT44"]),
+        // Layer 3: NAT traversal over real sockets: STUN client, RFC 5780 probe, NATMap-style port mapping.
+        .target(name: "NATTraversal", dependencies: ["STUN", "NATWire"]),
         // Layer 4: the binary.
         .executableTarget(name: "swiftnat", dependencies: [
-            "NATCore", "NATRuntime", "NATLab", "NAPT44",
+            "NATCore", "NATRuntime", "NATLab", "NAPT44", "NATTraversal",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -55,6 +60,8 @@ let package = Package(
         .testTarget(name: "NATCoreTests", dependencies: ["NATCore"]),
         .testTarget(name: "NAPT44Tests", dependencies: ["NAPT44", "NATCore", "NATWire"]),
         .testTarget(name: "NAT64Tests", dependencies: ["NAT64", "NATCore", "NATWire"]),
+        .testTarget(name: "STUNTests", dependencies: ["STUN", "NATWire"]),
+        .testTarget(name: "NATTraversalTests", dependencies: ["NATTraversal", "STUN", "NATWire"]),
         .testTarget(name: "NATRuntimeTests", dependencies: ["NATRuntime", "NAPT44", "NAT64", "NATCore", "NATWire"]),
         // Real namespaces, the real daemon, real clients: needs root and /dev/net/tun (skipped otherwise).
         .testTarget(name: "EndToEndTests", dependencies: ["NATLab", "NATRuntime", "swiftnat"]),

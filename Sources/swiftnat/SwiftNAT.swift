@@ -12,7 +12,7 @@ struct SwiftNAT: ParsableCommand {
         abstract: "NAT44 and NAT64 in user space on a Linux TUN device.",
         version: SwiftNATVersion.string,
         subcommands: [Run.self, Lab.self, Status.self, Sessions.self, Stats.self, Forwards.self, Reservations.self, Reload.self,
-                      LabTool.self]
+                      Probe.self, Map.self, LabTool.self]
     )
 }
 

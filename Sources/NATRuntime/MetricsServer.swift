@@ -139,16 +139,29 @@ final class NATMetrics: @unchecked Sendable {
                 gauge("swiftnat_outside_ports_in_use", [("address", a)], "Outside ports held, by outside address (sampled every 10 s)", Double(n))
             }
         }
-        if let c = n64 {
+        if n64 != nil {
             gauge("swiftnat_sessions", [("engine", "nat64"), ("protocol", "all")], "Live sessions", Double(sessions64))
             gauge("swiftnat_nat64_bib_entries", [], "NAT64 BIB entries", Double(bib64))
             gauge("swiftnat_nat64_reservations", [("kind", "dynamic")], "NAT64 pool reservations", Double(res64 - static64))
             gauge("swiftnat_nat64_reservations", [("kind", "static")], "NAT64 pool reservations", Double(static64))
             gauge("swiftnat_nat64_pool_free", [], "NAT64 pool addresses free", Double(free64))
             // protomask's own names, so that its users' dashboards keep working.
-            counter("protomask_packets", [("protocol", "ipv6"), ("status", "translated")], "protomask: packets by protocol and status", c.outboundPackets)
-            counter("protomask_packets", [("protocol", "ipv4"), ("status", "translated")], "protomask: packets by protocol and status", c.inboundPackets)
-            counter("protomask_packets", [("protocol", "ipv6"), ("status", "dropped")], "protomask: packets by protocol and status", c.totalDropped)
+            var byProtocol: [String: UInt64] = [:]
+            var icmp: [QueueSnapshot.ICMPKey: UInt64] = [:]
+            for s in snaps {
+                for p in s.nat64ProtocolPackets { byProtocol[p.protocol + "/" + p.status, default: 0] += p.packets }
+                for (k, v) in s.nat64ICMP { icmp[k, default: 0] += v }
+            }
+            for p in ["ipv4", "ipv6", "tcp", "udp", "icmp", "icmpv6"] {
+                for status in ["translated", "dropped"] {
+                    counter("protomask_packets", [("protocol", p), ("status", status)], "protomask: packets by protocol and status",
+                            byProtocol[p + "/" + status] ?? 0)
+                }
+            }
+            for (k, v) in icmp {
+                counter("protomask_icmp_packets_recv", [("protocol", k.icmpv6 ? "icmpv6" : "icmp"), ("icmp_type", "\(k.type)"),
+                                                        ("icmp_code", "\(k.code)")], "protomask: ICMP packets received, by type and code", v)
+            }
         }
         for (name, v) in io.fields {
             counter("swiftnat_runtime_\(name)_total", [], "Packet threads: \(name.replacingOccurrences(of: "_", with: " "))", v)

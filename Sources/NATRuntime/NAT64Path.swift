@@ -71,6 +71,8 @@ struct NAT64Path: ~Copyable {
     /// Link-scope IPv6 packets from the kernel itself, not translated (RFC 7915 translates neither
     /// multicast nor link-local addresses).
     var ignoredLinkScope: UInt64 = 0
+    /// protomask's counters (its metrics' names).
+    var protomask = ProtomaskCounters()
 
     struct SetupError: Error, CustomStringConvertible {
         var description: String
@@ -145,26 +147,32 @@ struct NAT64Path: ~Copyable {
             ignoredLinkScope &+= 1
             return
         }
+        let kind = packet.baseAddress.map { IPPeek.classify($0, count: packet.count) } ?? (0, 0, nil)
+        var forwarded = false
         if pool != nil {
-            Self.run(&pool!, packet, now: now, translated: translated, send: send)
+            forwarded = Self.run(&pool!, packet, now: now, translated: translated, send: send)
         } else if siit != nil {
-            Self.run(&siit!, packet, now: now, translated: translated, send: send)
+            forwarded = Self.run(&siit!, packet, now: now, translated: translated, send: send)
         } else if stateful != nil {
-            Self.run(&stateful!, packet, now: now, translated: translated, send: send)
+            forwarded = Self.run(&stateful!, packet, now: now, translated: translated, send: send)
         }
+        protomask.record(kind, translated: forwarded)
     }
 
+    /// Whether the packet itself was translated (not counting what the translator made).
     @inline(__always)
     static func run<M: NAT64Mapping & ~Copyable>(_ t: inout NAT64Translator<M>, _ packet: UnsafeMutableRawBufferPointer,
                                                  now: Timestamp, translated: (UnsafeRawPointer, Int) -> Void,
-                                                 send: (UnsafeRawPointer, Int) -> Void) {
-        if t.process(packet, now: now).isForwarded {
+                                                 send: (UnsafeRawPointer, Int) -> Void) -> Bool {
+        let forwarded = t.process(packet, now: now).isForwarded
+        if forwarded {
             let o = t.output
             translated(UnsafeRawPointer(o.baseAddress!), o.count)
         }
         while let out = t.nextOutput() {
             if out.verdict.isForwarded { send(UnsafeRawPointer(out.bytes.baseAddress!), out.bytes.count) }
         }
+        return forwarded
     }
 
     /// Timers (every 100 ms) and the control plane's requests, between batches. Stateful NAT64's timers

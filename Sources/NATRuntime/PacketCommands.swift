@@ -200,10 +200,18 @@ public struct QueueSnapshot: Sendable {
     public var nat64FreeAddresses = 0
     /// ICMP and ICMPv6 packets received by the NAT64, by (protocol, type, code) (protomask's metric).
     public var nat64ICMP: [ICMPKey: UInt64] = [:]
+    /// NAT64 packets by protocol (ipv4, ipv6, tcp, udp, icmp, icmpv6) and status (translated, dropped).
+    public var nat64ProtocolPackets: [ProtocolCount] = []
     public var sessions: [SessionRow] = []
     public var reservations: [AddressReservation] = []
 
     public init(queue: Int) { self.queue = queue }
+
+    public struct ProtocolCount: Sendable {
+        public var `protocol`: String
+        public var status: String
+        public var packets: UInt64
+    }
 
     public struct ICMPKey: Sendable, Hashable {
         public var icmpv6: Bool

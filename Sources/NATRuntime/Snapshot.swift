@@ -88,6 +88,8 @@ extension NAT64Path {
     /// The NAT64's part of a snapshot.
     func fill(_ s: inout QueueSnapshot, _ request: SnapshotRequest, now: Timestamp) {
         s.nat64 = counters
+        s.nat64ICMP = protomask.icmpCounts
+        s.nat64ProtocolPackets = protomask.packetCounts.map { QueueSnapshot.ProtocolCount(protocol: $0.0, status: $0.1, packets: $0.2) }
         s.nat64Mode = settings.mode.name
         switch pool {
         case .some(let t):

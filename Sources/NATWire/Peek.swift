@@ -72,6 +72,23 @@ public enum IPPeek {
         count > 0 ? p.load(as: UInt8.self) >> 4 : 0
     }
 
+    /// The IP version, the transport protocol as the first header after the IP header names it (IPv4's
+    /// protocol; IPv6's Next Header, so 0 behind extension headers), and for ICMP and ICMPv6 the type and
+    /// code (nil for a later fragment or when the bytes are not there). For counting, not for deciding.
+    @inlinable
+    public static func classify(_ p: UnsafeRawPointer, count: Int) -> (version: UInt8, transport: UInt8, icmp: (type: UInt8, code: UInt8)?) {
+        if let ip = IPv4Peek(p, count: count) {
+            let proto = ip.protocolNumber
+            guard proto == IPProtocol.icmp, let type = ip.icmpType, ip.hasTransportHeader(2) else { return (4, proto, nil) }
+            return (4, proto, (type, p.load(fromByteOffset: ip.headerLength + ICMPv4Layout.code, as: UInt8.self)))
+        }
+        guard count >= IPv6Layout.headerLength, p.load(as: UInt8.self) >> 4 == 6 else { return (version(p, count: count), 0, nil) }
+        let next = p.load(fromByteOffset: IPv6Layout.nextHeader, as: UInt8.self)
+        guard next == IPProtocol.icmpv6, count >= IPv6Layout.headerLength + 2 else { return (6, next, nil) }
+        return (6, next, (p.load(fromByteOffset: IPv6Layout.headerLength + ICMPv6Layout.type, as: UInt8.self),
+                          p.load(fromByteOffset: IPv6Layout.headerLength + ICMPv6Layout.code, as: UInt8.self)))
+    }
+
     /// An IPv6 packet of link scope: multicast destination (ff00::/8) or link-local source (fe80::/10),
     /// what the kernel's own neighbour discovery and MLD send.
     @inlinable public static func isIPv6LinkScope(_ p: UnsafeRawPointer, count: Int) -> Bool {

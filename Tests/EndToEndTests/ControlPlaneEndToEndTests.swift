@@ -154,6 +154,29 @@ struct ControlPlaneEndToEndTests {
         }
     }
 
+    /// protomask's metric names on a NAT64 in pool mode: echo requests counted by ICMPv6 type and code,
+    /// packets by protocol and status.
+    @Test func protomaskMetricsCountNAT64Traffic() throws {
+        guard requireTools(["curl", "ping"]) else { return }
+        let net = try LabNetwork(tag: "ctl-pm", ipv6: true, ipv4Client: false)
+        defer { net.destroy() }
+        let daemon = try net.startDaemon(binary: swiftnatBinary, config: net.nat64Config(mode: "pool") + "\n" + Self.metrics + "\n")
+        let server6 = LabNetwork.serverAddress6
+        let ping = net.exec(net.client, ["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", server6])
+        #expect(ping.ok, "ping6 through the NAT64: \(ping.stdout) \(ping.stderr)")
+        let text = net.exec(net.nat, ["curl", "-sS", "-m", "5", "http://127.0.0.1:9770/metrics"]).stdout
+        func value(_ series: String) -> Double {
+            text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last!) } ?? -1
+        }
+        #expect(value("protomask_icmp_packets_recv{protocol=\"icmpv6\",icmp_type=\"128\",icmp_code=\"0\"}") >= 3, "\(text)")
+        #expect(value("protomask_icmp_packets_recv{protocol=\"icmp\",icmp_type=\"0\",icmp_code=\"0\"}") >= 3)
+        #expect(value("protomask_packets{protocol=\"ipv6\",status=\"translated\"}") >= 3)
+        #expect(value("protomask_packets{protocol=\"icmpv6\",status=\"translated\"}") >= 3)
+        #expect(value("protomask_packets{protocol=\"icmp\",status=\"translated\"}") >= 3)
+        #expect(value("swiftnat_nat64_reservations{kind=\"dynamic\"}") == 1)
+        net.stop(daemon)
+    }
+
     /// A long-lived TCP connection crosses a reload that adds a forward and a reload of a broken file;
     /// the forward added at run time comes back after a restart.
     @Test func reloadKeepsSessionsAndRestartRestoresForwards() throws {

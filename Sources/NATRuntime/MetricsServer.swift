@@ -58,6 +58,10 @@ final class NATMetrics: @unchecked Sendable {
     /// Outside port use walks the mapping table: at most every 10 s.
     private var portsTakenAt = Date.distantPast
     private var portsInUse: [String: Int] = [:]
+    private var mappingsByProtocol: [String: Int] = [:]
+    /// The help text each metric name was registered with: the registry traps on a second, different
+    /// one, so the first is kept for every series of that name.
+    private var helps: [String: String] = [:]
 
     init(controller: DaemonController) { self.controller = controller }
 
@@ -69,7 +73,11 @@ final class NATMetrics: @unchecked Sendable {
             if wantPorts {
                 portsTakenAt = Date()
                 portsInUse = [:]
-                for s in snaps { for (a, n) in s.outsidePortsInUse { portsInUse[a, default: 0] += n } }
+                mappingsByProtocol = [:]
+                for s in snaps {
+                    for (a, n) in s.outsidePortsInUse { portsInUse[a, default: 0] += n }
+                    for (p, n) in s.nat44MappingsByProtocol { mappingsByProtocol[p, default: 0] += n }
+                }
             }
             update(snaps)
             return registry.emitToBuffer()
@@ -87,12 +95,16 @@ final class NATMetrics: @unchecked Sendable {
 
     /// A counter set to the summed total (the threads' counters only grow).
     func counter(_ name: String, _ labels: [(String, String)], _ help: String, _ value: UInt64) {
+        let help = helps[name] ?? help
+        helps[name] = help
         let c = Self.series(&counters, name, labels) { registry.makeCounter(name: name, labels: labels, help: help) }
         c.reset()
         c.increment(by: Int64(clamping: value))
     }
 
     func gauge(_ name: String, _ labels: [(String, String)], _ help: String, _ value: Double) {
+        let help = helps[name] ?? help
+        helps[name] = help
         Self.series(&gauges, name, labels) { registry.makeGauge(name: name, labels: labels, help: help) }.set(value)
     }
 
@@ -134,7 +146,11 @@ final class NATMetrics: @unchecked Sendable {
             for p in ["tcp", "udp", "icmp"] {
                 gauge("swiftnat_sessions", [("engine", "nat44"), ("protocol", p)], "Live sessions", Double(byProto[p] ?? 0))
             }
-            gauge("swiftnat_mappings", [("engine", "nat44")], "Live mappings (outside ports held)", Double(mappings44))
+            gauge("swiftnat_mappings", [("engine", "nat44"), ("protocol", "all")], "Live mappings (outside ports held)", Double(mappings44))
+            for p in ["tcp", "udp", "icmp"] {
+                gauge("swiftnat_mappings", [("engine", "nat44"), ("protocol", p)], "Live mappings (outside ports held)",
+                      Double(mappingsByProtocol[p] ?? 0))
+            }
             for (a, n) in portsInUse {
                 gauge("swiftnat_outside_ports_in_use", [("address", a)], "Outside ports held, by outside address (sampled every 10 s)", Double(n))
             }

@@ -190,6 +190,8 @@ public struct QueueSnapshot: Sendable {
     public var nat44SessionsByProtocol: [String: Int] = [:]
     /// NAT44 outside ports in use (mappings), by outside address.
     public var outsidePortsInUse: [String: Int] = [:]
+    /// NAT44 live mappings by protocol name (with `ports` only).
+    public var nat44MappingsByProtocol: [String: Int] = [:]
     public var forwards: [PortForward] = []
     public var nat64: Counters?
     public var nat64Mode: String?

@@ -15,7 +15,7 @@ extension PacketThread where Device: ~Copyable {
             s.nat44Mappings = e.mappingCount
             s.forwards = e.forwards
             s.nat44SessionsByProtocol = e.sessionCountsByProtocol()
-            if request.ports { s.outsidePortsInUse = e.outsidePortsInUse() }
+            if request.ports { (s.outsidePortsInUse, s.nat44MappingsByProtocol) = e.outsidePortsInUse() }
             if request.sessions {
                 s.sessions = e.sessions(limit: request.limit).map { Self.row($0, queue: queue, timeouts: e.configuration.timeouts) }
             }
@@ -70,17 +70,20 @@ extension NAPT44Engine {
         return counts
     }
 
-    /// Outside ports held (by live mappings, forwards and ports in their reuse hold), by outside address.
-    func outsidePortsInUse() -> [String: Int] {
+    /// Outside ports held (by live mappings, forwards and ports in their reuse hold), by outside address,
+    /// and the live mappings by protocol name (one walk of the mapping table).
+    func outsidePortsInUse() -> (byAddress: [String: Int], byProtocol: [String: Int]) {
         var counts: [UInt32: Int] = [:]
+        var byProtocol: [String: Int] = [:]
         for i in 1...table.mappingCapacity {
             let m = table.mappings[i]
             guard m.flags & MappingRecord.flagLive != 0 else { continue }
             counts[m.outsideAddress, default: 0] += 1
+            if !m.isHeld { byProtocol[protocolName(m.proto), default: 0] += 1 }
         }
         var out: [String: Int] = [:]
         for (a, n) in counts { out[IPv4Address(a).description] = n }
-        return out
+        return (out, byProtocol)
     }
 }
 

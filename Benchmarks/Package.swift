@@ -13,6 +13,7 @@ let package = Package(
     name: "swiftnat-benchmarks",
     dependencies: [
         .package(path: ".."),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // Counts every heap allocation of the process: interposes malloc/calloc/realloc/posix_memalign/
@@ -43,6 +44,17 @@ let package = Package(
                 .product(name: "NAT64", package: mainPackage),
                 .product(name: "NATCore", package: mainPackage),
                 .product(name: "NATWire", package: mainPackage),
+            ]
+        ),
+        .executableTarget(
+            name: "control-bench",
+            dependencies: [
+                "CMallocCounter",
+                .product(name: "NATRuntime", package: mainPackage),
+                .product(name: "NAPT44", package: mainPackage),
+                .product(name: "NATCore", package: mainPackage),
+                .product(name: "NATWire", package: mainPackage),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ],

@@ -55,10 +55,11 @@ final class NATMetrics: @unchecked Sendable {
     let registry = PrometheusCollectorRegistry()
     private var counters: [String: Counter] = [:]
     private var gauges: [String: Gauge] = [:]
-    /// Outside port use walks the mapping table: at most every 10 s.
+    /// A table census is asked for at most every 10 s (each pass takes about 2 s of timer rounds).
     private var portsTakenAt = Date.distantPast
     private var portsInUse: [String: Int] = [:]
     private var mappingsByProtocol: [String: Int] = [:]
+    private var sessionsByProtocol: [String: Int] = [:]
     /// The help text each metric name was registered with: the registry traps on a second, different
     /// one, so the first is kept for every series of that name.
     private var helps: [String: String] = [:]
@@ -74,7 +75,9 @@ final class NATMetrics: @unchecked Sendable {
                 portsTakenAt = Date()
                 portsInUse = [:]
                 mappingsByProtocol = [:]
+                sessionsByProtocol = [:]
                 for s in snaps {
+                    for (p, n) in s.nat44SessionsByProtocol { sessionsByProtocol[p, default: 0] += n }
                     for (a, n) in s.outsidePortsInUse { portsInUse[a, default: 0] += n }
                     for (p, n) in s.nat44MappingsByProtocol { mappingsByProtocol[p, default: 0] += n }
                 }
@@ -111,13 +114,11 @@ final class NATMetrics: @unchecked Sendable {
     func update(_ snaps: [QueueSnapshot]) {
         var io = IOCounters()
         var n44: Counters? = nil, n64: Counters? = nil
-        var byProto: [String: Int] = [:]
         var sessions44 = 0, mappings44 = 0, sessions64 = 0, bib64 = 0, res64 = 0, static64 = 0, free64 = 0
         for s in snaps {
             io += s.io
             if let c = s.nat44 { n44 = (n44 ?? Counters()) + c }
             if let c = s.nat64 { n64 = (n64 ?? Counters()) + c }
-            for (p, n) in s.nat44SessionsByProtocol { byProto[p, default: 0] += n }
             sessions44 += s.nat44Sessions; mappings44 += s.nat44Mappings
             sessions64 += s.nat64Sessions; bib64 += s.nat64Bindings
             res64 += s.nat64Reservations; static64 += s.nat64StaticReservations; free64 += s.nat64FreeAddresses
@@ -144,7 +145,7 @@ final class NATMetrics: @unchecked Sendable {
         if n44 != nil {
             gauge("swiftnat_sessions", [("engine", "nat44"), ("protocol", "all")], "Live sessions", Double(sessions44))
             for p in ["tcp", "udp", "icmp"] {
-                gauge("swiftnat_sessions", [("engine", "nat44"), ("protocol", p)], "Live sessions", Double(byProto[p] ?? 0))
+                gauge("swiftnat_sessions", [("engine", "nat44"), ("protocol", p)], "Live sessions", Double(sessionsByProtocol[p] ?? 0))
             }
             gauge("swiftnat_mappings", [("engine", "nat44"), ("protocol", "all")], "Live mappings (outside ports held)", Double(mappings44))
             for p in ["tcp", "udp", "icmp"] {

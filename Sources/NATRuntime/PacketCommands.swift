@@ -103,7 +103,8 @@ public final class CommandQueue: @unchecked Sendable {
 public struct SnapshotRequest: Sendable {
     public var sessions: Bool
     public var reservations: Bool
-    /// Outside ports in use per outside address (walks the mapping table).
+    /// Start a census of the tables (sessions and mappings by protocol, outside ports by address) if
+    /// none is under way; the snapshot always carries the last completed one (see ``TableCensus``).
     public var ports: Bool
     /// Most sessions (and reservations) per queue.
     public var limit: Int
@@ -186,7 +187,7 @@ public struct QueueSnapshot: Sendable {
     public var nat44: Counters?
     public var nat44Sessions = 0
     public var nat44Mappings = 0
-    /// NAT44 sessions by protocol name.
+    /// NAT44 sessions by protocol name (with `ports` only).
     public var nat44SessionsByProtocol: [String: Int] = [:]
     /// NAT44 outside ports in use (mappings), by outside address.
     public var outsidePortsInUse: [String: Int] = [:]

@@ -340,6 +340,7 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
     var lastSummary: Timestamp
     let logger: Logger
     var events: EventLogger
+    var census = TableCensus()
 
     /// Builds the engines (they check their configuration) around `device`.
     public init(device: consuming Device, setup: PacketThreadSetup, now: Timestamp) throws(DaemonError) {
@@ -427,6 +428,10 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
 
     /// Runs the timers now (every 100 ms from ``step(now:)``).
     public mutating func tick(now: Timestamp) {
+        switch engine {
+        case .some(let e): census.advance(e)
+        case .none: break
+        }
         if engine != nil {
             engine!.expire(now: now)
             q.drainOutbox(&engine!)

@@ -5,7 +5,8 @@ import NATWire
 
 extension PacketThread where Device: ~Copyable {
     /// What this thread reports to the control plane (control-plane work between bursts: allocates).
-    func snapshot(_ request: SnapshotRequest, now: Timestamp) -> QueueSnapshot {
+    mutating func snapshot(_ request: SnapshotRequest, now: Timestamp) -> QueueSnapshot {
+        if request.ports && engine != nil { census.start() }
         var s = QueueSnapshot(queue: queue)
         s.io = q.io
         switch engine {
@@ -14,8 +15,8 @@ extension PacketThread where Device: ~Copyable {
             s.nat44Sessions = e.sessionCount
             s.nat44Mappings = e.mappingCount
             s.forwards = e.forwards
-            s.nat44SessionsByProtocol = e.sessionCountsByProtocol()
-            if request.ports { (s.outsidePortsInUse, s.nat44MappingsByProtocol) = e.outsidePortsInUse() }
+            // The last completed table census (a new pass starts when asked: see TableCensus).
+            (s.nat44SessionsByProtocol, s.nat44MappingsByProtocol, s.outsidePortsInUse) = census.last
             if request.sessions {
                 s.sessions = e.sessions(limit: request.limit).map { Self.row($0, queue: queue, timeouts: e.configuration.timeouts) }
             }
@@ -59,31 +60,55 @@ func protocolName(_ p: UInt8) -> String {
     }
 }
 
-extension NAPT44Engine {
-    /// Live sessions by protocol name (control plane: walks the table).
-    func sessionCountsByProtocol() -> [String: Int] {
-        var counts: [String: Int] = [:]
-        guard sessionCount > 0 else { return counts }
-        for i in 1...table.sessionCapacity where table.sessions[i].isLive {
-            counts[protocolName(table.sessions[i].proto), default: 0] += 1
-        }
-        return counts
+/// Sessions and mappings by protocol and outside ports by address, counted a slice of the tables at a
+/// time: a scrape that asks for them starts a pass, the packet thread advances it by one slice per timer
+/// round (every 100 ms; a pass takes about 2 s), and snapshots report the last completed pass. No
+/// round stalls the packet path for more than one slice (about 0.2 ms), whatever the table size.
+struct TableCensus {
+    /// Where the pass in progress is (nil: none), in session slots then mapping slots.
+    var cursor: Int? = nil
+    var sessions: [UInt8: Int] = [:]
+    var mappings: [UInt8: Int] = [:]
+    var ports: [UInt32: Int] = [:]
+    /// The last completed pass.
+    var last: (sessions: [String: Int], mappings: [String: Int], ports: [String: Int]) = ([:], [:], [:])
+    var passes = 0
+
+    mutating func start() {
+        guard cursor == nil else { return }
+        cursor = 0
+        sessions = [:]; mappings = [:]; ports = [:]
     }
 
-    /// Outside ports held (by live mappings, forwards and ports in their reuse hold), by outside address,
-    /// and the live mappings by protocol name (one walk of the mapping table).
-    func outsidePortsInUse() -> (byAddress: [String: Int], byProtocol: [String: Int]) {
-        var counts: [UInt32: Int] = [:]
-        var byProtocol: [String: Int] = [:]
-        for i in 1...table.mappingCapacity {
-            let m = table.mappings[i]
-            guard m.flags & MappingRecord.flagLive != 0 else { continue }
-            counts[m.outsideAddress, default: 0] += 1
-            if !m.isHeld { byProtocol[protocolName(m.proto), default: 0] += 1 }
+    /// Advances the pass by one slice of `engine`'s tables (a twentieth of them, at least 4096 slots).
+    mutating func advance(_ engine: borrowing NAPT44Engine) {
+        guard var i = cursor else { return }
+        let sessionCapacity = engine.table.sessionCapacity
+        let total = sessionCapacity + engine.table.mappingCapacity
+        let end = min(total, i + max(4096, total / 20))
+        while i < end {
+            if i < sessionCapacity {
+                let r = engine.table.sessions[i + 1]
+                if r.isLive { sessions[r.proto, default: 0] += 1 }
+            } else {
+                let m = engine.table.mappings[i - sessionCapacity + 1]
+                if m.flags & MappingRecord.flagLive != 0 {
+                    ports[m.outsideAddress, default: 0] += 1
+                    if !m.isHeld { mappings[m.proto, default: 0] += 1 }
+                }
+            }
+            i += 1
         }
-        var out: [String: Int] = [:]
-        for (a, n) in counts { out[IPv4Address(a).description] = n }
-        return (out, byProtocol)
+        guard i == total else {
+            cursor = i
+            return
+        }
+        cursor = nil
+        passes += 1
+        var byAddress: [String: Int] = [:]
+        for (a, n) in ports { byAddress[IPv4Address(a).description] = n }
+        last = (Dictionary(uniqueKeysWithValues: sessions.map { (protocolName($0.key), $0.value) }),
+                Dictionary(uniqueKeysWithValues: mappings.map { (protocolName($0.key), $0.value) }), byAddress)
     }
 }
 

@@ -29,17 +29,23 @@ struct EventLogger {
     static let invalidReasons: [DropReason] = [.truncated, .badIPVersion, .badIPHeaderLength, .badIPLength, .badIPChecksum,
                                                .badOffloadHeader]
 
+    /// Starts a new second's budget when the second has changed, first reporting what the last one
+    /// suppressed (called for every line, and by every timer round so that the report never waits for
+    /// the next event).
+    mutating func flush(now: Timestamp) {
+        let s = now.nanoseconds / 1_000_000_000
+        guard s != second else { return }
+        if suppressed > 0 {
+            logger.warning("log: \(suppressed) event lines suppressed on queue \(queue) (over [logging] rate_per_second = \(settings.ratePerSecond))")
+            suppressed = 0
+        }
+        second = s
+        linesThisSecond = 0
+    }
+
     /// Whether one more line fits in this second's budget (counts it either way).
     mutating func admit(now: Timestamp) -> Bool {
-        let s = now.nanoseconds / 1_000_000_000
-        if s != second {
-            if suppressed > 0 {
-                logger.warning("log: \(suppressed) event lines suppressed on queue \(queue) (over [logging] rate_per_second = \(settings.ratePerSecond))")
-                suppressed = 0
-            }
-            second = s
-            linesThisSecond = 0
-        }
+        flush(now: now)
         guard linesThisSecond < settings.ratePerSecond else {
             suppressed &+= 1
             return false

@@ -436,6 +436,7 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
             engine!.expire(now: now)
             q.drainOutbox(&engine!)
             if engine!.mappingEvents != nil { events.drain(&engine!.mappingEvents!, now: now) }
+            events.flush(now: now)
         }
         if nat64 != nil { nat64!.tick(now: now) { q.writePlain($0, $1) } }
         lastExpire = now

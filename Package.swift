@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(name: "PortControlTests", dependencies: ["PortControl", "NATWire"]),
         .testTarget(name: "NATRuntimeTests", dependencies: ["NATRuntime", "NAPT44", "NAT64", "NATCore", "NATWire"]),
         // Real namespaces, the real daemon, real clients: needs root and /dev/net/tun (skipped otherwise).
-        .testTarget(name: "EndToEndTests", dependencies: ["NATLab", "NATRuntime", "swiftnat"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["NATLab", "NATRuntime", "swiftnat", "PortControl", "NATWire"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -408,6 +408,7 @@ public final class DaemonController: @unchecked Sendable {
         if new.nat64 != old.nat64 { restart.append("[nat64]") }
         if new.control != old.control { restart.append("[control]") }
         if new.metrics != old.metrics { restart.append("[metrics]") }
+        if new.portControl != old.portControl { restart.append("[port_control]") }
         var changes: [String] = []
         var plan: ShardPlan? = nil
         if let n = new.nat44, let o = old.nat44 {

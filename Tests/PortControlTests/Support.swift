@@ -19,7 +19,7 @@ final class MemoryBackend: PortMappingBackend {
         table.removeAll { $0.proto == proto && $0.externalPort == externalPort }
         return table.count != n
     }
-    func peerMapping(_ proto: MappingProtocol, internal: IPv4Address, internalPort: UInt16, remote: IPv4Address,
+    func peerMapping(_ proto: MappingProtocol, internal host: IPv4Address, internalPort: UInt16, remote: IPv4Address,
                      remotePort: UInt16) -> (externalPort: UInt16, lifetime: UInt32)? { peer.map { ($0.0, $0.1) } }
     func totals() -> TrafficTotals { TrafficTotals(bytesSent: 5_000_000_000, bytesReceived: 2, packetsSent: 3, packetsReceived: 4) }
 }

@@ -29,14 +29,23 @@ struct ControllerMappingBackend: PortMappingBackend {
     }
 
     func add(_ m: PortMapping, lifetime: UInt32, now: Double) -> String? {
-        let outside = "\(external):\(m.externalPort)"
-        if controller.queue.sync(execute: { controller.forwards() }).contains(where: { $0.protocol == m.proto.description && $0.outside == outside }) {
-            _ = try? controller.removeForward(protocol: m.proto.description, outside: outside)
-        }
+        let outside = "\(external):\(m.externalPort)", inside = "\(m.internalAddress):\(m.internalPort)"
         var d = m.description
         if let n = m.nonce { d += " nonce=" + n.map { String(format: "%02x", $0) }.joined() }
+        if let e = controller.queue.sync(execute: { controller.forwards() }).first(where: { $0.protocol == m.proto.description && $0.outside == outside }) {
+            // The same mapping asked again: a new lease, its connections kept. Another inside endpoint: replaced.
+            if e.inside == inside {
+                do {
+                    _ = try controller.renewForward(protocol: m.proto.description, outside: outside, lifetime: Int(lifetime), description: d)
+                    return nil
+                } catch {
+                    return error.message
+                }
+            }
+            _ = try? controller.removeForward(protocol: m.proto.description, outside: outside)
+        }
         do {
-            _ = try controller.addForward(protocol: m.proto.description, outside: outside, inside: "\(m.internalAddress):\(m.internalPort)",
+            _ = try controller.addForward(protocol: m.proto.description, outside: outside, inside: inside,
                                           lifetime: Int(lifetime), description: d, origin: m.origin.rawValue)
             return nil
         } catch {

@@ -67,7 +67,7 @@ struct PortControlEndToEndTests {
     static func u16(_ b: [UInt8], _ o: Int) -> UInt16 { UInt16(b[o]) << 8 | UInt16(b[o + 1]) }
 
     @Test func rfc6886_natpmpcMapsUnmapsAndTheMappingWorksFromOutside() throws {
-        guard requireTools(["natpmpc", "curl", "python3"]) else { return }
+        guard requireTools(["natpmpc", "curl", "python3", "socat"]) else { return }
         try withLab("pc-pmp", extraTables: Self.table) { net, _ in
             try Self.serveInside(net, "natpmp")
             #expect(!Self.fromOutside(net, 9090).ok, "reached the inside server before any mapping")
@@ -80,10 +80,35 @@ struct PortControlEndToEndTests {
                 && $0["inside"] as? String == "100.64.0.2:8080" && $0["expires_at"] != nil }, "forwards: \(rows)")
             let through = Self.fromOutside(net, 9090)
             #expect(through.ok && through.stdout == "natpmp\n", "through the NAT-PMP mapping: \(through.stdout) \(through.stderr)")
+            // A renewal (the client asks again before the lease ends) keeps a connection through the mapping alive.
+            try net.spawn(net.client, ["socat", "TCP-LISTEN:8081,bind=\(LabNetwork.clientAddress),reuseaddr,fork", "SYSTEM:cat"], logName: "echo.log")
+            #expect(net.waitForListener(net.client, port: 8081))
+            let echo = net.exec(net.client, ["natpmpc", "-g", "100.64.0.1", "-a", "9091", "8081", "tcp", "3600"], timeout: 15)
+            #expect(echo.ok, "natpmpc: \(echo.stdout) \(echo.stderr)")
+            let talk = try script(net, "talk.py", """
+            import socket, time
+            s = socket.create_connection(("198.51.100.1", 9091), timeout=3)
+            ok = 0
+            end = time.time() + 3
+            while time.time() < end:
+                s.sendall(b"ping\\n")
+                if s.recv(100) == b"ping\\n":
+                    ok += 1
+                print("echoes", ok, flush=True)
+                time.sleep(0.1)
+            print("done", ok, flush=True)
+            """)
+            let talker = try net.spawn(net.server, ["python3", "-u", talk], logName: "talk.log")
+            #expect(net.waitFor("echoes 3", in: "talk.log", process: talker, timeout: 5), "\(net.log("talk.log"))")
+            let renew = net.exec(net.client, ["natpmpc", "-g", "100.64.0.1", "-a", "9091", "8081", "tcp", "3600"], timeout: 15)
+            #expect(renew.ok && renew.stdout.contains("Mapped public port 9091"), "renewal: \(renew.stdout) \(renew.stderr)")
+            #expect(net.waitFor("done", in: "talk.log", process: talker, timeout: 8))
+            let done = net.log("talk.log").split(separator: "\n").last { $0.hasPrefix("done") }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+            #expect(done >= 20, "the connection broke at the renewal: \(done) echoes in 3 s\n\(net.log("talk.log"))")
             // Lifetime 0 deletes it (RFC 6886 §3.4).
             let unmap = net.exec(net.client, ["natpmpc", "-g", "100.64.0.1", "-a", "9090", "8080", "tcp", "0"], timeout: 15)
             #expect(unmap.ok, "natpmpc delete: \(unmap.stdout) \(unmap.stderr)")
-            #expect(!Self.forwards(net).contains { $0["origin"] as? String == "natpmp" }, "the mapping stayed")
+            #expect(!Self.forwards(net).contains { $0["outside"] as? String == "198.51.100.1:9090" }, "the mapping stayed")
             #expect(!Self.fromOutside(net, 9090).ok, "reached the inside server after the mapping was deleted")
         }
     }

@@ -213,6 +213,22 @@ struct PortControlEndToEndTests {
             let p = try #require(try Self.exchange(net, PCP.request(.peer, lifetime: 60, client: me, mapping: peer, remotePort: 7777, remoteAddress: server)))
             #expect(p.count == 80 && p[1] == 0x82 && p[3] == 0, "PEER answer: \(p)")
             #expect(Self.u16(p, 42) != 0 && Array(p[56..<60]) == [198, 51, 100, 1] && Self.u16(p, 60) == 7777 && Array(p[76..<80]) == [203, 0, 113, 2])
+            // A request from outside (routed to the inside address over out0) gets no answer.
+            #expect(net.exec(net.server, ["ip", "route", "add", "100.64.0.0/24", "via", LabNetwork.natOutsideAddress]).ok)
+            let outsider = try script(net, "outsider.py", """
+            import binascii, socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(2)
+            s.sendto(binascii.unhexlify("0000"), ("100.64.0.1", 5351))
+            try:
+                print("answered", binascii.hexlify(s.recvfrom(2000)[0]).decode())
+            except socket.timeout:
+                print("silence")
+            """)
+            let o = net.exec(net.server, ["python3", outsider], timeout: 6)
+            #expect(o.stdout.contains("silence"), "a NAT-PMP request from outside: \(o.stdout) \(o.stderr)")
+            let http = net.exec(net.server, ["curl", "-sS", "-m", "3", "http://100.64.0.1:5000/rootDesc.xml"], timeout: 6)
+            #expect(!http.ok || !http.stdout.contains("InternetGatewayDevice"), "the description was served to outside: \(http.stdout)")
             // The same nonce deletes the MAP.
             let gone = try #require(try Self.exchange(net, PCP.request(.map, lifetime: 0, client: me, mapping: mapping)))
             #expect(gone[3] == 0 && Self.u32(gone, 4) == 0)
@@ -228,7 +244,9 @@ struct PortControlEndToEndTests {
         }
         let net = try LabNetwork(tag: "pc-lease")
         defer { net.destroy() }
-        var daemon = try net.startDaemon(binary: swiftnatBinary, config: net.daemonConfig(behavior: "port-restricted-cone", extraTables: Self.table))
+        let metrics = "\n[metrics]\nlisten = \"127.0.0.1:9771\"\n"
+        var daemon = try net.startDaemon(binary: swiftnatBinary, config: net.daemonConfig(behavior: "port-restricted-cone",
+                                                                                        extraTables: Self.table + metrics))
         let config = try String(contentsOfFile: net.directory + "/nat44.toml", encoding: .utf8)
         try Self.serveInside(net, "lease")
         // A 3 s lease: there, then gone on time.
@@ -260,18 +278,44 @@ struct PortControlEndToEndTests {
         """)
         let l = try net.spawn(net.client, ["python3", "-u", listener, "20"], logName: "announce.log")
         #expect(net.waitFor("listening", in: "announce.log", process: l, timeout: 5))
+        // SSDP (UPnP DA §1.2): ssdp:byebye at the stop, ssdp:alive at the start, on the inside link.
+        let ssdp = try script(net, "ssdp.py", """
+        import socket, struct, sys, time
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", 1900))
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack("4s4s", socket.inet_aton("239.255.255.250"), socket.inet_aton("100.64.0.2")))
+        s.settimeout(0.5)
+        print("listening", flush=True)
+        end = time.time() + float(sys.argv[1])
+        while time.time() < end:
+            try:
+                d, a = s.recvfrom(2000)
+                lines = d.decode(errors="replace").split("\\r\\n")
+                print(a[0], " ".join(l for l in lines if l.startswith("NTS:") or l.startswith("NT:")), flush=True)
+            except socket.timeout:
+                pass
+        """)
+        let sl = try net.spawn(net.client, ["python3", "-u", ssdp, "20"], logName: "ssdp.log")
+        #expect(net.waitFor("listening", in: "ssdp.log", process: sl, timeout: 5))
         net.stop(daemon)
         daemon = try net.startDaemon(binary: swiftnatBinary, config: config)
         #expect(net.log("daemon.log").contains("restored 1 of 1 run-time forwards"), "\(net.log("daemon.log"))")
         // RFC 6887 §14.1.3: ANNOUNCE (version 2, opcode 0x80, SUCCESS); RFC 6886 §3.2.1: the address announcement.
         #expect(net.waitFor(" 02800000", in: "announce.log", timeout: 5), "no PCP ANNOUNCE: \(net.log("announce.log"))")
         #expect(net.waitFor(" 00800000", in: "announce.log", timeout: 5), "no NAT-PMP announcement: \(net.log("announce.log"))")
+        #expect(net.waitFor("NTS: ssdp:alive", in: "ssdp.log", timeout: 5), "no NOTIFY ssdp:alive: \(net.log("ssdp.log"))")
+        #expect(net.log("ssdp.log").contains("100.64.0.1 NT: upnp:rootdevice NTS: ssdp:byebye"), "no NOTIFY ssdp:byebye: \(net.log("ssdp.log"))")
+        // The metrics count forwards by origin.
+        let scrape = net.exec(net.nat, ["curl", "-sS", "-m", "5", "http://127.0.0.1:9771/metrics"], timeout: 8)
+        #expect(scrape.stdout.contains("swiftnat_forwards{origin=\"natpmp\"} 1"), "metrics: \(scrape.stdout.split(separator: "\n").filter { $0.contains("forwards") })")
         let rows = Self.forwards(net)
         #expect(rows.contains { $0["outside"] as? String == "198.51.100.1:9696" && $0["origin"] as? String == "natpmp"
             && (($0["expires_at"] as? Double ?? 0) - Date().timeIntervalSince1970) > 500 }, "after the restart: \(rows)")
         let through = Self.fromOutside(net, 9696)
         #expect(through.ok && through.stdout == "lease\n", "the restored mapping: \(through.stdout) \(through.stderr)")
         net.stop(l)
+        net.stop(sl)
         net.stop(daemon)
     }
 }

@@ -175,10 +175,9 @@ final class PMPServer: @unchecked Sendable {
         let core = self.core
         core.submit {
             let clients = Set(core.backend.mappings(now: core.now).filter { $0.origin == .natpmp || $0.origin == .pcp }.map(\.internalAddress))
-            var targets = [IPv4Address(224, 0, 0, 1)]
-            targets += clients.sorted()
+            let targets = [IPv4Address(224, 0, 0, 1)] + clients.sorted()
             core.logger.info("port control: announcing the new epoch to 224.0.0.1 and \(clients.count) client\(clients.count == 1 ? "" : "s") on port 5350")
-            for (i, delay) in [0, 250, 750, 1750].enumerated() {
+            for delay in [0, 250, 750, 1750] {
                 self.channel.eventLoop.scheduleTask(in: .milliseconds(Int64(delay))) {
                     let e = core.service.epoch(at: core.now)
                     for t in targets {
@@ -191,7 +190,6 @@ final class PMPServer: @unchecked Sendable {
                             self.channel.writeAndFlush(AddressedEnvelope(remoteAddress: to, data: ByteBuffer(bytes: pmp)), promise: nil)
                         }
                     }
-                    _ = i
                 }
             }
         }

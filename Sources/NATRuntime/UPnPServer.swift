@@ -96,13 +96,16 @@ final class UPnPHTTPServer: @unchecked Sendable {
             "/WANIPCn.xml": Array(UPnPDescriptions.scpd(UPnPDescriptions.ipConnectionActions, UPnPDescriptions.ipConnectionVariables).utf8),
             "/WANCfg.xml": Array(UPnPDescriptions.scpd(UPnPDescriptions.commonActions, UPnPDescriptions.commonVariables).utf8),
         ]
+        let open = ConnectionCount()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 32)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                guard let from = IPv4Address(channel.remoteAddress), core.service.isInside(from) else {
+                // Only inside hosts, and at most 64 connections at once (each holds at most 16 KiB for 10 s).
+                guard let from = IPv4Address(channel.remoteAddress), core.service.isInside(from), open.enter() else {
                     return channel.close()
                 }
+                channel.closeFuture.whenComplete { _ in open.leave() }
                 // A slow or idle client is cut off after 10 s.
                 channel.eventLoop.scheduleTask(in: .seconds(10)) { channel.close(promise: nil) }
                 return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
@@ -113,6 +116,23 @@ final class UPnPHTTPServer: @unchecked Sendable {
     }
 
     func close() { try? channel.close().wait() }
+}
+
+/// Connections open at once, bounded.
+final class ConnectionCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    static let limit = 64
+
+    func enter() -> Bool {
+        lock.withLock {
+            guard count < Self.limit else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    func leave() { lock.withLock { count -= 1 } }
 }
 
 final class UPnPHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
@@ -209,8 +229,9 @@ final class UPnPHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
         headers.add(name: "Connection", value: "close")
         headers.add(name: "Server", value: "Linux UPnP/1.1 swiftnat/\(SwiftNATVersion.string)")
         headers.add(name: "EXT", value: "")
+        let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
         channel.eventLoop.execute {
-            channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)), promise: nil)
+            channel.write(HTTPServerResponsePart.head(head), promise: nil)
             if !body.isEmpty { channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
             channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in channel.close(promise: nil) }
         }

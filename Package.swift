@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "NAT64", targets: ["NAT64"]),
         .library(name: "NATRuntime", targets: ["NATRuntime"]),
         .library(name: "STUN", targets: ["STUN"]),
+        .library(name: "PortControl", targets: ["PortControl"]),
         .executable(name: "swiftnat", targets: ["swiftnat"]),
     ],
     dependencies: [
@@ -19,6 +20,8 @@ let package = Package(
         // The control socket and the metrics endpoint (NIOHTTP1); Prometheus' text format.
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
+        // UPnP IGD: the SOAP requests are parsed with a library, never by string search.
+        .package(url: "https://github.com/drmohundro/SWXMLHash", from: "8.1.0"),
     ],
     targets: [
         // Layer 0: views over packet bytes, checksums, addresses, builders.
@@ -33,11 +36,14 @@ let package = Package(
         .target(name: "NAT64", dependencies: ["NATWire", "NATCore"]),
         // Layer 2: STUN messages (RFC 8489, RFC 5780, RFC 3489 attributes), retransmission, IP4P, NAT behaviour.
         .target(name: "STUN", dependencies: ["NATWire"]),
+        // Layer 2: port control (NAT-PMP, PCP, UPnP IGD actions, the policy): pure message logic.
+        .target(name: "PortControl", dependencies: ["NATWire", "NATCore"]),
         // Layer 3: ioctl/ifreq for TUN devices.
         .target(name: "CTun"),
         // Layer 3: TUN I/O, packet threads, clock, configuration, routes, lifecycle.
         .target(name: "NATRuntime", dependencies: [
-            "NATWire", "NATCore", "NAPT44", "NAT64", "CTun",
+            "NATWire", "NATCore", "NAPT44", "NAT64", "CTun", "PortControl",
+            .product(name: "SWXMLHash", package: "SWXMLHash"),
             .product(name: "TOMLKit", package: "TOMLKit"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -62,9 +68,10 @@ let package = Package(
         .testTarget(name: "NAT64Tests", dependencies: ["NAT64", "NATCore", "NATWire"]),
         .testTarget(name: "STUNTests", dependencies: ["STUN", "NATWire"]),
         .testTarget(name: "NATTraversalTests", dependencies: ["NATTraversal", "STUN", "NATWire"]),
-        .testTarget(name: "NATRuntimeTests", dependencies: ["NATRuntime", "NAPT44", "NAT64", "NATCore", "NATWire"]),
+        .testTarget(name: "PortControlTests", dependencies: ["PortControl", "NATWire"]),
+        .testTarget(name: "NATRuntimeTests", dependencies: ["NATRuntime", "NAPT44", "NAT64", "NATCore", "NATWire", "PortControl"]),
         // Real namespaces, the real daemon, real clients: needs root and /dev/net/tun (skipped otherwise).
-        .testTarget(name: "EndToEndTests", dependencies: ["NATLab", "NATRuntime", "swiftnat"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["NATLab", "NATRuntime", "swiftnat", "PortControl", "NATWire"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -90,6 +90,16 @@ extension NAPT44Engine {
         return true
     }
 
+    /// Sets when a forward ends (nil: never) and keeps its sessions: a port-control lease renewed.
+    /// Returns false when no forward covers the port.
+    public mutating func renewForward(proto: UInt8, outsideAddress: IPv4Address, port: UInt16, expires: Timestamp?) -> Bool {
+        guard let i = forwards.firstIndex(where: { $0.proto == proto && $0.outsideAddress == outsideAddress && $0.outsidePorts.contains(port) }) else {
+            return false
+        }
+        forwards[i].expires = expires
+        return true
+    }
+
     mutating func expireForwards(now: Timestamp) {
         guard !forwards.isEmpty else { return }
         while let f = forwards.first(where: { ($0.expires ?? .init(nanoseconds: .max)) <= now }) {

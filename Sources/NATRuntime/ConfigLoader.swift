@@ -41,6 +41,7 @@ public enum ConfigLoader {
         if let t = try r.table("control") { cfg.control = try ControlSettings(t) }
         if let t = try r.table("metrics") { cfg.metrics = try MetricsSettings(t) }
         if let t = try r.table("logging") { cfg.logging = try LoggingSettings(t) }
+        if let t = try r.table("port_control") { cfg.portControl = try PortControlSettings(t) }
         if let n = try r.table("nat44") {
             cfg.nat44 = try NAPT44Configuration(n)
             if let v = try n.stringArray("inside_interfaces") { cfg.insideInterfaces = v }

@@ -264,6 +264,28 @@ public final class DaemonController: @unchecked Sendable {
         }.get()
     }
 
+    /// Gives a run-time forward a new lifetime (nil or 0: no end) without ending its sessions, as a
+    /// port-control lease renewal must. Safe from any thread.
+    public func renewForward(protocol p: String, outside: String, lifetime: Int?, description: String?) throws(ControlError) -> ForwardEntry {
+        try queue.sync { () -> Result<ForwardEntry, ControlError> in
+            guard let k = runtimeForwards.firstIndex(where: { $0.protocol == p && $0.outside == outside }),
+                  let f = try? PortForward(protocol: p, outside: outside, inside: runtimeForwards[k].inside) else {
+                return .failure(ControlError("no run-time forward \(p) \(outside) to renew"))
+            }
+            let lifetime = lifetime.flatMap { $0 > 0 ? $0 : nil }
+            let expires = lifetime.map { Timestamp(nanoseconds: monotonicNow().nanoseconds &+ UInt64($0) * 1_000_000_000) }
+            let reply = Reply<Bool>()
+            guard commands[0].send(.renewForward(proto: f.proto, address: f.outsideAddress, port: f.outsidePorts.lowerBound,
+                                                 expires: expires, reply)), reply.wait() == true else {
+                return .failure(ControlError("the packet thread did not renew \(p) \(outside)"))
+            }
+            runtimeForwards[k].expiresAt = lifetime.map { Date().timeIntervalSince1970 + Double($0) }
+            if let description { runtimeForwards[k].description = description }
+            saveForwards()
+            return .success(runtimeForwards[k])
+        }.get()
+    }
+
     func addForward(_ r: ControlRequest, origin: String = "cli") throws(ControlError) -> ForwardEntry {
         guard configuration.nat44 != nil else { throw ControlError("forwards need a [nat44] table in the configuration") }
         guard commands.count == 1 else {
@@ -408,6 +430,7 @@ public final class DaemonController: @unchecked Sendable {
         if new.nat64 != old.nat64 { restart.append("[nat64]") }
         if new.control != old.control { restart.append("[control]") }
         if new.metrics != old.metrics { restart.append("[metrics]") }
+        if new.portControl != old.portControl { restart.append("[port_control]") }
         var changes: [String] = []
         var plan: ShardPlan? = nil
         if let n = new.nat44, let o = old.nat44 {

@@ -87,6 +87,7 @@ public enum Daemon {
                                                       logging: cfg.logging))
         }
         controller.restoreForwards()
+        servers.portControl?.ready()
         var what: [String] = []
         if let n = cfg.nat44 {
             what.append("inside=\(n.insidePrefixes.map(\.description).joined(separator: ",")) pool=\(n.pool.map(\.description).joined(separator: ",")) tcp=\(n.tcp) udp=\(n.udp) icmp=\(n.icmp) forwards=\(n.forwards.count)")
@@ -218,6 +219,7 @@ struct ControlPlaneServers {
     let group: MultiThreadedEventLoopGroup
     var control: ControlServer? = nil
     var metrics: MetricsServer? = nil
+    var portControl: PortControlServers? = nil
 
     init(group: MultiThreadedEventLoopGroup) { self.group = group }
 
@@ -236,9 +238,14 @@ struct ControlPlaneServers {
                 throw DaemonError("\(cfg.file): [metrics] listen: \(error.description)")
             }
         }
+        if let pc = cfg.portControl {
+            portControl = try PortControlServers(cfg, settings: pc, controller: controller, group: group, logger: logger)
+        }
     }
 
     mutating func close() {
+        portControl?.close()
+        portControl = nil
         control?.close()
         metrics?.close()
         control = nil

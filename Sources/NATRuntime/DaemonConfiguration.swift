@@ -82,6 +82,8 @@ public struct DaemonConfiguration: Sendable {
     public var insideInterfaces: [String] = []
     /// The interface the pool addresses are reachable on (for proxy ARP).
     public var outsideInterface: String?
+    /// UPnP IGD, NAT-PMP and PCP (`[port_control]`); nil: off.
+    public var portControl: PortControlSettings?
 
     public init(file: String, nat44: NAPT44Configuration? = nil, nat64: NAT64Settings? = nil) {
         self.file = file
@@ -119,6 +121,7 @@ public struct DaemonConfiguration: Sendable {
         }
         try validateOverlap()
         try validateQueues()
+        try validatePortControl()
     }
 
     /// NAT44 and NAT64 must not claim the same IPv4 addresses.
@@ -163,6 +166,23 @@ public struct DaemonConfiguration: Sendable {
                 throw ConfigurationError(key: "tun.queues", problem: "is \(tun.queues): nat44.\(error.key) \(error.problem)",
                                          hint: error.hint ?? "use fewer queues or more ports")
             }
+        }
+    }
+}
+
+extension DaemonConfiguration {
+    /// Port control grants run-time forwards of NAT44, which need one queue.
+    func validatePortControl() throws(ConfigurationError) {
+        guard let pc = portControl else { return }
+        do { try pc.validate() } catch { throw error.under("port_control") }
+        guard let n = nat44 else {
+            throw ConfigurationError(key: "port_control", problem: "needs a [nat44] table (its mappings are NAT44 forwards)")
+        }
+        guard tun.queues == 1 else {
+            throw ConfigurationError(key: "port_control", problem: "needs tun.queues = 1 (run-time forwards need one queue for now)")
+        }
+        if let a = pc.externalAddress, !n.pool.contains(where: { $0.contains(a) }) {
+            throw ConfigurationError(key: "port_control.external_address", problem: "\(a) is not in nat44.pool")
         }
     }
 }

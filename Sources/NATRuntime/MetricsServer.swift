@@ -123,6 +123,10 @@ final class NATMetrics: @unchecked Sendable {
             sessions64 += s.nat64Sessions; bib64 += s.nat64Bindings
             res64 += s.nat64Reservations; static64 += s.nat64StaticReservations; free64 += s.nat64FreeAddresses
         }
+        // Forwards by origin (config, cli, and the port-control protocols' upnp, natpmp, pcp).
+        var byOrigin: [String: Int] = ["config": 0, "cli": 0, "upnp": 0, "natpmp": 0, "pcp": 0]
+        for f in controller.forwards() { byOrigin[f.origin, default: 0] += 1 }
+        for (o, n) in byOrigin.sorted(by: { $0.key < $1.key }) { gauge("swiftnat_forwards", [("origin", o)], "Port forwards by origin", Double(n)) }
         for (engine, c) in [("nat44", n44), ("nat64", n64)] {
             guard let c else { continue }
             let e = [("engine", engine)]

@@ -15,6 +15,8 @@ public enum PacketCommand: Sendable {
     case addForward(PortForward, Reply<String?>)
     /// Removes the forward that covers an outside port (with its sessions); the reply says whether one did.
     case removeForward(proto: UInt8, address: IPv4Address, port: UInt16, Reply<Bool>)
+    /// Sets when the forward that covers an outside port ends, keeping its sessions (a lease renewed).
+    case renewForward(proto: UInt8, address: IPv4Address, port: UInt16, expires: Timestamp?, Reply<Bool>)
     /// Applies a changed NAT44 configuration to the running engine (``NAPT44Engine/reconfigure(_:now:)``);
     /// the reply is nil or why it cannot be applied.
     case reconfigure(NAPT44Configuration, Reply<String?>)

@@ -493,6 +493,8 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
             }
         case .removeForward(let proto, let address, let port, let reply):
             reply.fulfil(engine != nil && engine!.removeForward(proto: proto, outsideAddress: address, port: port))
+        case .renewForward(let proto, let address, let port, let expires, let reply):
+            reply.fulfil(engine != nil && engine!.renewForward(proto: proto, outsideAddress: address, port: port, expires: expires))
         case .reconfigure(let configuration, let reply):
             guard engine != nil else { reply.fulfil("this daemon has no NAT44"); return }
             do {

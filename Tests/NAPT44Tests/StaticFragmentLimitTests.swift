@@ -58,6 +58,21 @@ struct StaticFragmentLimitTests {
         #expect(send(&e, tcp(serverX, 40001, poolP, 8080, [.syn]), at: 101).0 == .held)
     }
 
+    @Test func renewForwardMovesItsEndAndKeepsItsSessions() {
+        var e = engine(config())
+        var f = web
+        f.expires = .seconds(100)
+        try? e.addForward(f)
+        _ = send(&e, tcp(serverX, 40000, poolP, 8080, [.syn]), at: 1)
+        let renewed = e.renewForward(proto: IPProtocol.tcp, outsideAddress: poolP, port: 8080, expires: .seconds(200))
+        let none = e.renewForward(proto: IPProtocol.udp, outsideAddress: poolP, port: 8080, expires: nil)
+        #expect(renewed && !none)
+        e.expire(now: .seconds(150))
+        #expect(e.forwards.count == 1 && e.sessionCount == 1)
+        e.expire(now: .seconds(200))
+        #expect(e.forwards.isEmpty)
+    }
+
     @Test func removeForwardEndsItsSessions() {
         var e = engine(config { $0.forwards = [web] })
         _ = send(&e, tcp(serverX, 40000, poolP, 8080, [.syn]))

@@ -1,0 +1,161 @@
+import NATWire
+import Testing
+@testable import PortControl
+
+@Suite struct PCPTests {
+    static let mapHeader = "02 01 0000 00000e10 00000000 00000000 0000ffff 64400002"
+    static let nonce = "0102030405060708090a0b0c"
+    /// MAP TCP, internal 8080, suggested 9090, no suggested address.
+    static let mapBody = nonce + "06 000000 1f90 2382 00000000 00000000 00000000 00000000"
+    static let peerHeader = "02 02 0000 00000e10 00000000 00000000 0000ffff 64400002"
+    static var map: [UInt8] { hex(mapHeader + mapBody) }
+
+    @Test func rfc6887_11_1_mapRequestTakenApartFieldByField() throws {
+        let r = try PCP.parse(Self.map)
+        #expect(r.opcode == .map && r.lifetime == 3600 && r.clientAddress == IPv6Address(ipv4Mapped: client))
+        #expect(r.mapping == PCP.MappingData(nonce: hex(Self.nonce), protocolNumber: 6, internalPort: 8080, suggestedExternalPort: 9090,
+                                             suggestedExternalAddress: .any))
+        #expect(r.thirdParty == nil && !r.preferFailure)
+        // Built back by the client builder, byte for byte.
+        #expect(PCP.request(.map, lifetime: 3600, client: IPv6Address(ipv4Mapped: client), mapping: r.mapping) == Self.map)
+    }
+
+    @Test func rfc6887_11_4_mapSuccessResponseFieldByField() {
+        let b = MemoryBackend()
+        let answer = service().handleDatagram(Self.map, from: client, now: 1010, backend: b)
+        let expected = hex("02 81 00 00 00000e10 0000000a 000000000000000000000000" + Self.nonce
+                           + "06 000000 1f90 2382 00000000 00000000 0000ffff c6336401")
+        #expect(answer == expected)
+        #expect(b.table.first?.nonce == hex(Self.nonce) && b.table.first?.origin == .pcp)
+    }
+
+    @Test func rfc6887_11_3_anotherNonceMayNotTouchTheMapping() {
+        let b = MemoryBackend()
+        let s = service()
+        _ = s.handleDatagram(Self.map, from: client, now: 1000, backend: b)
+        var other = Self.map
+        other[24] = 0xEE
+        let answer = s.handleDatagram(other, from: client, now: 1001, backend: b)!
+        #expect(answer[3] == PCP.ResultCode.notAuthorized.rawValue && answer[1] == 0x81)
+        // Same nonce, lifetime 0: deleted.
+        var delete = Self.map
+        delete[4...7] = [0, 0, 0, 0]
+        let gone = s.handleDatagram(delete, from: client, now: 1002, backend: b)!
+        #expect(gone[3] == 0 && Array(gone[4..<8]) == [0, 0, 0, 0] && b.table.isEmpty)
+    }
+
+    @Test func rfc6887_8_3_malformedRequestsAndVersions() {
+        let b = MemoryBackend()
+        let s = service()
+        // Not a multiple of 4, under 24 bytes, over 1100 bytes: MALFORMED_REQUEST.
+        for bad in [Self.map + [0], Array(Self.map.prefix(20)), Self.map + [UInt8](repeating: 0, count: 1044)] {
+            let a = s.handleDatagram(bad, from: client, now: 1000, backend: b)!
+            #expect(a[0] == 2 && a[1] == 0x81 && a[3] == PCP.ResultCode.malformedRequest.rawValue && a.count <= 1100)
+        }
+        // MAP shorter than its 36 bytes of data.
+        let short = s.handleDatagram(Array(Self.map.prefix(56)), from: client, now: 1000, backend: b)!
+        #expect(short[3] == PCP.ResultCode.malformedRequest.rawValue)
+        // A response (R bit set) and a lone byte: silence.
+        var response = Self.map
+        response[1] |= 0x80
+        #expect(s.handleDatagram(response, from: client, now: 1000, backend: b) == nil)
+        // Version 3: UNSUPP_VERSION, answered as version 2 (§9).
+        var v3 = Self.map
+        v3[0] = 3
+        let a = s.handleDatagram(v3, from: client, now: 1000, backend: b)!
+        #expect(a[0] == 2 && a[3] == PCP.ResultCode.unsupportedVersion.rawValue && a.count == 24)
+        // Opcode 5: UNSUPP_OPCODE.
+        var op = Self.map
+        op[1] = 5
+        #expect(s.handleDatagram(op, from: client, now: 1000, backend: b)![3] == PCP.ResultCode.unsupportedOpcode.rawValue)
+        #expect(b.table.isEmpty)
+    }
+
+    @Test func rfc6887_8_3_clientAddressMustBeTheSource() {
+        let a = service().handleDatagram(Self.map, from: other, now: 1000, backend: MemoryBackend())!
+        #expect(a[3] == PCP.ResultCode.addressMismatch.rawValue && Array(a[4..<8]) == hex("00000708"))
+    }
+
+    @Test func rfc6887_7_3_optionsMandatoryOptionalAndBroken() {
+        let s = service(), b = MemoryBackend()
+        // Option 0x7f (mandatory, unknown): UNSUPP_OPTION; 0x80 (optional, unknown): ignored.
+        let unknown = s.handleDatagram(Self.map + PCP.option(0x7F, []), from: client, now: 1000, backend: b)!
+        #expect(unknown[3] == PCP.ResultCode.unsupportedOption.rawValue)
+        let optional = s.handleDatagram(Self.map + PCP.option(0x80, [1, 2, 3]), from: client, now: 1000, backend: b)!
+        #expect(optional[3] == 0)
+        // An option whose length runs past the message: MALFORMED_OPTION.
+        let past = s.handleDatagram(Self.map + hex("01 00 0010 00000000"), from: client, now: 1000, backend: b)!
+        #expect(past[3] == PCP.ResultCode.malformedOption.rawValue)
+        // PREFER_FAILURE twice: MALFORMED_OPTION.
+        let twice = s.handleDatagram(Self.map + PCP.option(2, []) + PCP.option(2, []), from: client, now: 1000, backend: b)!
+        #expect(twice[3] == PCP.ResultCode.malformedOption.rawValue)
+    }
+
+    @Test func rfc6887_13_1_thirdPartyRefusedInSecureModeAllowedOtherwise() {
+        var addr: [UInt8] = []
+        addr.put(IPv6Address(ipv4Mapped: other))
+        let request = Self.map + PCP.option(1, addr)
+        let refused = service(secure: true).handleDatagram(request, from: client, now: 1000, backend: MemoryBackend())!
+        #expect(refused[3] == PCP.ResultCode.notAuthorized.rawValue)
+        let b = MemoryBackend()
+        let ok = service(secure: false).handleDatagram(request, from: client, now: 1000, backend: b)!
+        #expect(ok[3] == 0 && b.table.first?.internalAddress == other)
+        // The option is echoed in the response (§7.3).
+        #expect(Array(ok[60...]) == PCP.option(1, addr))
+    }
+
+    @Test func rfc6887_13_2_preferFailureGetsCannotProvideExternal() {
+        let b = MemoryBackend()
+        b.table = [PortMapping(proto: .tcp, externalPort: 9090, internalAddress: other, internalPort: 1, origin: .cli)]
+        let s = service()
+        let strict = s.handleDatagram(Self.map + PCP.option(2, []), from: client, now: 1000, backend: b)!
+        #expect(strict[3] == PCP.ResultCode.cannotProvideExternal.rawValue && strict[4..<8] == [0, 0, 0, 30])
+        let lenient = s.handleDatagram(Self.map, from: client, now: 1000, backend: b)!
+        #expect(lenient[3] == 0 && Array(lenient[42..<44]) != [0x23, 0x82])
+        // PREFER_FAILURE is MAP's alone.
+        let peer = hex(Self.peerHeader + Self.mapBody + "0050 0000 00000000 00000000 0000ffff cb007102")
+        #expect(s.handleDatagram(peer + PCP.option(2, []), from: client, now: 1000, backend: b)![3] == PCP.ResultCode.malformedOption.rawValue)
+    }
+
+    @Test func rfc6887_12_peerReportsTheExistingMappingOrNoResources() {
+        let peer = hex(Self.peerHeader + Self.mapBody + "0050 0000 00000000 00000000 0000ffff cb007102")
+        let b = MemoryBackend()
+        let none = service().handleDatagram(peer, from: client, now: 1000, backend: b)!
+        #expect(none[1] == 0x82 && none[3] == PCP.ResultCode.noResources.rawValue && none.count == 80)
+        b.peer = (40000, 250)
+        let some = service().handleDatagram(peer, from: client, now: 1000, backend: b)!
+        #expect(some[3] == 0 && Array(some[4..<8]) == hex("000000fa") && Array(some[42..<44]) == hex("9c40"))
+        #expect(Array(some[44..<60]) == hex("00000000 00000000 0000ffff c6336401") && Array(some[60..<62]) == hex("0050"))
+        // A protocol other than TCP or UDP: UNSUPP_PROTOCOL.
+        var icmp = peer
+        icmp[36] = 1
+        #expect(service().handleDatagram(icmp, from: client, now: 1000, backend: b)![3] == PCP.ResultCode.unsupportedProtocol.rawValue)
+    }
+
+    @Test func rfc6887_14_1_announceAndEpoch() {
+        let announce = hex("02 00 0000 00000000 00000000 00000000 0000ffff 64400002")
+        let a = service().handleDatagram(announce, from: client, now: 1077, backend: MemoryBackend())!
+        #expect(a == hex("02 80 00 00 00000000 0000004d 000000000000000000000000"))
+        #expect(PCP.announce(epoch: 0) == hex("02 80 00 00 00000000 00000000 000000000000000000000000"))
+    }
+
+    @Test func rfc6887_15_deleteAllOfAClientsMappings() {
+        let b = MemoryBackend(), s = service()
+        _ = s.handleDatagram(Self.map, from: client, now: 1000, backend: b)
+        let all = hex("02 01 0000 00000000 00000000 00000000 0000ffff 64400002" + Self.nonce
+                      + "00 000000 0000 0000 00000000 00000000 00000000 00000000")
+        #expect(s.handleDatagram(all, from: client, now: 1001, backend: b)![3] == 0)
+        #expect(b.table.isEmpty)
+    }
+
+    @Test func hostileDatagramsNeverCrash() {
+        var g = SystemRandomNumberGenerator()
+        let s = service(secure: false), b = MemoryBackend()
+        for i in 0..<20_000 {
+            let n = Int.random(in: 0...1200, using: &g)
+            var bytes = (0..<n).map { _ in UInt8.random(in: 0...255, using: &g) }
+            if n > 1 && i % 2 == 0 { bytes[0] = [0, 2][i % 4 / 2] }
+            if let a = s.handleDatagram(bytes, from: client, now: 1000, backend: b) { #expect(a.count <= 1100) }
+        }
+    }
+}

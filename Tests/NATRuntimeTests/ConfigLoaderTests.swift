@@ -54,6 +54,16 @@ private func parseError(_ text: String) -> ConfigurationError? {
         #expect(parseError("[routing]\ngro_interfaces = \"eth1\"\n" + minimal)?.key == "routing.gro_interfaces")
     }
 
+    /// Issue 11, failing closed: outside-to-inside forwarding is refused unless turned off; the refusing
+    /// rules sit at priority - 2, so priority starts at 3.
+    @Test func blockOutsideToInsideKey() throws {
+        #expect(try ConfigLoader.parse(minimal, file: "test.toml").routing.blockOutsideToInside)
+        let off = try ConfigLoader.parse("[routing]\nblock_outside_to_inside = false\n" + minimal, file: "test.toml")
+        #expect(!off.routing.blockOutsideToInside)
+        #expect(parseError("[routing]\nblock_outside_to_inside = 0\n" + minimal)?.key == "routing.block_outside_to_inside")
+        #expect(parseError("[routing]\npriority = 2\n" + minimal)?.key == "routing.priority")
+    }
+
     @Test func exampleFileLoads() throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Examples/nat44.toml").path

@@ -36,7 +36,7 @@ extension NAPT64Mapping {
             let timer: TimerClass = proto == IPProtocol.tcp ? .tcpTransitory : proto == IPProtocol.udp ? .udp : .icmp
             guard let id = table.createSession(mapping: mid, remoteAddress: y.rawValue, remotePort: remotePort,
                                                viaAddress: y.rawValue, viaPort: remotePort, timerClass: timer,
-                                               state: state.rawValue, now: nowS) else {
+                                               state: state.rawValue, now: now.sessionSeconds) else {
                 if made { unbind(mid, host: host, holdUntil: 0) }
                 throw .sessionTableFull
             }
@@ -165,7 +165,7 @@ extension NAPT64Mapping {
         let timer: TimerClass = proto == IPProtocol.tcp ? .tcpTransitory : proto == IPProtocol.udp ? .udp : .icmp
         guard let sid = table.createSession(mapping: mid, remoteAddress: source.rawValue, remotePort: remotePort,
                                             viaAddress: source.rawValue, viaPort: remotePort, timerClass: timer,
-                                            state: state.rawValue, now: nowS) else { throw .sessionTableFull }
+                                            state: state.rawValue, now: now.sessionSeconds) else { throw .sessionTableFull }
         hosts.records[Int(host)].sessions += 1
         counters.sessionsCreated &+= 1
         if t.isFragment { recordFragment(source.rawValue, destination.rawValue, outside: host, t, toIPv6: true, now: now) }

@@ -66,7 +66,7 @@ extension TunSettings {
     init(_ t: TableReader) throws(ConfigurationError) {
         self.init()
         if let v = try t.string("name") { name = v }
-        if let v = try t.int("mtu") { mtu = v }
+        if let v = try t.int("mtu") { mtu = v; sizeMTUFromOutsideInterface = false }
         if let v = try t.int("queues") { queues = v }
         if let v = try t.bool("offload") { offload = v }
         if let v = try t.int("txqueuelen") { txQueueLength = v }

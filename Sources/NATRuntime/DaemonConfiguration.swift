@@ -6,6 +6,11 @@ import NATWire
 public struct TunSettings: Sendable, Equatable {
     public var name = "swiftnat0"
     public var mtu = 1500
+    /// Size the TUN device's MTU from the outside interface's (`nat44.outside_interface`) instead of
+    /// ``mtu`` (the default; giving `[tun] mtu` in the file turns it off). Then a datagram too big for the
+    /// outside link is refused with Fragmentation Needed where it enters the TUN device, before it is
+    /// translated (RFC 1191), and the outside MTU never sits below the TUN device's.
+    public var sizeMTUFromOutsideInterface = true
     /// Packet queues (threads, IFF_MULTI_QUEUE). With more than one, each thread owns an engine with a
     /// slice of the outside ports (``ShardPlan``) and hands packets it does not own to their owner.
     public var queues = 1

@@ -73,6 +73,10 @@ public final class RouteSetup {
             try sysctl("net/ipv6/conf/\(tun)/disable_ipv6", "0", restore: false)
         }
         try sysctl("net/ipv4/conf/\(tun)/rp_filter", "0", restore: false)
+        // An ICMP error the NAT host's own kernel sent about a translated packet (Fragmentation Needed from
+        // its inside-interface address) comes back out of the TUN device with that local address as its
+        // source: without accept_local the kernel drops it as a martian (RFC 5508 REQ-3, RFC 1191).
+        try? sysctl("net/ipv4/conf/\(tun)/accept_local", "1", restore: false)
         if let all = try? String(contentsOfFile: "/proc/sys/net/ipv4/conf/all/rp_filter", encoding: .utf8),
            all.trimmingCharacters(in: .whitespacesAndNewlines) == "1" {
             logger.warning("net.ipv4.conf.all.rp_filter is 1 (strict): translated packets from \(tun) may be dropped; set it to 0 or 2")

@@ -64,6 +64,13 @@ private func parseError(_ text: String) -> ConfigurationError? {
         #expect(parseError("[routing]\npriority = 2\n" + minimal)?.key == "routing.priority")
     }
 
+    /// Issue 11 / RFC 1191: without `[tun] mtu` the TUN device is sized from the outside interface; the key turns that off.
+    @Test func tunMTUFromOutsideInterfaceUnlessGiven() throws {
+        #expect(try ConfigLoader.parse(minimal, file: "test.toml").tun.sizeMTUFromOutsideInterface)
+        let given = try ConfigLoader.parse("[tun]\nmtu = 1500\n" + minimal, file: "test.toml")
+        #expect(!given.tun.sizeMTUFromOutsideInterface && given.tun.mtu == 1500)
+    }
+
     @Test func exampleFileLoads() throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Examples/nat44.toml").path

@@ -42,10 +42,6 @@ extension ConfigLoader {
                 throw t.error(k, "is not a key of mode = \"stateful\"",
                               hint: "stateful NAT64 takes pool, ports, filtering, timeouts, limits and [[nat64.static_bib]] entries (docs: stateful mode)")
             }
-            if t.has("rfc6791_pool") {
-                throw t.error("rfc6791_pool", "is not used in stateful mode",
-                              hint: "translated ICMP errors come from the pool address of the session (RFC 6146 §3.5.4); remove the key")
-            }
             var c = try readStateful(t)
             // The prefix is the settings' (NAT64Settings.validate checks it); kept here for library users.
             if let p = try? NAT64Prefix(prefix, restrictsToGlobalIPv4: checkNonGlobal && prefix == NAT64Settings.wellKnownPrefix) { c.prefix = p }
@@ -56,8 +52,36 @@ extension ConfigLoader {
         var s = NAT64Settings(mode: mode, prefix: prefix)
         s.checkNonGlobal = checkNonGlobal
         if let v = try t.int("lowest_ipv6_mtu") { s.lowestIPv6MTU = v }
+        try readTranslatorKeys(t, into: &s, stateful: m == "stateful")
         try t.finish()
         return s
+    }
+
+    /// The translator's knobs, in every mode: RFC 6791 pools (Jool's pool6791v4 / pool6791v6; in stateful
+    /// mode `rfc6791_pool` is read as pool6791v4), the two MTUs, the zero UDP checksum policy and the
+    /// traffic class.
+    static func readTranslatorKeys(_ t: TableReader, into s: inout NAT64Settings, stateful: Bool) throws(ConfigurationError) {
+        s.pool6791v4 = try t.prefixes("pool6791v4") ?? []
+        if stateful, let p = try t.prefixes("rfc6791_pool") {
+            guard s.pool6791v4.isEmpty else { throw t.error("rfc6791_pool", "is given with pool6791v4", hint: "they are the same pool: keep one") }
+            s.pool6791v4 = p
+        }
+        if let v = try t.string("pool6791v6") { s.pool6791v6 = try t.ipv6Address(v, key: "pool6791v6") }
+        if let v = try t.int("ipv4_mtu") { s.ipv4MTU = v }
+        if let v = try t.int("ipv6_mtu") { s.ipv6MTU = v }
+        if let v = try t.string("zero_udp_checksum") {
+            guard let p = ZeroUDPChecksumPolicy(rawValue: v) else {
+                throw t.error("zero_udp_checksum", "is '\(v)'", hint: "use \"compute\" or \"drop\" (drop answers with ICMP 3/13, RFC 7915 §4.5)")
+            }
+            s.zeroUDPChecksum = p
+        }
+        if let v = try t.string("traffic_class") {
+            switch v {
+            case "copy": s.trafficClassOverride = nil
+            case "zero": s.trafficClassOverride = 0
+            default: throw t.error("traffic_class", "is '\(v)'", hint: "use \"copy\" or \"zero\" (RFC 7915 §4.1, §5.1)")
+            }
+        }
     }
 
     /// `mode = "pool"`: the pool, its static pairs, RFC 6791 addresses and the state file.

@@ -134,6 +134,27 @@ public struct NAT64Settings: Sendable, Equatable {
     public var checkNonGlobal = true
     /// Read from a protomask configuration file.
     public var fromProtomask = false
+    /// Jool's pool6791v4 (`pool6791v4`, in every mode; `rfc6791_pool` is the same in pool and SIIT mode):
+    /// IPv4 addresses for the source of translated ICMPv6 errors whose IPv6 source has no IPv4 form
+    /// (RFC 6791 §4, RFC 7915 §5.2), and the first one for the translator's own ICMPv4 errors (RFC 7915
+    /// §4.4). Empty: the NAT64's own address (the first of its IPv4 prefixes), as Jool uses its host's.
+    public var pool6791v4: [IPv4Prefix] = []
+    /// Jool's pool6791v6 (`pool6791v6`): the IPv6 source of the translator's own ICMPv6 errors (RFC 7915
+    /// §5.4), and in SIIT of translated ICMPv4 errors whose IPv4 source has no IPv6 form. Nil: the IPv4
+    /// error source embedded under the NAT64 prefix.
+    public var pool6791v6: IPv6Address?
+    /// RFC 7915 §5.1 / §4.1: the MTU of the link translated IPv4 packets leave by (`ipv4_mtu`); nil: the
+    /// TUN device's.
+    public var ipv4MTU: Int?
+    /// RFC 7915 §4.1: the MTU of the link translated IPv6 packets leave by (`ipv6_mtu`); nil: the TUN
+    /// device's (at least 1280).
+    public var ipv6MTU: Int?
+    /// RFC 7915 §4.5: an unfragmented IPv4 UDP datagram with a zero checksum is given one (`compute`) or
+    /// dropped with ICMPv4 3/13 (`drop`): `zero_udp_checksum`.
+    public var zeroUDPChecksum: ZeroUDPChecksumPolicy = .compute
+    /// RFC 7915 §4.1 / §5.1: copy the traffic class / TOS (`traffic_class = "copy"`, nil) or write 0
+    /// (`"zero"`, Jool's zeroize-traffic-class).
+    public var trafficClassOverride: UInt8?
 
     public init(mode: NAT64Mode, prefix: IPv6Prefix = NAT64Settings.wellKnownPrefix) {
         self.mode = mode
@@ -154,9 +175,9 @@ public struct NAT64Settings: Sendable, Equatable {
     /// address of the session, RFC 6146 §3.5.4).
     public var rfc6791Pool: [IPv4Prefix] {
         switch mode {
-        case .pool(let p): p.rfc6791Pool
-        case .siit(let s): s.rfc6791Pool
-        case .stateful: []
+        case .pool(let p): p.rfc6791Pool + pool6791v4
+        case .siit(let s): s.rfc6791Pool + pool6791v4
+        case .stateful: pool6791v4
         }
     }
 
@@ -193,6 +214,31 @@ public struct NAT64Settings: Sendable, Equatable {
         let p = try nat64Prefix()
         if let e = ConfigurationError.outside(1280...65535, key: "lowest_ipv6_mtu", value: lowestIPv6MTU,
                                               hint: "1280 is the IPv6 minimum (RFC 8200 §5)") { throw e }
+        if let m = ipv6MTU {
+            if let e = ConfigurationError.outside(1280...65535, key: "ipv6_mtu", value: m, hint: "1280 is the IPv6 minimum (RFC 8200 §5)") { throw e }
+            guard lowestIPv6MTU <= m else {
+                throw ConfigurationError(key: "lowest_ipv6_mtu", problem: "is \(lowestIPv6MTU), larger than ipv6_mtu \(m)", hint: "fragments must fit the IPv6 link")
+            }
+        }
+        if let m = ipv4MTU, let e = ConfigurationError.outside(68...65535, key: "ipv4_mtu", value: m, hint: "68 is the IPv4 minimum (RFC 791)") { throw e }
+        if !pool6791v4.isEmpty {
+            if case .pool(let s) = mode, !s.rfc6791Pool.isEmpty {
+                throw ConfigurationError(key: "pool6791v4", problem: "is given with rfc6791_pool", hint: "they are the same pool: keep one")
+            }
+            if case .siit(let s) = mode, !s.rfc6791Pool.isEmpty {
+                throw ConfigurationError(key: "pool6791v4", problem: "is given with rfc6791_pool", hint: "they are the same pool: keep one")
+            }
+            var total: UInt64 = 0
+            for (i, r) in pool6791v4.enumerated() {
+                total += r.count
+                guard total <= 65536 else {
+                    throw ConfigurationError(key: "pool6791v4[\(i)]", problem: "makes the RFC 6791 pool larger than 65536 addresses")
+                }
+            }
+        }
+        if let a = pool6791v6, prefix.contains(a) {
+            throw ConfigurationError(key: "pool6791v6", problem: "\(a) is under the NAT64 prefix \(prefix)", hint: "use an address of the translator's own, outside the prefix")
+        }
         switch mode {
         case .pool(let s):
             do {

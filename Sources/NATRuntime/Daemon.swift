@@ -28,6 +28,9 @@ public enum Daemon {
         pthread_sigmask(SIG_BLOCK, &set, nil)
         defer { pthread_sigmask(SIG_UNBLOCK, &set, nil) }
 
+        if let conflict = cfg.hostAddressConflict(hostAddresses: DaemonConfiguration.hostIPv4Addresses()) {
+            throw DaemonError(conflict)
+        }
         // The NAT64 state file is read before anything is set up: a bad one stops the start cleanly.
         let nat64Control = NAT64Control()
         var restore: [AddressReservation] = []

@@ -188,3 +188,16 @@ private func parseError(_ text: String) -> ConfigurationError? {
         }
     }
 }
+
+/// Issue 11: masquerade on one of the host's own addresses is refused, with the key and what to do.
+@Suite struct HostAddressConflictTests {
+    @Test func poolOnAHostAddressIsNamed() throws {
+        let c = try ConfigLoader.parse("[nat44]\ninside = [\"100.64.0.0/24\"]\npool = [\"203.0.113.0/29\"]\n", file: "m.toml")
+        let host: [(interface: String, address: IPv4Address)] = [("lo", IPv4Address("127.0.0.1")!), ("out0", IPv4Address("203.0.113.1")!)]
+        let m = try #require(c.hostAddressConflict(hostAddresses: host))
+        #expect(m.hasPrefix("m.toml: key 'nat44.pool[0]': 203.0.113.1 is an address of this host (out0)") && m.contains("203.0.113.10/32"), "\(m)")
+        #expect(c.hostAddressConflict(hostAddresses: [("out0", IPv4Address("203.0.113.9")!)]) == nil)
+        let s = try ConfigLoader.parse("[nat44]\ninside = [\"100.64.0.0/24\"]\npool = [\"198.51.100.1/32\"]\n[[nat44.static_nat]]\ninside = \"100.64.0.5\"\noutside = \"203.0.113.1\"\n", file: "m.toml")
+        #expect(s.hostAddressConflict(hostAddresses: host)?.contains("nat44.static_nat[0].outside") == true)
+    }
+}

@@ -74,10 +74,11 @@ public struct SIITSettings: Sendable, Equatable {
         return SIITConfiguration(prefix: prefix, explicitMappings: rows, rfc6791Pool: rfc6791Pool)
     }
 
-    /// Checks the entries against each other and against the NAT64 prefix; keys as in `[nat64]`. Stricter
-    /// than the translator's own ``SIITConfiguration/validate()`` (RFC 7757 lets EAM prefixes overlap,
-    /// longest match first): the daemon routes each IPv4 prefix into the TUN device and wants every IPv4
-    /// address to stand for one IPv6 host, and none under the NAT64 prefix.
+    /// Checks the entries against each other and against the NAT64 prefix; keys as in `[nat64]`. Every EAM
+    /// form RFC 7757 §3.2 allows is taken (any prefix length with suffixes of equal size, a bare address as
+    /// a /32 ↔ /128, entries nested in others: longest match first, §3.3); stricter than the translator
+    /// only where the daemon's routes need it: no entry under the NAT64 prefix, none overlapping
+    /// `translatable`.
     public func validate(prefix: IPv6Prefix, checkNonGlobal: Bool) throws(ConfigurationError) {
         guard !eam.isEmpty || !translatable.isEmpty else {
             throw ConfigurationError(key: "eam", problem: "is missing",
@@ -87,16 +88,21 @@ public struct SIITSettings: Sendable, Equatable {
             throw ConfigurationError(key: "eam[\(i)].v6", problem: "\(e.ipv6) has a \(128 - Int(e.ipv6.length))-bit suffix but \(e.ipv4) has \(32 - Int(e.ipv4.length))",
                                      hint: "RFC 7757 §3.2: both sides of an entry hold as many addresses, e.g. /29 with /125")
         }
+        // RFC 7757 §3.2, §3.3: EAM entries may nest (a longer prefix inside a shorter one; the longest match
+        // wins, as the translator's table does); identical prefixes, and EAM entries overlapping the
+        // translatable prefixes, are refused.
         let all = ipv4Prefixes
         for (i, p) in all.enumerated() {
-            for q in all[(i + 1)...] where q.contains(p.address) || p.contains(q.address) {
+            for (k, q) in all[(i + 1)...].enumerated() where q.contains(p.address) || p.contains(q.address) {
+                if i + 1 + k < eam.count && p.length != q.length { continue }
                 throw ConfigurationError(key: i < eam.count ? "eam" : "translatable", problem: "\(p) overlaps \(q)",
-                                         hint: "each IPv4 address may stand for one IPv6 host only")
+                                         hint: "each IPv4 address may stand for one IPv6 host only (EAM entries may nest, RFC 7757 §3.3: longest match)")
             }
         }
         for (i, e) in eam.enumerated() {
-            for (j, f) in eam.enumerated() where j > i && (f.ipv6.contains(e.ipv6.address) || e.ipv6.contains(f.ipv6.address)) {
-                throw ConfigurationError(key: "eam[\(j)].v6", problem: "\(f.ipv6) overlaps eam[\(i)].v6 \(e.ipv6)")
+            for (j, f) in eam.enumerated() where j > i && (f.ipv6.contains(e.ipv6.address) || e.ipv6.contains(f.ipv6.address))
+                && f.ipv6.length == e.ipv6.length {
+                throw ConfigurationError(key: "eam[\(j)].v6", problem: "\(f.ipv6) is eam[\(i)].v6 again")
             }
             if prefix.contains(e.ipv6.address) || e.ipv6.contains(prefix.address) {
                 throw ConfigurationError(key: "eam[\(i)].v6", problem: "\(e.ipv6) overlaps the NAT64 prefix \(prefix)")

@@ -125,4 +125,30 @@ import Testing
         let fits = try #require(try Self.run(try Self.siit(""), big).first)
         #expect(fits[0] >> 4 == 4 && fits.count == 1380)
     }
+
+    /// RFC 7757 §3.2 / §3.3: every EAM form: a bare address (/32 ↔ /128), prefixes of any length with
+    /// suffixes of equal size, and entries nested in others (the longest match wins); identical
+    /// prefixes are refused.
+    @Test func rfc7757_3_2_everyEAMFormAndLongestMatch() throws {
+        let text = """
+        [nat64]
+        mode = "siit"
+        prefix = "2001:db8:64::/96"
+        eam = [{ v4 = "198.51.100.8/29", v6 = "2001:db8:1::8/125" },
+               { v4 = "198.51.100.9", v6 = "2001:db8:2::9" },
+               { v4 = "198.51.100.32/27", v6 = "2001:db8:3::/123" }]
+        """
+        let n = try #require(try ConfigLoader.parse(text, file: "t.toml").nat64)
+        #expect(n.ipv4Prefixes.map(\.description) == ["198.51.100.8/29", "198.51.100.9/32", "198.51.100.32/27"])
+        func destination(_ to: IPv4Address) throws -> IPv6Address {
+            let p = PacketBuilder.udp4(source: Self.server4, sourcePort: 53, destination: to, destinationPort: 40000, payload: [1])
+            let out = try #require(try Self.run(n, p).first)
+            return Self.v6(out, 24)
+        }
+        #expect(try destination(IPv4Address("198.51.100.9")!) == IPv6Address("2001:db8:2::9")!, "the /32 inside the /29 wins")
+        #expect(try destination(IPv4Address("198.51.100.10")!) == IPv6Address("2001:db8:1::a")!)
+        #expect(try destination(IPv4Address("198.51.100.45")!) == IPv6Address("2001:db8:3::d")!)
+        let same = text.replacingOccurrences(of: "{ v4 = \"198.51.100.9\", v6 = \"2001:db8:2::9\" }", with: "{ v4 = \"198.51.100.8/29\", v6 = \"2001:db8:2::8/125\" }")
+        #expect(throws: ConfigurationError.self) { try ConfigLoader.parse(same, file: "t.toml") }
+    }
 }

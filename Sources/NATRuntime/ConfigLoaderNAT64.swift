@@ -23,7 +23,12 @@ extension ConfigLoader {
         guard let m = try t.string("mode") else {
             throw t.error("mode", "is missing", hint: "mode = \"pool\" (protomask's 1:1 pool), \"siit\" (stateless, RFC 7915) or \"stateful\" (NAPT64, RFC 6146)")
         }
-        let prefix = try t.string("prefix").map { (x) throws(ConfigurationError) in try t.ipv6Prefix(x, key: "prefix") } ?? NAT64Settings.wellKnownPrefix
+        let prefixText = try t.string("prefix")
+        let eamOnly = prefixText == "none"
+        if eamOnly && m != "siit" {
+            throw t.error("prefix", "is \"none\", which only SIIT takes (EAM only)", hint: "give the RFC 6052 prefix, e.g. \"64:ff9b::/96\"")
+        }
+        let prefix = try (eamOnly ? nil : prefixText).map { (x) throws(ConfigurationError) in try t.ipv6Prefix(x, key: "prefix") } ?? NAT64Settings.wellKnownPrefix
         let checkNonGlobal = try t.bool("check_non_global") ?? true
         let mode: NAT64Mode
         switch m {
@@ -36,7 +41,9 @@ extension ConfigLoader {
             for k in ["pool", "static", "max_idle", "state_file", "state_interval"] where t.has(k) {
                 throw t.error(k, "is for mode = \"pool\"", hint: "SIIT keeps no state: list eam entries and translatable prefixes")
             }
-            mode = .siit(try readSIIT(t))
+            var siit = try readSIIT(t)
+            siit.eamOnly = eamOnly
+            mode = .siit(siit)
         case "stateful":
             for k in ["eam", "translatable", "static", "max_idle", "state_file", "state_interval"] where t.has(k) {
                 throw t.error(k, "is not a key of mode = \"stateful\"",
@@ -105,7 +112,8 @@ extension ConfigLoader {
         for e in try t.tableArray("eam") {
             guard let a = try e.string("v4") else { throw e.error("v4", "is missing", hint: "e.g. { v4 = \"198.51.100.8/29\", v6 = \"2001:db8:1::8/125\" }") }
             guard let b = try e.string("v6") else { throw e.error("v6", "is missing", hint: "e.g. { v4 = \"198.51.100.8/29\", v6 = \"2001:db8:1::8/125\" }") }
-            s.eam.append(EAMSetting(ipv4: try e.prefix(a, key: "v4"), ipv6: try e.ipv6Prefix(b, key: "v6")))
+            s.eam.append(EAMSetting(ipv4: try e.prefix(a, key: "v4"), ipv6: try e.ipv6Prefix(b, key: "v6"),
+                                    ipv4Host: try e.bool("ipv4_host") ?? false))
             try e.finish()
         }
         s.translatable = try t.prefixes("translatable") ?? []

@@ -55,7 +55,8 @@ public struct NAT64Setup: Sendable {
         // prefixes (a pool's network address, never handed out), and that address under the prefix.
         let v4 = settings.rfc6791Pool.first?.address ?? settings.ipv4Prefixes.first?.address ?? IPv4Address(192, 0, 0, 8)
         c.ipv4ErrorSource = v4
-        c.ipv6ErrorSource = settings.pool6791v6 ?? (try? NAT64Prefix(settings.prefix, restrictsToGlobalIPv4: false))?.embedUnchecked(v4)
+        c.ipv6ErrorSource = settings.pool6791v6
+            ?? (settings.usesPrefix ? (try? NAT64Prefix(settings.prefix, restrictsToGlobalIPv4: false))?.embedUnchecked(v4) : nil)
         return c
     }
 }

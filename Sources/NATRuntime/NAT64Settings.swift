@@ -51,6 +51,10 @@ public struct SIITSettings: Sendable, Equatable {
     /// RFC 7915 §4.2 / RFC 6791: IPv4 source addresses for ICMP errors from IPv6 nodes whose address
     /// cannot be translated. Empty: such errors are dropped.
     public var rfc6791Pool: [IPv4Prefix] = []
+    /// No RFC 6052 prefix: every address on both sides is translated by the EAM table alone (RFC 7757
+    /// §3.3 with no pool6; `prefix = "none"`). IPv4 hosts then need EAM entries of their own
+    /// (``EAMSetting/ipv4Host``), and the translator's own ICMPv6 errors need `pool6791v6`.
+    public var eamOnly = false
 
     public init(eam: [EAMSetting] = [], translatable: [IPv4Prefix] = []) {
         self.eam = eam
@@ -58,7 +62,11 @@ public struct SIITSettings: Sendable, Equatable {
     }
 
     /// Every IPv4 prefix that stands for IPv6 hosts: the EAM entries', then the translatable ones.
-    public var ipv4Prefixes: [IPv4Prefix] { eam.map(\.ipv4) + translatable }
+    public var ipv4Prefixes: [IPv4Prefix] { eam.filter { !$0.ipv4Host }.map(\.ipv4) + translatable }
+
+    /// The IPv6 prefixes that stand for IPv4 hosts besides the NAT64 prefix (EAM entries of IPv4 hosts):
+    /// routed into the TUN device.
+    public var ipv6Routes: [IPv6Prefix] { eam.filter(\.ipv4Host).map(\.ipv6) }
 
     /// The translator's ``SIITConfiguration`` for these settings under `prefix` (the EAM rows checked as
     /// ``ExplicitAddressMapping`` checks them, keys as in `[nat64]`).
@@ -71,7 +79,7 @@ public struct SIITSettings: Sendable, Equatable {
                 throw ConfigurationError(key: "eam[\(i)].v6", problem: error.problem, hint: error.hint)
             }
         }
-        return SIITConfiguration(prefix: prefix, explicitMappings: rows, rfc6791Pool: rfc6791Pool)
+        return SIITConfiguration(prefix: eamOnly ? nil : prefix, explicitMappings: rows, rfc6791Pool: rfc6791Pool)
     }
 
     /// Checks the entries against each other and against the NAT64 prefix; keys as in `[nat64]`. Every EAM
@@ -80,6 +88,10 @@ public struct SIITSettings: Sendable, Equatable {
     /// only where the daemon's routes need it: no entry under the NAT64 prefix, none overlapping
     /// `translatable`.
     public func validate(prefix: IPv6Prefix, checkNonGlobal: Bool) throws(ConfigurationError) {
+        if eamOnly, !translatable.isEmpty {
+            throw ConfigurationError(key: "translatable", problem: "needs the RFC 6052 prefix, and prefix is \"none\"",
+                                     hint: "give IPv6 hosts EAM entries instead, or set a prefix")
+        }
         guard !eam.isEmpty || !translatable.isEmpty else {
             throw ConfigurationError(key: "eam", problem: "is missing",
                                      hint: "SIIT needs IPv4 addresses for the IPv6 hosts: eam = [{ v4 = ..., v6 = ... }] and/or translatable = [\"<IPv4 prefix>\"]")
@@ -104,7 +116,7 @@ public struct SIITSettings: Sendable, Equatable {
                 && f.ipv6.length == e.ipv6.length {
                 throw ConfigurationError(key: "eam[\(j)].v6", problem: "\(f.ipv6) is eam[\(i)].v6 again")
             }
-            if prefix.contains(e.ipv6.address) || e.ipv6.contains(prefix.address) {
+            if !eamOnly && (prefix.contains(e.ipv6.address) || e.ipv6.contains(prefix.address)) {
                 throw ConfigurationError(key: "eam[\(i)].v6", problem: "\(e.ipv6) overlaps the NAT64 prefix \(prefix)")
             }
         }
@@ -121,11 +133,16 @@ public struct SIITSettings: Sendable, Equatable {
 public struct EAMSetting: Sendable, Equatable, CustomStringConvertible {
     public var ipv4: IPv4Prefix
     public var ipv6: IPv6Prefix
-    public init(ipv4: IPv4Prefix, ipv6: IPv6Prefix) {
+    /// The entry stands for IPv4 hosts (`ipv4_host = true`): its IPv6 side is routed into the TUN device
+    /// and its IPv4 side is not. By default an entry stands for IPv6 hosts (its IPv4 side is routed).
+    /// RFC 7757 entries have no direction; only the daemon's routes need one.
+    public var ipv4Host: Bool
+    public init(ipv4: IPv4Prefix, ipv6: IPv6Prefix, ipv4Host: Bool = false) {
         self.ipv4 = ipv4
         self.ipv6 = ipv6
+        self.ipv4Host = ipv4Host
     }
-    public var description: String { "\(ipv4) <-> \(ipv6)" }
+    public var description: String { "\(ipv4) <-> \(ipv6)\(ipv4Host ? " (ipv4 host)" : "")" }
 }
 
 /// The daemon's NAT64 (`[nat64]` in swiftnat's TOML, or a protomask configuration file). Check with
@@ -177,6 +194,18 @@ public struct NAT64Settings: Sendable, Equatable {
         }
     }
 
+    /// Whether the RFC 6052 prefix is used (not in SIIT with `prefix = "none"`).
+    public var usesPrefix: Bool {
+        if case .siit(let s) = mode { return !s.eamOnly }
+        return true
+    }
+
+    /// IPv6 prefixes routed into the TUN device besides ``prefix``: EAM entries of IPv4 hosts.
+    public var ipv6Routes: [IPv6Prefix] {
+        if case .siit(let s) = mode { return s.ipv6Routes }
+        return []
+    }
+
     /// RFC 6791 addresses (pool and SIIT mode; stateful NAT64 sends translated errors from the pool
     /// address of the session, RFC 6146 §3.5.4).
     public var rfc6791Pool: [IPv4Prefix] {
@@ -195,7 +224,7 @@ public struct NAT64Settings: Sendable, Equatable {
         case .siit: break
         case .stateful(let c): detail = " filtering=\(c.filtering.rawValue) max_sessions=\(c.maxSessions) static_bib=\(c.staticBindings.count)"
         }
-        return "nat64=\(mode.name)\(fromProtomask ? "(protomask file)" : "") prefix=\(prefix) ipv4=\(ipv4Prefixes.map(\.description).joined(separator: ","))\(detail)"
+        return "nat64=\(mode.name)\(fromProtomask ? "(protomask file)" : "") prefix=\(usesPrefix ? prefix.description : "none") ipv4=\(ipv4Prefixes.map(\.description).joined(separator: ","))\(detail)"
     }
 
     /// The prefix as the translator takes it, with the RFC 6052 §3.1 check on for the Well-Known Prefix

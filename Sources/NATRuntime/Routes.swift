@@ -140,14 +140,23 @@ public final class RouteSetup {
         for p in n64.ipv4Prefixes {
             try ip(["route", "add", p.description, "dev", tun], undo: ["route", "del", p.description, "dev", tun])
         }
+        for p in n64.ipv6Routes {
+            try ip(["-6", "route", "add", p.description, "dev", tun], undo: ["-6", "route", "del", p.description, "dev", tun])
+        }
+        if n64.usesPrefix {
+            try applyNAT64Prefix(n64, tun: tun)
+        }
+        if forwarding {
+            try sysctl("net/ipv6/conf/all/forwarding", "1", restore: true)
+        }
+    }
+
+    private func applyNAT64Prefix(_ n64: NAT64Settings, tun: String) throws(SetupError) {
         try ip(["-6", "route", "add", n64.prefix.description, "dev", tun], undo: ["-6", "route", "del", n64.prefix.description, "dev", tun])
         // Failing closed: behind the TUN route, an unreachable one, so that when the TUN device is gone (the
         // daemon killed) traffic to the prefix is refused, never routed on untranslated.
         let fallback = ["-6", "route", "replace", "unreachable", n64.prefix.description, "metric", Self.fallbackMetric]
         try ip(fallback, undo: ["-6", "route", "del", "unreachable", n64.prefix.description, "metric", Self.fallbackMetric])
-        if forwarding {
-            try sysctl("net/ipv6/conf/all/forwarding", "1", restore: true)
-        }
     }
 
     private func applyNAT44(_ cfg: DaemonConfiguration, _ n44: NAPT44Configuration, tun: String) throws(SetupError) {

@@ -151,4 +151,33 @@ import Testing
         let same = text.replacingOccurrences(of: "{ v4 = \"198.51.100.9\", v6 = \"2001:db8:2::9\" }", with: "{ v4 = \"198.51.100.8/29\", v6 = \"2001:db8:2::8/125\" }")
         #expect(throws: ConfigurationError.self) { try ConfigLoader.parse(same, file: "t.toml") }
     }
+
+    /// RFC 7757 §3.3 with no RFC 6052 prefix (Jool's SIIT with an empty pool6): every address is
+    /// translated by the EAM table alone; an IPv4 host has its own entry (`ipv4_host = true`, whose IPv6
+    /// side is what the daemon routes into the TUN device); an address under the (absent) prefix is not
+    /// translated; errors from untranslatable IPv4 routers take pool6791v6 (RFC 7915 §4.2 / RFC 6791).
+    @Test func rfc7757_3_3_siitWithEAMOnlyAndNoPrefix() throws {
+        let text = """
+        [nat64]
+        mode = "siit"
+        prefix = "none"
+        eam = [{ v4 = "198.51.100.7", v6 = "2001:db8:1::2" }, { v4 = "203.0.113.2", v6 = "2001:db8:99::2", ipv4_host = true }]
+        pool6791v6 = "2001:db8:ffff::1"
+        """
+        let n = try #require(try ConfigLoader.parse(text, file: "t.toml").nat64)
+        #expect(!n.usesPrefix && n.summary.contains("prefix=none"))
+        #expect(n.ipv4Prefixes == [IPv4Prefix("198.51.100.7/32")!] && n.ipv6Routes == [IPv6Prefix("2001:db8:99::2/128")!])
+        let out = try #require(try Self.run(n, PacketBuilder.udp6(source: Self.client6, sourcePort: 40000, destination: IPv6Address("2001:db8:99::2")!,
+                                                                    destinationPort: 53, payload: [1, 2])).first)
+        #expect(out[0] >> 4 == 4 && Self.v4(out, 12) == Self.client4 && Self.v4(out, 16) == Self.server4)
+        #expect(try Self.run(n, PacketBuilder.udp6(source: Self.client6, sourcePort: 40000, destination: Self.server6,
+                                                   destinationPort: 53, payload: [1])).isEmpty, "no prefix: 2001:db8:64::cb00:7102 is not translated")
+        let back = try #require(try Self.run(n, PacketBuilder.udp4(source: Self.server4, sourcePort: 53, destination: Self.client4,
+                                                                    destinationPort: 40000, payload: [3])).first)
+        #expect(back[0] >> 4 == 6 && Self.v6(back, 8) == IPv6Address("2001:db8:99::2")! && Self.v6(back, 24) == Self.client6)
+        #expect(NAT64Setup(settings: n, mtu: 1500, claimsAllIPv4: true, control: NAT64Control()).translatorConfiguration.ipv6ErrorSource == Self.errorSource6)
+        // `none` is SIIT's only; translatable prefixes need the prefix.
+        #expect(throws: ConfigurationError.self) { try ConfigLoader.parse("[nat64]\nmode = \"pool\"\nprefix = \"none\"\npool = [\"198.51.100.64/29\"]\n", file: "t.toml") }
+        #expect(throws: ConfigurationError.self) { try ConfigLoader.parse(text + "\ntranslatable = [\"198.51.100.128/25\"]\n", file: "t.toml") }
+    }
 }

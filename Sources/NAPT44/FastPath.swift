@@ -87,9 +87,9 @@ extension NAPT44Engine {
         // Addressed to one of our own outside addresses: hairpinning, the full pipeline's job.
         guard s.pointee.flags & SessionRecord.flagHairpin == 0 else { return false }
         if proto == IPProtocol.tcp {
-            tcpTransition(sid, flags: flags, outbound: true, now: now.seconds)
+            tcpTransition(sid, flags: flags, outbound: true, now: now.sessionSeconds)
         } else {
-            table.touch(sid, now: now.seconds)
+            table.touch(sid, now: now.sessionSeconds)
         }
         // The outside key (remote, outside) with its halves exchanged is the new (source, destination).
         Self.fastRewrite(p, proto: proto, from: addresses, ports,
@@ -110,9 +110,9 @@ extension NAPT44Engine {
                                hash: hash ?? table.sessionHash(outsideWire: addresses, ports: ports, proto: proto))
         guard sid != 0 else { return nil }
         if proto == IPProtocol.tcp {
-            tcpTransition(sid, flags: flags, outbound: false, now: now.seconds)
+            tcpTransition(sid, flags: flags, outbound: false, now: now.sessionSeconds)
         } else if inboundRefresh {
-            table.touch(sid, now: now.seconds)
+            table.touch(sid, now: now.sessionSeconds)
         }
         let s = table.sessions + Int(sid)
         // The inside key (inside, via) with its halves exchanged is the new (source, destination).

@@ -47,6 +47,13 @@ extension NAPT44Engine {
             // The embedded packet is one we delivered inside: remote (as seen inside) → inside endpoint.
             sid = table.lookupFromInside(tenant: tenant, proto: eproto, insideAddress: edst, insidePort: edp,
                                          remoteAddress: esrc, remotePort: esp)
+            if sid == 0 && isOutside(ip.destination.rawValue) && isOutside(esrc) {
+                // RFC 5508 REQ-3, RFC 1191: an error from an inside address to one of our outside addresses
+                // about a packet already translated outbound: the NAT host's own kernel (Fragmentation Needed
+                // when the outside link's MTU is below the TUN device's) answers from its inside-interface
+                // address. It belongs to the session the embedded packet left by: translate it inbound.
+                return try translateICMPError(ip, inbound: true, tenant: tenant, now: now)
+            }
         }
         guard sid != 0 else { throw .noSessionForICMPError }
         let s = table.sessions[Int(sid)]

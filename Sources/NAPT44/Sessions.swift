@@ -43,7 +43,7 @@ extension NAPT44Engine {
         }
         guard let sid = table.createSession(mapping: mid, remoteAddress: remote, remotePort: remotePort,
                                             viaAddress: t.destination, viaPort: t.destinationPort,
-                                            timerClass: timer, state: state.rawValue, now: nowS) else {
+                                            timerClass: timer, state: state.rawValue, now: now.sessionSeconds) else {
             throw reject(.sessionTableFull, ip, tenant: tenant)
         }
         if isOutside(remote) { table.sessions[Int(sid)].flags |= SessionRecord.flagHairpin }
@@ -202,7 +202,7 @@ extension NAPT44Engine {
         }
         guard let sid = table.createSession(mapping: mid, remoteAddress: t.source, remotePort: t.sourcePort,
                                             viaAddress: t.source, viaPort: t.sourcePort, timerClass: timer,
-                                            state: state.rawValue, now: nowS) else { throw .sessionTableFull }
+                                            state: state.rawValue, now: now.sessionSeconds) else { throw .sessionTableFull }
         if isOutside(t.source) { table.sessions[Int(sid)].flags |= SessionRecord.flagHairpin }
         table.hosts[Int(host)].sessions += 1
         counters.sessionsCreated &+= 1

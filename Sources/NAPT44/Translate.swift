@@ -65,7 +65,7 @@ extension NAPT44Engine {
             if ip.protocolNumber == IPProtocol.icmp { return try translateICMPError(ip, inbound: false, tenant: tenant, now: now) }
             return try statelessOneToOne(ip, inbound: false, tenant: tenant)
         }
-        let nowS = now.seconds
+        let nowS = now.sessionSeconds
         var sid = table.lookupFromInside(tenant: tenant, proto: t.proto, insideAddress: t.source, insidePort: t.sourcePort,
                                          remoteAddress: t.destination, remotePort: t.destinationPort)
         if sid == 0 {
@@ -103,7 +103,7 @@ extension NAPT44Engine {
             if ip.protocolNumber == IPProtocol.icmp { return try translateICMPError(ip, inbound: true, tenant: 0, now: now) }
             return try statelessOneToOne(ip, inbound: true, tenant: 0)
         }
-        let nowS = now.seconds
+        let nowS = now.sessionSeconds
         var sid = table.lookupFromOutside(proto: t.proto, outsideAddress: t.destination, outsidePort: t.destinationPort,
                                           remoteAddress: t.source, remotePort: t.sourcePort)
         if sid == 0 {

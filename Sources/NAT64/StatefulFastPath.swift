@@ -44,7 +44,7 @@ extension NAPT64Mapping {
             : table.lookupFromInside(tenant: 0, proto: proto, insideAddress: hid, insidePort: local,
                                      remoteAddress: y, remotePort: rp)
         guard sid != 0 else { return nil }
-        sessionPacket(sid, proto: proto, flags: t.tcpFlags, fromInside: true, now: now.seconds)
+        sessionPacket(sid, proto: proto, flags: t.tcpFlags, fromInside: true, now: now.sessionSeconds)
         let s = table.sessions + Int(sid)
         return NAT64Mapped4(source: IPv4Address(s.pointee.outsideAddress), destination: IPv4Address(y),
                             ports: NAT64Ports(source: s.pointee.outsidePort, destination: rp))
@@ -63,7 +63,7 @@ extension NAPT64Mapping {
             : table.lookupFromOutside(proto: proto, outsideAddress: destination.rawValue, outsidePort: local,
                                       remoteAddress: source.rawValue, remotePort: rp)
         guard sid != 0 else { return nil }
-        sessionPacket(sid, proto: proto, flags: t.tcpFlags, fromInside: false, now: now.seconds)
+        sessionPacket(sid, proto: proto, flags: t.tcpFlags, fromInside: false, now: now.sessionSeconds)
         let s = table.sessions + Int(sid)
         let src = prefixIs96 ? IPv6Address(high: prefixHigh, low: prefixLow | UInt64(source.rawValue))
                              : prefix.embedUnchecked(source)

@@ -244,7 +244,7 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
                 let sid = table.lookupFromInside(tenant: 0, proto: udp ? IPProtocol.udp : IPProtocol.icmp, insideAddress: hid,
                                                  insidePort: local, remoteAddress: y, remotePort: udp ? t.ports.destination : 0)
                 if sid != 0 {
-                    table.touch(sid, now: now.seconds)
+                    table.touch(sid, now: now.sessionSeconds)
                     let s = table.sessions + Int(sid)
                     return NAT64Mapped4(source: IPv4Address(s.pointee.outsideAddress), destination: IPv4Address(y),
                                         ports: Self.ports(t, local: s.pointee.outsidePort, towardLocal: false))
@@ -269,7 +269,7 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
                 let sid = table.lookupFromInside(tenant: 0, proto: proto, insideAddress: hid, insidePort: local,
                                                  remoteAddress: y.rawValue, remotePort: rp)
                 if sid != 0 {
-                    sessionPacket(sid, proto: proto, flags: t.tcpFlags, fromInside: true, now: now.seconds)
+                    sessionPacket(sid, proto: proto, flags: t.tcpFlags, fromInside: true, now: now.sessionSeconds)
                     let s = table.sessions + Int(sid)
                     let outside = s.pointee.outsideAddress
                     if t.isFragment { recordFragment(hid, y.rawValue, outside: outside, t, toIPv6: false, now: now) }
@@ -312,7 +312,7 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
                                               outsidePort: Self.localPort(t, towardLocal: true), remoteAddress: source.rawValue,
                                               remotePort: udp ? t.ports.source : 0)
             if sid != 0 {
-                table.touch(sid, now: now.seconds)
+                table.touch(sid, now: now.sessionSeconds)
                 let s = table.sessions + Int(sid)
                 return NAT64Mapped6(source: IPv6Address(high: prefixHigh, low: prefixLow | UInt64(source.rawValue)),
                                     destination: hosts.address(s.pointee.insideAddress),
@@ -337,7 +337,7 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
                 return try newFlow4to6(source: source, destination: destination, proto: proto, local: local,
                                        remotePort: rp, transport: t, hairpin: hairpin, now: now)
             }
-            sessionPacket(sid, proto: proto, flags: t.tcpFlags, fromInside: false, now: now.seconds)
+            sessionPacket(sid, proto: proto, flags: t.tcpFlags, fromInside: false, now: now.sessionSeconds)
             let s = table.sessions + Int(sid)
             let hid = s.pointee.insideAddress
             let src = try remote6(source)

@@ -36,7 +36,7 @@ extension NAPT64Mapping {
             let timer: TimerClass = proto == IPProtocol.tcp ? .tcpTransitory : proto == IPProtocol.udp ? .udp : .icmp
             guard let id = table.createSession(mapping: mid, remoteAddress: y.rawValue, remotePort: remotePort,
                                                viaAddress: y.rawValue, viaPort: remotePort, timerClass: timer,
-                                               state: state.rawValue, now: nowS) else {
+                                               state: state.rawValue, now: now.sessionSeconds) else {
                 if made { unbind(mid, host: host, holdUntil: 0) }
                 throw .sessionTableFull
             }
@@ -127,7 +127,7 @@ extension NAPT64Mapping {
     /// has no BIB entry or is filtered is kept 6 s (thrown as `unsolicited_syn`, which
     /// ``refusal(of:reason:now:)`` turns into a hold), or dropped as `filtered` when externally initiated
     /// connections are refused. Other TCP segments are translated with the BIB entry and make no state.
-    /// Hairpinned packets are never kept.
+    /// A hairpinned SYN is refused the same way; the translator keeps its IPv4 form (RFC 6146 §3.8).
     @usableFromInline
     mutating func newFlow4to6(source: IPv4Address, destination: IPv4Address, proto: UInt8, local: UInt16,
                               remotePort: UInt16, transport t: NAT64Transport, hairpin: Bool,
@@ -139,8 +139,10 @@ extension NAPT64Mapping {
             let syn = t.tcpFlags.contains(.syn) && !t.tcpFlags.contains(.ack)
             if syn {
                 if configuration.dropExternallyInitiatedTCP { throw .filtered }
-                guard mid != 0 else { throw hairpin ? .noMapping : .unsolicitedSYN }
-                guard admits(mid, remote: source.rawValue) else { throw hairpin ? .filtered : .unsolicitedSYN }
+                // RFC 6146 §3.5.2.2, and with §3.8 for a hairpinned SYN too: kept (the translator holds
+                // the IPv4 form of a hairpinned one).
+                guard mid != 0 else { throw .unsolicitedSYN }
+                guard admits(mid, remote: source.rawValue) else { throw .unsolicitedSYN }
             } else {
                 guard mid != 0 else { throw .noMapping }
                 guard admits(mid, remote: source.rawValue) else { throw .filtered }
@@ -165,7 +167,7 @@ extension NAPT64Mapping {
         let timer: TimerClass = proto == IPProtocol.tcp ? .tcpTransitory : proto == IPProtocol.udp ? .udp : .icmp
         guard let sid = table.createSession(mapping: mid, remoteAddress: source.rawValue, remotePort: remotePort,
                                             viaAddress: source.rawValue, viaPort: remotePort, timerClass: timer,
-                                            state: state.rawValue, now: nowS) else { throw .sessionTableFull }
+                                            state: state.rawValue, now: now.sessionSeconds) else { throw .sessionTableFull }
         hosts.records[Int(host)].sessions += 1
         counters.sessionsCreated &+= 1
         if t.isFragment { recordFragment(source.rawValue, destination.rawValue, outside: host, t, toIPv6: true, now: now) }

@@ -24,7 +24,7 @@ extension NAPT64Mapping {
                     guard !generated.isFull else { break }
                     sendProbe(sid)
                     table.sessionLinks[Int(sid)].state = TCPState.transitory.rawValue
-                    table.setTimerClass(sid, .tcpTransitory, now: nowS)
+                    table.setTimerClass(sid, .tcpTransitory, now: now.sessionSeconds)
                 } else {
                     endSession(sid, now: nowS)
                     counters.sessionsExpired &+= 1

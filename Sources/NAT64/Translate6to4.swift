@@ -160,8 +160,15 @@ extension NAT64Translator where Mapping: ~Copyable {
             // RFC 7757 §4.3: back to IPv6, without a second TTL decrement.
             counters.hairpinnedPackets &+= 1
             counters6to4.hairpinnedPackets &+= 1
-            return try translate4to6(UnsafeRawPointer(o), available: size4, out: out, capacity: capacity,
-                                     hairpin: true, now: now)
+            do {
+                return try translate4to6(UnsafeRawPointer(o), available: size4, out: out, capacity: capacity,
+                                         hairpin: true, now: now)
+            } catch {
+                // RFC 6146 §3.5.2.2 with §3.8: a hairpinned SYN without a BIB entry is an unsolicited IPv4
+                // SYN like any other: the mapping keeps its IPv4 form, and answers it when its time is up.
+                guard error == .unsolicitedSYN else { throw error }
+                return refused(UnsafeRawBufferPointer(start: o, count: size4), error, sixToFour: false, now: now)
+            }
         }
         counters.outboundPackets &+= 1
         counters.outboundBytes &+= UInt64(size4)

@@ -107,7 +107,32 @@ public struct NAT64Translator<Mapping: NAT64Mapping & ~Copyable>: ~Copyable {
     /// for expired unsolicited SYNs and its TCP probes) come after the translator's own.
     public mutating func nextOutput() -> (bytes: UnsafeMutableRawBufferPointer, verdict: Verdict)? {
         if let o = outbox.pop() { return o }
-        return mapping.nextGeneratedPacket()
+        guard let g = mapping.nextGeneratedPacket() else { return nil }
+        return hairpinGenerated(g)
+    }
+
+    /// RFC 6146 §3.8: a packet the mapping made for one of its own IPv4 addresses (the Port Unreachable
+    /// that answers a kept hairpinned SYN) is translated back to the IPv6 host, as hairpinned packets are;
+    /// anything else leaves as it is. Off the packet path (timers).
+    @usableFromInline
+    mutating func hairpinGenerated(_ g: (bytes: UnsafeMutableRawBufferPointer, verdict: Verdict)) -> (bytes: UnsafeMutableRawBufferPointer, verdict: Verdict)? {
+        guard g.verdict == .toOutside, let p = g.bytes.baseAddress, g.bytes.count >= IPv4Layout.minimumHeaderLength,
+              load8(p, 0) >> 4 == 4 else { return g }
+        let destination = IPv4Address(UInt32(bigEndian: p.loadUnaligned(fromByteOffset: IPv4Layout.destination, as: UInt32.self)))
+        guard mapping.isHairpin(destination, ipv6Destination: IPv6Address(high: 0, low: 0)) else { return g }
+        guard let slot = outbox.reserve(), let o = slot.baseAddress else {
+            record(.outboxFull, sixToFour: false)
+            return nil
+        }
+        do throws(DropReason) {
+            let (v, n) = try translate4to6(UnsafeRawPointer(p), available: g.bytes.count, out: o, capacity: slot.count,
+                                           hairpin: true, now: lastNow)
+            outbox.commit(length: n, verdict: v)
+            return outbox.pop()
+        } catch {
+            record(error, sixToFour: false)
+            return nil
+        }
     }
 
     // MARK: Dispatch

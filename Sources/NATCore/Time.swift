@@ -10,6 +10,13 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
 
     /// Whole seconds, the resolution of session timers.
     @inlinable public var seconds: UInt32 { UInt32(truncatingIfNeeded: nanoseconds / 1_000_000_000) }
+    /// Whole seconds rounded up: what a session records as its last use. Its idle timer then never ends
+    /// early: it expires when `lastSeen + timeout <= now.seconds` (rounded down), so at least `timeout`
+    /// seconds after the packet, and at most one second later (RFC 4787 REQ-5, RFC 5382 REQ-5, RFC 5508
+    /// REQ-1 are minimums).
+    @inlinable public var sessionSeconds: UInt32 {
+        UInt32(truncatingIfNeeded: (nanoseconds &+ 999_999_999) / 1_000_000_000)
+    }
     /// Whole milliseconds, the resolution of fragment and SYN-hold timers.
     @inlinable public var milliseconds: UInt64 { nanoseconds / 1_000_000 }
 

@@ -67,7 +67,7 @@ extension TunSettings {
     init(_ t: TableReader) throws(ConfigurationError) {
         self.init()
         if let v = try t.string("name") { name = v }
-        if let v = try t.int("mtu") { mtu = v }
+        if let v = try t.int("mtu") { mtu = v; sizeMTUFromOutsideInterface = false }
         if let v = try t.int("queues") { queues = v }
         if let v = try t.bool("offload") { offload = v }
         if let v = try t.int("txqueuelen") { txQueueLength = v }
@@ -86,6 +86,7 @@ extension RoutingSettings {
         if let v = try t.bool("enabled") { enabled = v }
         if let v = try t.stringArray("gro_interfaces") { groInterfaces = v }
         if let v = try t.int("gro_flush_timeout_us") { groFlushTimeoutMicroseconds = v }
+        if let v = try t.bool("block_outside_to_inside") { blockOutsideToInside = v }
         try t.finish()
     }
 }

@@ -23,7 +23,12 @@ extension ConfigLoader {
         guard let m = try t.string("mode") else {
             throw t.error("mode", "is missing", hint: "mode = \"pool\" (protomask's 1:1 pool), \"siit\" (stateless, RFC 7915) or \"stateful\" (NAPT64, RFC 6146)")
         }
-        let prefix = try t.string("prefix").map { (x) throws(ConfigurationError) in try t.ipv6Prefix(x, key: "prefix") } ?? NAT64Settings.wellKnownPrefix
+        let prefixText = try t.string("prefix")
+        let eamOnly = prefixText == "none"
+        if eamOnly && m != "siit" {
+            throw t.error("prefix", "is \"none\", which only SIIT takes (EAM only)", hint: "give the RFC 6052 prefix, e.g. \"64:ff9b::/96\"")
+        }
+        let prefix = try (eamOnly ? nil : prefixText).map { (x) throws(ConfigurationError) in try t.ipv6Prefix(x, key: "prefix") } ?? NAT64Settings.wellKnownPrefix
         let checkNonGlobal = try t.bool("check_non_global") ?? true
         let mode: NAT64Mode
         switch m {
@@ -36,15 +41,13 @@ extension ConfigLoader {
             for k in ["pool", "static", "max_idle", "state_file", "state_interval"] where t.has(k) {
                 throw t.error(k, "is for mode = \"pool\"", hint: "SIIT keeps no state: list eam entries and translatable prefixes")
             }
-            mode = .siit(try readSIIT(t))
+            var siit = try readSIIT(t)
+            siit.eamOnly = eamOnly
+            mode = .siit(siit)
         case "stateful":
             for k in ["eam", "translatable", "static", "max_idle", "state_file", "state_interval"] where t.has(k) {
                 throw t.error(k, "is not a key of mode = \"stateful\"",
                               hint: "stateful NAT64 takes pool, ports, filtering, timeouts, limits and [[nat64.static_bib]] entries (docs: stateful mode)")
-            }
-            if t.has("rfc6791_pool") {
-                throw t.error("rfc6791_pool", "is not used in stateful mode",
-                              hint: "translated ICMP errors come from the pool address of the session (RFC 6146 §3.5.4); remove the key")
             }
             var c = try readStateful(t)
             // The prefix is the settings' (NAT64Settings.validate checks it); kept here for library users.
@@ -56,8 +59,36 @@ extension ConfigLoader {
         var s = NAT64Settings(mode: mode, prefix: prefix)
         s.checkNonGlobal = checkNonGlobal
         if let v = try t.int("lowest_ipv6_mtu") { s.lowestIPv6MTU = v }
+        try readTranslatorKeys(t, into: &s, stateful: m == "stateful")
         try t.finish()
         return s
+    }
+
+    /// The translator's knobs, in every mode: RFC 6791 pools (Jool's pool6791v4 / pool6791v6; in stateful
+    /// mode `rfc6791_pool` is read as pool6791v4), the two MTUs, the zero UDP checksum policy and the
+    /// traffic class.
+    static func readTranslatorKeys(_ t: TableReader, into s: inout NAT64Settings, stateful: Bool) throws(ConfigurationError) {
+        s.pool6791v4 = try t.prefixes("pool6791v4") ?? []
+        if stateful, let p = try t.prefixes("rfc6791_pool") {
+            guard s.pool6791v4.isEmpty else { throw t.error("rfc6791_pool", "is given with pool6791v4", hint: "they are the same pool: keep one") }
+            s.pool6791v4 = p
+        }
+        if let v = try t.string("pool6791v6") { s.pool6791v6 = try t.ipv6Address(v, key: "pool6791v6") }
+        if let v = try t.int("ipv4_mtu") { s.ipv4MTU = v }
+        if let v = try t.int("ipv6_mtu") { s.ipv6MTU = v }
+        if let v = try t.string("zero_udp_checksum") {
+            guard let p = ZeroUDPChecksumPolicy(rawValue: v) else {
+                throw t.error("zero_udp_checksum", "is '\(v)'", hint: "use \"compute\" or \"drop\" (drop answers with ICMP 3/13, RFC 7915 §4.5)")
+            }
+            s.zeroUDPChecksum = p
+        }
+        if let v = try t.string("traffic_class") {
+            switch v {
+            case "copy": s.trafficClassOverride = nil
+            case "zero": s.trafficClassOverride = 0
+            default: throw t.error("traffic_class", "is '\(v)'", hint: "use \"copy\" or \"zero\" (RFC 7915 §4.1, §5.1)")
+            }
+        }
     }
 
     /// `mode = "pool"`: the pool, its static pairs, RFC 6791 addresses and the state file.
@@ -81,7 +112,8 @@ extension ConfigLoader {
         for e in try t.tableArray("eam") {
             guard let a = try e.string("v4") else { throw e.error("v4", "is missing", hint: "e.g. { v4 = \"198.51.100.8/29\", v6 = \"2001:db8:1::8/125\" }") }
             guard let b = try e.string("v6") else { throw e.error("v6", "is missing", hint: "e.g. { v4 = \"198.51.100.8/29\", v6 = \"2001:db8:1::8/125\" }") }
-            s.eam.append(EAMSetting(ipv4: try e.prefix(a, key: "v4"), ipv6: try e.ipv6Prefix(b, key: "v6")))
+            s.eam.append(EAMSetting(ipv4: try e.prefix(a, key: "v4"), ipv6: try e.ipv6Prefix(b, key: "v6"),
+                                    ipv4Host: try e.bool("ipv4_host") ?? false))
             try e.finish()
         }
         s.translatable = try t.prefixes("translatable") ?? []

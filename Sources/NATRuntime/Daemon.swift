@@ -28,6 +28,9 @@ public enum Daemon {
         pthread_sigmask(SIG_BLOCK, &set, nil)
         defer { pthread_sigmask(SIG_UNBLOCK, &set, nil) }
 
+        if let conflict = cfg.hostAddressConflict(hostAddresses: DaemonConfiguration.hostIPv4Addresses()) {
+            throw DaemonError(conflict)
+        }
         // The NAT64 state file is read before anything is set up: a bad one stops the start cleanly.
         let nat64Control = NAT64Control()
         var restore: [AddressReservation] = []
@@ -58,9 +61,10 @@ public enum Daemon {
             if let plan, cfg.tun.queues > 1 { rings = try ShardRings(count: plan.count, router: ShardRouter(plan: plan, configuration: n44)) }
         }
 
+        let tunMTU = cfg.resolvedTunMTU(logger: logger)
         let tun: TunDevice
         do {
-            tun = try TunDevice(name: cfg.tun.name, mtu: cfg.tun.mtu, queues: cfg.tun.queues, offload: cfg.tun.offload,
+            tun = try TunDevice(name: cfg.tun.name, mtu: tunMTU, queues: cfg.tun.queues, offload: cfg.tun.offload,
                                 txQueueLength: cfg.tun.txQueueLength)
         } catch {
             throw DaemonError("\(cfg.file): [tun]: \(error.description)")
@@ -77,7 +81,7 @@ public enum Daemon {
         }
         let control = LoopControl()
         let setup64 = cfg.nat64.map {
-            NAT64Setup(settings: $0, mtu: cfg.tun.mtu, restore: restore, claimsAllIPv4: cfg.nat44 == nil, control: nat64Control)
+            NAT64Setup(settings: $0, mtu: tunMTU, restore: restore, claimsAllIPv4: cfg.nat44 == nil, control: nat64Control)
         }
         controller.offload = tun.offloadDescription
         for (q, fd) in tun.fds.enumerated() {
@@ -95,7 +99,7 @@ public enum Daemon {
         if let n = cfg.nat64 {
             what.append(n.summary)
         }
-        logger.info("ready: tun=\(tun.name) mtu=\(cfg.tun.mtu) queues=\(tun.fds.count) offload=\(tun.offloadDescription) \(what.joined(separator: " ")) routes=\(cfg.routing.enabled ? "on" : "off") pid=\(getpid())")
+        logger.info("ready: tun=\(tun.name) mtu=\(tunMTU) queues=\(tun.fds.count) offload=\(tun.offloadDescription) \(what.joined(separator: " ")) routes=\(cfg.routing.enabled ? "on" : "off") pid=\(getpid())")
         var keeper: NAT64StateKeeper? = nil
         if case .pool(let p)? = cfg.nat64?.mode, let path = p.stateFile {
             keeper = NAT64StateKeeper(path: path, interval: p.stateInterval, control: nat64Control, logger: logger)

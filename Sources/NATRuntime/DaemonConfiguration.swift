@@ -6,6 +6,11 @@ import NATWire
 public struct TunSettings: Sendable, Equatable {
     public var name = "swiftnat0"
     public var mtu = 1500
+    /// Size the TUN device's MTU from the outside interface's (`nat44.outside_interface`) instead of
+    /// ``mtu`` (the default; giving `[tun] mtu` in the file turns it off). Then a datagram too big for the
+    /// outside link is refused with Fragmentation Needed where it enters the TUN device, before it is
+    /// translated (RFC 1191), and the outside MTU never sits below the TUN device's.
+    public var sizeMTUFromOutsideInterface = true
     /// Packet queues (threads, IFF_MULTI_QUEUE). With more than one, each thread owns an engine with a
     /// slice of the outside ports (``ShardPlan``) and hands packets it does not own to their owner.
     public var queues = 1
@@ -35,7 +40,8 @@ public struct RoutingSettings: Sendable, Equatable {
     /// The routing table whose default route is the TUN device (policy routing for inside traffic).
     public var table = 7744
     /// Priority of the `ip rule`s steering inside traffic to that table; `priority - 1` is used for
-    /// the rules that keep traffic to inside prefixes in the main table.
+    /// the rules that keep traffic to inside prefixes in the main table, `priority - 2` for those that
+    /// refuse outside-to-inside forwarding (``blockOutsideToInside``).
     public var priority = 7744
     /// Turn on net.ipv4.ip_forward (and net.ipv6.conf.all.forwarding with NAT64), restoring them on exit.
     public var forwarding = true
@@ -49,6 +55,10 @@ public struct RoutingSettings: Sendable, Equatable {
     /// (`/sys/class/net/IF/gro_flush_timeout`); nil leaves it alone. For links that deliver packets one
     /// at a time (veth, for example), where nothing else batches them.
     public var groFlushTimeoutMicroseconds: Int? = nil
+    /// Refuse packets from the outside interface to the inside prefixes that do not go through swiftnat
+    /// (`ip rule add iif OUTSIDE to PREFIX prohibit priority <priority-2>`), so that its filtering holds
+    /// for hosts that address the inside directly. `false` leaves such forwarding to the host's routing.
+    public var blockOutsideToInside = true
     public init() {}
 
     /// Checks every value; keys as in `[routing]`.
@@ -57,7 +67,7 @@ public struct RoutingSettings: Sendable, Equatable {
         guard ![253, 254, 255].contains(table) else {
             throw ConfigurationError(key: "table", problem: "\(table) is one of the kernel's own tables (default, main, local)", hint: "pick an unused number such as 7744")
         }
-        if let e = ConfigurationError.outside(2...32765, key: "priority", value: priority) { throw e }
+        if let e = ConfigurationError.outside(3...32765, key: "priority", value: priority) { throw e }
         for (i, name) in (groInterfaces ?? []).enumerated() where name.isEmpty || name.utf8.count > 15 || name.contains("/") {
             throw ConfigurationError(key: "gro_interfaces[\(i)]", problem: "'\(name)' is not a valid interface name", hint: "1 to 15 characters, no '/'")
         }

@@ -46,14 +46,17 @@ public struct NAT64Setup: Sendable {
     public var translatorConfiguration: NAT64Configuration {
         var c = NAT64Configuration()
         c.lowestIPv6MTU = settings.lowestIPv6MTU
-        c.ipv6MTU = max(mtu, 1280)
-        c.ipv4MTU = mtu
+        c.ipv6MTU = settings.ipv6MTU ?? max(mtu, 1280)
+        c.ipv4MTU = settings.ipv4MTU ?? mtu
+        c.zeroUDPChecksum = settings.zeroUDPChecksum
+        c.trafficClassOverride = settings.trafficClassOverride
         // The translator's own ICMP errors (Fragmentation Needed, Packet Too Big, Time Exceeded) come from
         // an address of the NAT64's own: the first RFC 6791 address, else the first address of its IPv4
         // prefixes (a pool's network address, never handed out), and that address under the prefix.
         let v4 = settings.rfc6791Pool.first?.address ?? settings.ipv4Prefixes.first?.address ?? IPv4Address(192, 0, 0, 8)
         c.ipv4ErrorSource = v4
-        c.ipv6ErrorSource = (try? NAT64Prefix(settings.prefix, restrictsToGlobalIPv4: false))?.embedUnchecked(v4)
+        c.ipv6ErrorSource = settings.pool6791v6
+            ?? (settings.usesPrefix ? (try? NAT64Prefix(settings.prefix, restrictsToGlobalIPv4: false))?.embedUnchecked(v4) : nil)
         return c
     }
 }
@@ -90,7 +93,7 @@ struct NAT64Path: ~Copyable {
             case .pool(let pc):
                 var m: AddressPoolMapping
                 do {
-                    m = try AddressPoolMapping(pool: AddressPool(configuration: pc.pool), prefix: prefix, rfc6791Pool: pc.rfc6791Pool)
+                    m = try AddressPoolMapping(pool: AddressPool(configuration: pc.pool), prefix: prefix, rfc6791Pool: s.settings.rfc6791Pool)
                 } catch {
                     throw SetupError(description: "the address pool refused its configuration: \(error)")
                 }
@@ -105,7 +108,10 @@ struct NAT64Path: ~Copyable {
                 }
                 pool = try NAT64Translator(configuration: tc, mapping: m)
             case .siit(let sc):
-                siit = try NAT64Translator(configuration: tc, mapping: SIITMapping(sc.translatorConfiguration(prefix: prefix)))
+                var sic = try sc.translatorConfiguration(prefix: prefix)
+                sic.rfc6791Pool = s.settings.rfc6791Pool
+                sic.rfc6791IPv6 = s.settings.pool6791v6
+                siit = try NAT64Translator(configuration: tc, mapping: SIITMapping(sic))
             case .stateful(var sc):
                 sc.prefix = prefix
                 stateful = try NAT64Translator(configuration: tc, mapping: NAPT64Mapping(configuration: sc))

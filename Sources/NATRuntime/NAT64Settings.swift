@@ -51,6 +51,10 @@ public struct SIITSettings: Sendable, Equatable {
     /// RFC 7915 §4.2 / RFC 6791: IPv4 source addresses for ICMP errors from IPv6 nodes whose address
     /// cannot be translated. Empty: such errors are dropped.
     public var rfc6791Pool: [IPv4Prefix] = []
+    /// No RFC 6052 prefix: every address on both sides is translated by the EAM table alone (RFC 7757
+    /// §3.3 with no pool6; `prefix = "none"`). IPv4 hosts then need EAM entries of their own
+    /// (``EAMSetting/ipv4Host``), and the translator's own ICMPv6 errors need `pool6791v6`.
+    public var eamOnly = false
 
     public init(eam: [EAMSetting] = [], translatable: [IPv4Prefix] = []) {
         self.eam = eam
@@ -58,7 +62,11 @@ public struct SIITSettings: Sendable, Equatable {
     }
 
     /// Every IPv4 prefix that stands for IPv6 hosts: the EAM entries', then the translatable ones.
-    public var ipv4Prefixes: [IPv4Prefix] { eam.map(\.ipv4) + translatable }
+    public var ipv4Prefixes: [IPv4Prefix] { eam.filter { !$0.ipv4Host }.map(\.ipv4) + translatable }
+
+    /// The IPv6 prefixes that stand for IPv4 hosts besides the NAT64 prefix (EAM entries of IPv4 hosts):
+    /// routed into the TUN device.
+    public var ipv6Routes: [IPv6Prefix] { eam.filter(\.ipv4Host).map(\.ipv6) }
 
     /// The translator's ``SIITConfiguration`` for these settings under `prefix` (the EAM rows checked as
     /// ``ExplicitAddressMapping`` checks them, keys as in `[nat64]`).
@@ -71,14 +79,19 @@ public struct SIITSettings: Sendable, Equatable {
                 throw ConfigurationError(key: "eam[\(i)].v6", problem: error.problem, hint: error.hint)
             }
         }
-        return SIITConfiguration(prefix: prefix, explicitMappings: rows, rfc6791Pool: rfc6791Pool)
+        return SIITConfiguration(prefix: eamOnly ? nil : prefix, explicitMappings: rows, rfc6791Pool: rfc6791Pool)
     }
 
-    /// Checks the entries against each other and against the NAT64 prefix; keys as in `[nat64]`. Stricter
-    /// than the translator's own ``SIITConfiguration/validate()`` (RFC 7757 lets EAM prefixes overlap,
-    /// longest match first): the daemon routes each IPv4 prefix into the TUN device and wants every IPv4
-    /// address to stand for one IPv6 host, and none under the NAT64 prefix.
+    /// Checks the entries against each other and against the NAT64 prefix; keys as in `[nat64]`. Every EAM
+    /// form RFC 7757 §3.2 allows is taken (any prefix length with suffixes of equal size, a bare address as
+    /// a /32 ↔ /128, entries nested in others: longest match first, §3.3); stricter than the translator
+    /// only where the daemon's routes need it: no entry under the NAT64 prefix, none overlapping
+    /// `translatable`.
     public func validate(prefix: IPv6Prefix, checkNonGlobal: Bool) throws(ConfigurationError) {
+        if eamOnly, !translatable.isEmpty {
+            throw ConfigurationError(key: "translatable", problem: "needs the RFC 6052 prefix, and prefix is \"none\"",
+                                     hint: "give IPv6 hosts EAM entries instead, or set a prefix")
+        }
         guard !eam.isEmpty || !translatable.isEmpty else {
             throw ConfigurationError(key: "eam", problem: "is missing",
                                      hint: "SIIT needs IPv4 addresses for the IPv6 hosts: eam = [{ v4 = ..., v6 = ... }] and/or translatable = [\"<IPv4 prefix>\"]")
@@ -87,18 +100,23 @@ public struct SIITSettings: Sendable, Equatable {
             throw ConfigurationError(key: "eam[\(i)].v6", problem: "\(e.ipv6) has a \(128 - Int(e.ipv6.length))-bit suffix but \(e.ipv4) has \(32 - Int(e.ipv4.length))",
                                      hint: "RFC 7757 §3.2: both sides of an entry hold as many addresses, e.g. /29 with /125")
         }
+        // RFC 7757 §3.2, §3.3: EAM entries may nest (a longer prefix inside a shorter one; the longest match
+        // wins, as the translator's table does); identical prefixes, and EAM entries overlapping the
+        // translatable prefixes, are refused.
         let all = ipv4Prefixes
         for (i, p) in all.enumerated() {
-            for q in all[(i + 1)...] where q.contains(p.address) || p.contains(q.address) {
+            for (k, q) in all[(i + 1)...].enumerated() where q.contains(p.address) || p.contains(q.address) {
+                if i + 1 + k < eam.count && p.length != q.length { continue }
                 throw ConfigurationError(key: i < eam.count ? "eam" : "translatable", problem: "\(p) overlaps \(q)",
-                                         hint: "each IPv4 address may stand for one IPv6 host only")
+                                         hint: "each IPv4 address may stand for one IPv6 host only (EAM entries may nest, RFC 7757 §3.3: longest match)")
             }
         }
         for (i, e) in eam.enumerated() {
-            for (j, f) in eam.enumerated() where j > i && (f.ipv6.contains(e.ipv6.address) || e.ipv6.contains(f.ipv6.address)) {
-                throw ConfigurationError(key: "eam[\(j)].v6", problem: "\(f.ipv6) overlaps eam[\(i)].v6 \(e.ipv6)")
+            for (j, f) in eam.enumerated() where j > i && (f.ipv6.contains(e.ipv6.address) || e.ipv6.contains(f.ipv6.address))
+                && f.ipv6.length == e.ipv6.length {
+                throw ConfigurationError(key: "eam[\(j)].v6", problem: "\(f.ipv6) is eam[\(i)].v6 again")
             }
-            if prefix.contains(e.ipv6.address) || e.ipv6.contains(prefix.address) {
+            if !eamOnly && (prefix.contains(e.ipv6.address) || e.ipv6.contains(prefix.address)) {
                 throw ConfigurationError(key: "eam[\(i)].v6", problem: "\(e.ipv6) overlaps the NAT64 prefix \(prefix)")
             }
         }
@@ -115,11 +133,16 @@ public struct SIITSettings: Sendable, Equatable {
 public struct EAMSetting: Sendable, Equatable, CustomStringConvertible {
     public var ipv4: IPv4Prefix
     public var ipv6: IPv6Prefix
-    public init(ipv4: IPv4Prefix, ipv6: IPv6Prefix) {
+    /// The entry stands for IPv4 hosts (`ipv4_host = true`): its IPv6 side is routed into the TUN device
+    /// and its IPv4 side is not. By default an entry stands for IPv6 hosts (its IPv4 side is routed).
+    /// RFC 7757 entries have no direction; only the daemon's routes need one.
+    public var ipv4Host: Bool
+    public init(ipv4: IPv4Prefix, ipv6: IPv6Prefix, ipv4Host: Bool = false) {
         self.ipv4 = ipv4
         self.ipv6 = ipv6
+        self.ipv4Host = ipv4Host
     }
-    public var description: String { "\(ipv4) <-> \(ipv6)" }
+    public var description: String { "\(ipv4) <-> \(ipv6)\(ipv4Host ? " (ipv4 host)" : "")" }
 }
 
 /// The daemon's NAT64 (`[nat64]` in swiftnat's TOML, or a protomask configuration file). Check with
@@ -134,6 +157,27 @@ public struct NAT64Settings: Sendable, Equatable {
     public var checkNonGlobal = true
     /// Read from a protomask configuration file.
     public var fromProtomask = false
+    /// Jool's pool6791v4 (`pool6791v4`, in every mode; `rfc6791_pool` is the same in pool and SIIT mode):
+    /// IPv4 addresses for the source of translated ICMPv6 errors whose IPv6 source has no IPv4 form
+    /// (RFC 6791 §4, RFC 7915 §5.2), and the first one for the translator's own ICMPv4 errors (RFC 7915
+    /// §4.4). Empty: the NAT64's own address (the first of its IPv4 prefixes), as Jool uses its host's.
+    public var pool6791v4: [IPv4Prefix] = []
+    /// Jool's pool6791v6 (`pool6791v6`): the IPv6 source of the translator's own ICMPv6 errors (RFC 7915
+    /// §5.4), and in SIIT of translated ICMPv4 errors whose IPv4 source has no IPv6 form. Nil: the IPv4
+    /// error source embedded under the NAT64 prefix.
+    public var pool6791v6: IPv6Address?
+    /// RFC 7915 §5.1 / §4.1: the MTU of the link translated IPv4 packets leave by (`ipv4_mtu`); nil: the
+    /// TUN device's.
+    public var ipv4MTU: Int?
+    /// RFC 7915 §4.1: the MTU of the link translated IPv6 packets leave by (`ipv6_mtu`); nil: the TUN
+    /// device's (at least 1280).
+    public var ipv6MTU: Int?
+    /// RFC 7915 §4.5: an unfragmented IPv4 UDP datagram with a zero checksum is given one (`compute`) or
+    /// dropped with ICMPv4 3/13 (`drop`): `zero_udp_checksum`.
+    public var zeroUDPChecksum: ZeroUDPChecksumPolicy = .compute
+    /// RFC 7915 §4.1 / §5.1: copy the traffic class / TOS (`traffic_class = "copy"`, nil) or write 0
+    /// (`"zero"`, Jool's zeroize-traffic-class).
+    public var trafficClassOverride: UInt8?
 
     public init(mode: NAT64Mode, prefix: IPv6Prefix = NAT64Settings.wellKnownPrefix) {
         self.mode = mode
@@ -150,13 +194,25 @@ public struct NAT64Settings: Sendable, Equatable {
         }
     }
 
+    /// Whether the RFC 6052 prefix is used (not in SIIT with `prefix = "none"`).
+    public var usesPrefix: Bool {
+        if case .siit(let s) = mode { return !s.eamOnly }
+        return true
+    }
+
+    /// IPv6 prefixes routed into the TUN device besides ``prefix``: EAM entries of IPv4 hosts.
+    public var ipv6Routes: [IPv6Prefix] {
+        if case .siit(let s) = mode { return s.ipv6Routes }
+        return []
+    }
+
     /// RFC 6791 addresses (pool and SIIT mode; stateful NAT64 sends translated errors from the pool
     /// address of the session, RFC 6146 §3.5.4).
     public var rfc6791Pool: [IPv4Prefix] {
         switch mode {
-        case .pool(let p): p.rfc6791Pool
-        case .siit(let s): s.rfc6791Pool
-        case .stateful: []
+        case .pool(let p): p.rfc6791Pool + pool6791v4
+        case .siit(let s): s.rfc6791Pool + pool6791v4
+        case .stateful: pool6791v4
         }
     }
 
@@ -168,7 +224,7 @@ public struct NAT64Settings: Sendable, Equatable {
         case .siit: break
         case .stateful(let c): detail = " filtering=\(c.filtering.rawValue) max_sessions=\(c.maxSessions) static_bib=\(c.staticBindings.count)"
         }
-        return "nat64=\(mode.name)\(fromProtomask ? "(protomask file)" : "") prefix=\(prefix) ipv4=\(ipv4Prefixes.map(\.description).joined(separator: ","))\(detail)"
+        return "nat64=\(mode.name)\(fromProtomask ? "(protomask file)" : "") prefix=\(usesPrefix ? prefix.description : "none") ipv4=\(ipv4Prefixes.map(\.description).joined(separator: ","))\(detail)"
     }
 
     /// The prefix as the translator takes it, with the RFC 6052 §3.1 check on for the Well-Known Prefix
@@ -193,6 +249,31 @@ public struct NAT64Settings: Sendable, Equatable {
         let p = try nat64Prefix()
         if let e = ConfigurationError.outside(1280...65535, key: "lowest_ipv6_mtu", value: lowestIPv6MTU,
                                               hint: "1280 is the IPv6 minimum (RFC 8200 §5)") { throw e }
+        if let m = ipv6MTU {
+            if let e = ConfigurationError.outside(1280...65535, key: "ipv6_mtu", value: m, hint: "1280 is the IPv6 minimum (RFC 8200 §5)") { throw e }
+            guard lowestIPv6MTU <= m else {
+                throw ConfigurationError(key: "lowest_ipv6_mtu", problem: "is \(lowestIPv6MTU), larger than ipv6_mtu \(m)", hint: "fragments must fit the IPv6 link")
+            }
+        }
+        if let m = ipv4MTU, let e = ConfigurationError.outside(68...65535, key: "ipv4_mtu", value: m, hint: "68 is the IPv4 minimum (RFC 791)") { throw e }
+        if !pool6791v4.isEmpty {
+            if case .pool(let s) = mode, !s.rfc6791Pool.isEmpty {
+                throw ConfigurationError(key: "pool6791v4", problem: "is given with rfc6791_pool", hint: "they are the same pool: keep one")
+            }
+            if case .siit(let s) = mode, !s.rfc6791Pool.isEmpty {
+                throw ConfigurationError(key: "pool6791v4", problem: "is given with rfc6791_pool", hint: "they are the same pool: keep one")
+            }
+            var total: UInt64 = 0
+            for (i, r) in pool6791v4.enumerated() {
+                total += r.count
+                guard total <= 65536 else {
+                    throw ConfigurationError(key: "pool6791v4[\(i)]", problem: "makes the RFC 6791 pool larger than 65536 addresses")
+                }
+            }
+        }
+        if let a = pool6791v6, prefix.contains(a) {
+            throw ConfigurationError(key: "pool6791v6", problem: "\(a) is under the NAT64 prefix \(prefix)", hint: "use an address of the translator's own, outside the prefix")
+        }
         switch mode {
         case .pool(let s):
             do {

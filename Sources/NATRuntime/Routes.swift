@@ -60,6 +60,7 @@ public final class RouteSetup {
 
     private func applyUnchecked(_ cfg: DaemonConfiguration, tun: String) throws(SetupError) {
         let r = cfg.routing
+        removeLeftovers(cfg, tun: tun)
         // Nothing on the TUN device but NAT traffic (IPv6 only with NAT64); the kernel must accept packets
         // from it whose source routes elsewhere (translated inbound traffic comes from remote addresses).
         if cfg.nat64 == nil {
@@ -72,6 +73,10 @@ public final class RouteSetup {
             try sysctl("net/ipv6/conf/\(tun)/disable_ipv6", "0", restore: false)
         }
         try sysctl("net/ipv4/conf/\(tun)/rp_filter", "0", restore: false)
+        // An ICMP error the NAT host's own kernel sent about a translated packet (Fragmentation Needed from
+        // its inside-interface address) comes back out of the TUN device with that local address as its
+        // source: without accept_local the kernel drops it as a martian (RFC 5508 REQ-3, RFC 1191).
+        try? sysctl("net/ipv4/conf/\(tun)/accept_local", "1", restore: false)
         if let all = try? String(contentsOfFile: "/proc/sys/net/ipv4/conf/all/rp_filter", encoding: .utf8),
            all.trimmingCharacters(in: .whitespacesAndNewlines) == "1" {
             logger.warning("net.ipv4.conf.all.rp_filter is 1 (strict): translated packets from \(tun) may be dropped; set it to 0 or 2")
@@ -135,10 +140,23 @@ public final class RouteSetup {
         for p in n64.ipv4Prefixes {
             try ip(["route", "add", p.description, "dev", tun], undo: ["route", "del", p.description, "dev", tun])
         }
-        try ip(["-6", "route", "add", n64.prefix.description, "dev", tun], undo: ["-6", "route", "del", n64.prefix.description, "dev", tun])
+        for p in n64.ipv6Routes {
+            try ip(["-6", "route", "add", p.description, "dev", tun], undo: ["-6", "route", "del", p.description, "dev", tun])
+        }
+        if n64.usesPrefix {
+            try applyNAT64Prefix(n64, tun: tun)
+        }
         if forwarding {
             try sysctl("net/ipv6/conf/all/forwarding", "1", restore: true)
         }
+    }
+
+    private func applyNAT64Prefix(_ n64: NAT64Settings, tun: String) throws(SetupError) {
+        try ip(["-6", "route", "add", n64.prefix.description, "dev", tun], undo: ["-6", "route", "del", n64.prefix.description, "dev", tun])
+        // Failing closed: behind the TUN route, an unreachable one, so that when the TUN device is gone (the
+        // daemon killed) traffic to the prefix is refused, never routed on untranslated.
+        let fallback = ["-6", "route", "replace", "unreachable", n64.prefix.description, "metric", Self.fallbackMetric]
+        try ip(fallback, undo: ["-6", "route", "del", "unreachable", n64.prefix.description, "metric", Self.fallbackMetric])
     }
 
     private func applyNAT44(_ cfg: DaemonConfiguration, _ n44: NAPT44Configuration, tun: String) throws(SetupError) {
@@ -154,6 +172,12 @@ public final class RouteSetup {
         // Inside traffic goes to a table whose default route is the TUN device; traffic to the inside
         // prefixes (replies coming out of the TUN device, and inside-to-inside) stays in the main table.
         try ip(["route", "add", "default", "dev", tun, "table", table], undo: ["route", "del", "default", "dev", tun, "table", table])
+        // Failing closed: behind the TUN route, an unreachable default route in the same table. When the TUN
+        // device disappears (the daemon killed), steered traffic is refused with ICMP Host Unreachable
+        // instead of falling through to the main table and leaving untranslated with its inside source.
+        try ip(["route", "replace", "unreachable", "default", "metric", Self.fallbackMetric, "table", table],
+               undo: ["route", "del", "unreachable", "default", "metric", Self.fallbackMetric, "table", table])
+        if r.blockOutsideToInside { try blockOutsideToInside(cfg, n44) }
         let keep = String(r.priority - 1), steer = String(r.priority)
         for p in n44.insidePrefixes {
             try ip(["rule", "add", "to", p.description, "lookup", "main", "priority", keep],
@@ -182,6 +206,80 @@ public final class RouteSetup {
                 try ip(["neigh", "add", "proxy", a.description, "dev", out], undo: ["neigh", "del", "proxy", a.description, "dev", out])
                 added += 1
             }
+        }
+    }
+
+    /// The metric of the unreachable routes behind the TUN device's (the largest: they only ever match
+    /// when the TUN route is gone).
+    static let fallbackMetric = "4294967295"
+
+    /// Refuses packets that come in on the outside interface for an inside prefix: only what swiftnat
+    /// translates (it comes out of the TUN device) reaches the inside hosts, so its filtering (RFC 4787
+    /// §5, RFC 5382 REQ-3) holds for a host that addresses them directly. One `prohibit` rule per inside
+    /// prefix at `priority - 2`, ahead of the rules that keep inside-bound traffic in the main table.
+    private func blockOutsideToInside(_ cfg: DaemonConfiguration, _ n44: NAPT44Configuration) throws(SetupError) {
+        guard let out = cfg.outsideInterface else {
+            logger.warning("nat44.outside_interface is not set: packets from outside addressed to the inside prefixes are forwarded by plain routing (set outside_interface to refuse them)")
+            return
+        }
+        let block = String(cfg.routing.priority - 2)
+        for p in n44.insidePrefixes {
+            try ip(["rule", "add", "iif", out, "to", p.description, "prohibit", "priority", block],
+                   undo: ["rule", "del", "iif", out, "to", p.description, "prohibit", "priority", block])
+        }
+    }
+
+    /// What a daemon that did not stop (SIGKILL, a crash) left behind: the `ip rule`s at its priorities,
+    /// the unreachable routes behind the TUN device's, proxy ARP entries for its pool. A table whose
+    /// default route still goes through a device (another running daemon, or someone else's route) is
+    /// not a leftover: it is left alone, and the start fails on it with a message that says so.
+    private func removeLeftovers(_ cfg: DaemonConfiguration, tun: String) {
+        let r = cfg.routing
+        var removed: [String] = []
+        let table = String(r.table)
+        if cfg.nat44 != nil {
+            let routes = Shell.run(["ip", "-4", "route", "show", "table", table], timeout: 5).stdout
+            let live = routes.split(separator: "\n").contains { $0.hasPrefix("default dev ") && !$0.hasPrefix("default dev \(tun) ") }
+            if live {
+                logger.warning("table \(table) has a default route through another device: not touching [routing] priorities \(r.priority - 2)...\(r.priority) (\(routes.trimmingCharacters(in: .whitespacesAndNewlines)))")
+                return
+            }
+            let ours = Set([r.priority - 2, r.priority - 1, r.priority])
+            let rules = Shell.run(["ip", "-4", "rule", "show"], timeout: 5).stdout
+            for line in rules.split(separator: "\n") {
+                let f = line.split(separator: ":", maxSplits: 1)
+                guard f.count == 2, let prio = Int(f[0]), ours.contains(prio) else { continue }
+                // One rule at that priority per line (by priority alone: the kernel removes the first).
+                if Shell.run(["ip", "rule", "del", "priority", String(prio)], timeout: 5).ok {
+                    removed.append("rule \(line.trimmingCharacters(in: .whitespaces))")
+                }
+            }
+            for line in routes.split(separator: "\n") where line.hasPrefix("unreachable default") {
+                if Shell.run(["ip", "route", "del", "unreachable", "default", "metric", Self.fallbackMetric, "table", table], timeout: 5).ok {
+                    removed.append("route \(line) table \(table)")
+                }
+            }
+            if let out = cfg.outsideInterface, let n44 = cfg.nat44 {
+                let proxies = Shell.run(["ip", "-4", "neigh", "show", "proxy", "dev", out], timeout: 5).stdout
+                let pool = Set(n44.poolAddresses.prefix(4096).map(\.description))
+                for line in proxies.split(separator: "\n") {
+                    guard let a = line.split(separator: " ").first.map(String.init), pool.contains(a) else { continue }
+                    if Shell.run(["ip", "neigh", "del", "proxy", a, "dev", out], timeout: 5).ok {
+                        removed.append("proxy ARP \(a) dev \(out)")
+                    }
+                }
+            }
+        }
+        if let n64 = cfg.nat64 {
+            let p = n64.prefix.description
+            let routes = Shell.run(["ip", "-6", "route", "show", p], timeout: 5).stdout
+            if routes.contains("unreachable"),
+               Shell.run(["ip", "-6", "route", "del", "unreachable", p, "metric", Self.fallbackMetric], timeout: 5).ok {
+                removed.append("route unreachable \(p)")
+            }
+        }
+        if !removed.isEmpty {
+            logger.notice("removed leftovers of an earlier run that did not stop cleanly: \(removed.joined(separator: "; "))")
         }
     }
 

@@ -318,3 +318,33 @@ struct NAT64EndToEndTests {
         #expect(net.exec(net.nat, ["ip", "route", "show", LabNetwork.nat64Pool]).stdout.isEmpty, "pool route left behind")
     }
 }
+
+/// Issue 11: SIIT with the EAM table only and no RFC 6052 prefix (RFC 7757 §3.3), end to end: the IPv6
+/// client reaches the IPv4 server by the server's own EAM address, the daemon routes that address (and
+/// no prefix) into the TUN device, and removes the route at stop.
+@Suite(.serialized, .enabled(if: canRunLab, "end-to-end tests need root, /dev/net/tun and iproute2 (ip): run `sudo swift test` or .ci/run"))
+struct SIITEAMOnlyEndToEndTests {
+    @Test func rfc7757_3_3_siitWithEAMOnlyCrossesWithoutAPrefix() throws {
+        guard requireTools(["ping"]) else { return }
+        let config: (LabNetwork) -> String = { _ in
+            """
+            [tun]
+            name = "snat0"
+            mtu = 1500
+
+            [nat64]
+            mode = "siit"
+            prefix = "none"
+            eam = [{ v4 = "198.51.100.72", v6 = "\(LabNetwork.clientAddress6)" }, { v4 = "\(LabNetwork.serverAddress)", v6 = "2001:db8:99::2", ipv4_host = true }]
+            pool6791v6 = "2001:db8:ffff::1"
+            """
+        }
+        try withNAT64Lab("n64-eamonly", config: config) { net, _ in
+            let routes = net.exec(net.nat, ["ip", "-6", "route", "show"]).stdout
+            #expect(routes.contains("2001:db8:99::2 dev snat0") && !routes.contains("2001:db8:64::"), "\(routes)")
+            let ping = net.exec(net.client, ["ping", "-6", "-c", "2", "-i", "0.3", "-W", "2", "2001:db8:99::2"])
+            #expect(ping.ok, "no ping by the server's EAM address: \(ping.stdout) \(ping.stderr)")
+            #expect(net.log("daemon.log").contains("prefix=none"))
+        }
+    }
+}

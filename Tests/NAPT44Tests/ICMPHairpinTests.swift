@@ -207,3 +207,51 @@ struct ICMPHairpinTests {
         #expect(out == PacketBuilder.echo4(source: poolP, destination: serverX, identifier: 5, reply: true))
     }
 }
+
+/// Issue 11: ICMP errors that the NAT host's own kernel sends about a packet swiftnat already translated
+/// (its source is the NAT's inside-interface address, so it reaches the engine looking outbound).
+@Suite struct KernelICMPErrorTests {
+    static let natInside = IPv4Address("100.64.0.1")!
+
+    /// RFC 5508 REQ-3 and RFC 1191: the outside link's MTU is below the TUN device's; the kernel answers the
+    /// translated DF datagram with Fragmentation Needed (next-hop MTU 1280) from 100.64.0.1 to the pool
+    /// address. The client gets it as if there were no NAT: from 100.64.0.1, quoting its own datagram.
+    @Test func rfc5508_req3_rfc1191_kernelFragmentationNeededReachesTheInsideHost() {
+        var e = engine(config())
+        let original = udp(clientA, 5000, serverX, 53, payload: Array(repeating: 0x5A, count: 1400))
+        let (v0, sent) = send(&e, original)
+        #expect(v0 == .toOutside)
+        let err = PacketBuilder.icmp4Error(source: Self.natInside, destination: poolP, type: 3, code: 4,
+                                           restOfHeader: 1280, original: sent)
+        let (v, out) = send(&e, err, at: 0.1)
+        #expect(v == .toInside(tenant: 0))
+        #expect(out == PacketBuilder.icmp4Error(source: Self.natInside, destination: clientA, type: 3, code: 4,
+                                                restOfHeader: 1280, original: original))
+        #expect(checksumsValid(out))
+    }
+
+    /// The same for TCP and for an echo request (the embedded identifier goes back to the client's).
+    @Test func rfc5508_req3_kernelErrorsAboutTCPAndEchoAreTranslated() {
+        var e = engine(config())
+        let syn = tcp(clientA, 40000, serverX, 80, [.syn])
+        let (_, sentSYN) = send(&e, syn)
+        let e1 = PacketBuilder.icmp4Error(source: Self.natInside, destination: poolP, type: 3, code: 4, restOfHeader: 1280, original: sentSYN)
+        let (v1, out1) = send(&e, e1)
+        #expect(v1 == .toInside(tenant: 0))
+        #expect(out1 == PacketBuilder.icmp4Error(source: Self.natInside, destination: clientA, type: 3, code: 4, restOfHeader: 1280, original: syn))
+        let ping = PacketBuilder.echo4(source: clientA, destination: serverX, identifier: 77)
+        let (_, sentPing) = send(&e, ping)
+        let e2 = PacketBuilder.icmp4Error(source: Self.natInside, destination: poolP, type: 3, code: 4, restOfHeader: 1280, original: sentPing)
+        let (v2, out2) = send(&e, e2)
+        #expect(v2 == .toInside(tenant: 0))
+        #expect(out2 == PacketBuilder.icmp4Error(source: Self.natInside, destination: clientA, type: 3, code: 4, restOfHeader: 1280, original: ping))
+    }
+
+    /// Still no session, still dropped: an error from inside about a packet that never went out.
+    @Test func rfc5508_req3_kernelErrorWithoutSessionIsDropped() {
+        var e = engine(config())
+        let never = udp(poolP, 40000, serverX, 53)
+        let err = PacketBuilder.icmp4Error(source: Self.natInside, destination: poolP, type: 3, code: 4, restOfHeader: 1280, original: never)
+        #expect(send(&e, err).0 == .drop(.noSessionForICMPError))
+    }
+}

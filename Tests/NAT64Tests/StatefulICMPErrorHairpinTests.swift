@@ -164,10 +164,33 @@ import NATWire
         #expect(s.ipv6Port == 41000)
     }
 
-    @Test func rfc6146_3_8_hairpinnedUnsolicitedSYNIsNotKept() {
+    /// Issue 11: RFC 6146 §3.5.2.2 with §3.8: a hairpinned IPv6 SYN to a pool transport address with no
+    /// BIB entry is an unsolicited IPv4 SYN like any other: kept for TCP_INCOMING_SYN (6 s), then answered
+    /// with Port Unreachable, which goes back to the IPv6 host translated (ICMPv6 1/4 from the address it
+    /// wrote to, quoting its own SYN) instead of being dropped silently.
+    @Test func rfc6146_3_5_2_2_and_3_8_hairpinnedUnsolicitedSYNIsKeptThenAnsweredGolden() throws {
         var t = makeStateful()
         let r = run(&t, tcp6(host6, 40000, pool6, 9999, [.syn]), at: at(1))
-        #expect(r.verdict == .drop(.noMapping))
+        #expect(r.verdict == .held)
+        #expect(t.mapping.heldSYNCount == 1)
+        #expect(expire(&t, at: at(6.9)).isEmpty, "kept for 6 s")
+        let out = expire(&t, at: at(7.1))
+        #expect(t.mapping.heldSYNCount == 0)
+        #expect(out.count == 1)
+        let e = try #require(out.first)
+        #expect(e.verdict == toIPv6)
+        // The quoted SYN is the host's own (its address and port, one hop less), so its stack finds the socket.
+        let quoted = tcp6(host6, 40000, pool6, 9999, [.syn], hopLimit: 63)
+        let expected = PacketBuilder.icmp6Error(source: pool6, destination: host6, type: ICMPv6Type.destinationUnreachable,
+                                                code: ICMPv6UnreachableCode.port, original: quoted)
+        #expect(e.bytes == expected, "\(diff(e.bytes, expected))")
+    }
+
+    /// With `unsolicited_syn = drop` the kept hairpinned SYN ends silently, as an IPv4 one does.
+    @Test func rfc6146_3_5_2_2_hairpinnedUnsolicitedSYNDropPolicy() {
+        var t = makeStateful { $0.unsolicitedSYN = .drop }
+        #expect(run(&t, tcp6(host6, 40000, pool6, 9999, [.syn]), at: at(1)).verdict == .held)
+        #expect(expire(&t, at: at(7.1)).isEmpty)
         #expect(t.mapping.heldSYNCount == 0)
     }
 

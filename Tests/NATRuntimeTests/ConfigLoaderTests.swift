@@ -54,6 +54,23 @@ private func parseError(_ text: String) -> ConfigurationError? {
         #expect(parseError("[routing]\ngro_interfaces = \"eth1\"\n" + minimal)?.key == "routing.gro_interfaces")
     }
 
+    /// Issue 11, failing closed: outside-to-inside forwarding is refused unless turned off; the refusing
+    /// rules sit at priority - 2, so priority starts at 3.
+    @Test func blockOutsideToInsideKey() throws {
+        #expect(try ConfigLoader.parse(minimal, file: "test.toml").routing.blockOutsideToInside)
+        let off = try ConfigLoader.parse("[routing]\nblock_outside_to_inside = false\n" + minimal, file: "test.toml")
+        #expect(!off.routing.blockOutsideToInside)
+        #expect(parseError("[routing]\nblock_outside_to_inside = 0\n" + minimal)?.key == "routing.block_outside_to_inside")
+        #expect(parseError("[routing]\npriority = 2\n" + minimal)?.key == "routing.priority")
+    }
+
+    /// Issue 11 / RFC 1191: without `[tun] mtu` the TUN device is sized from the outside interface; the key turns that off.
+    @Test func tunMTUFromOutsideInterfaceUnlessGiven() throws {
+        #expect(try ConfigLoader.parse(minimal, file: "test.toml").tun.sizeMTUFromOutsideInterface)
+        let given = try ConfigLoader.parse("[tun]\nmtu = 1500\n" + minimal, file: "test.toml")
+        #expect(!given.tun.sizeMTUFromOutsideInterface && given.tun.mtu == 1500)
+    }
+
     @Test func exampleFileLoads() throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Examples/nat44.toml").path
@@ -169,5 +186,18 @@ private func parseError(_ text: String) -> ConfigurationError? {
             #expect(error.file == "/nonexistent/swiftnat.toml")
             #expect(error.problem.contains("no such file"))
         }
+    }
+}
+
+/// Issue 11: masquerade on one of the host's own addresses is refused, with the key and what to do.
+@Suite struct HostAddressConflictTests {
+    @Test func poolOnAHostAddressIsNamed() throws {
+        let c = try ConfigLoader.parse("[nat44]\ninside = [\"100.64.0.0/24\"]\npool = [\"203.0.113.0/29\"]\n", file: "m.toml")
+        let host: [(interface: String, address: IPv4Address)] = [("lo", IPv4Address("127.0.0.1")!), ("out0", IPv4Address("203.0.113.1")!)]
+        let m = try #require(c.hostAddressConflict(hostAddresses: host))
+        #expect(m.hasPrefix("m.toml: key 'nat44.pool[0]': 203.0.113.1 is an address of this host (out0)") && m.contains("203.0.113.10/32"), "\(m)")
+        #expect(c.hostAddressConflict(hostAddresses: [("out0", IPv4Address("203.0.113.9")!)]) == nil)
+        let s = try ConfigLoader.parse("[nat44]\ninside = [\"100.64.0.0/24\"]\npool = [\"198.51.100.1/32\"]\n[[nat44.static_nat]]\ninside = \"100.64.0.5\"\noutside = \"203.0.113.1\"\n", file: "m.toml")
+        #expect(s.hostAddressConflict(hostAddresses: host)?.contains("nat44.static_nat[0].outside") == true)
     }
 }

@@ -116,7 +116,9 @@ pool = ["198.51.100.64/30"]
         #expect(key("unsolicited_syn = \"rst\"\n") == "nat64.unsolicited_syn")
         #expect(key("eam = []\n") == "nat64.eam")
         #expect(key("state_file = \"/tmp/x\"\n") == "nat64.state_file")
-        #expect(key("rfc6791_pool = [\"192.0.2.1\"]\n") == "nat64.rfc6791_pool")
+        // Issue 11: stateful mode takes RFC 6791 pools now (rfc6791_pool is read as pool6791v4).
+        #expect(key("rfc6791_pool = [\"192.0.2.1\"]\n") == nil)
+        #expect(key("rfc6791_pool = [\"192.0.2.1\"]\npool6791v4 = [\"192.0.2.2\"]\n") == "nat64.rfc6791_pool")
         #expect(key("tcp_probes = 1\n") == "nat64.tcp_probes")
         #expect(key("[nat64.timeouts]\nudp = 119\n") == "nat64.timeouts.udp")
         #expect(key("[nat64.timeouts]\ntcp_established = 3600\n") == "nat64.timeouts.tcp_established")

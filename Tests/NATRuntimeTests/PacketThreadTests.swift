@@ -65,7 +65,14 @@ import Testing
         let snap = try #require(Self.ask(&thread, commands, now: Self.t(2)) { .snapshot(SnapshotRequest(sessions: true), $0) })
         #expect(snap.nat44?.outboundPackets == 1 && snap.nat44?.inboundPackets == 1)
         #expect(snap.nat44?.dropped(.noMapping) == 1)
-        #expect(snap.nat44Sessions == 1 && snap.nat44SessionsByProtocol == ["udp": 1])
+        #expect(snap.nat44Sessions == 1 && snap.nat44SessionsByProtocol.isEmpty, "no census asked for yet")
+        // A census (by protocol, ports by address) is asked for, runs a slice per timer round, and the
+        // next snapshots carry it.
+        _ = Self.ask(&thread, commands, now: Self.t(2)) { .snapshot(SnapshotRequest(ports: true), $0) }
+        for k in 1...25 { thread.tick(now: Self.t(2 + 0.1 * Double(k))) }
+        let counted = try #require(Self.ask(&thread, commands, now: Self.t(5)) { .snapshot(SnapshotRequest(), $0) })
+        #expect(counted.nat44SessionsByProtocol == ["udp": 1] && counted.nat44MappingsByProtocol == ["udp": 1])
+        #expect(counted.outsidePortsInUse == ["198.51.100.1": 1])
         #expect(snap.sessions.map(\.inside) == ["100.64.0.2:40000"] && snap.sessions[0].remote == "203.0.113.2:53")
         #expect(snap.sessions[0].expiresInSeconds == 300 - snap.sessions[0].idleSeconds)
         #expect(snap.io.commands == 1)

@@ -37,6 +37,9 @@ public final class ControlServer: @unchecked Sendable {
         }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 16)
+            // A client may send its requests and shut its side (`echo … | socat - UNIX-CONNECT:…`): the
+            // answers still go out, then the connection closes.
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ControlHandler(controller: controller))
@@ -67,8 +70,20 @@ final class ControlHandler: ChannelInboundHandler, @unchecked Sendable {
 
     let controller: DaemonController
     var pending = ByteBuffer()
+    /// Answers of one connection go out in the order of its requests.
+    let answers = DispatchQueue(label: "swiftnat.control.connection")
 
     init(controller: DaemonController) { self.controller = controller }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case ChannelEvent.inputClosed = event else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        // The client is done sending: close once every answer queued before now has been written.
+        let channel = context.channel
+        answers.async { channel.close(promise: nil) }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
@@ -93,10 +108,11 @@ final class ControlHandler: ChannelInboundHandler, @unchecked Sendable {
         guard !trimmed.isEmpty else { return }
         let channel = context.channel
         let controller = controller
-        // Requests wait for the packet threads: never on the event loop.
-        DispatchQueue.global().async {
+        // Requests wait for the packet threads: never on the event loop. One serial queue per
+        // connection keeps the answers in order; each waits until written.
+        answers.async {
             let reply = controller.handle(line: trimmed) + "\n"
-            channel.writeAndFlush(ByteBuffer(string: reply), promise: nil)
+            try? channel.writeAndFlush(ByteBuffer(string: reply)).wait()
         }
     }
 

@@ -67,6 +67,14 @@ struct ControlPlaneEndToEndTests {
             let stats = Self.cli(net, ["stats", "--json"])
             let nat44 = (Self.json(stats.stdout) as? [String: Any])?["nat44"] as? [String: Any] ?? [:]
             #expect((nat44["outbound_packets"] as? Int ?? 0) >= 2 && (nat44["inbound_packets"] as? Int ?? 0) >= 2, "stats: \(stats.stdout)")
+            // Scripts without the CLI, as the README shows: JSON lines through socat, two requests on one
+            // connection answered in order, the client's half-close honoured.
+            if requireTools(["socat"]) {
+                let raw = Shell.run(["sh", "-c", "printf '%s\\n%s\\n' '{\"command\":\"status\"}' '{\"command\":\"sessions\",\"protocol\":\"icmp\"}' | socat -t 5 - UNIX-CONNECT:\(net.controlSocket)"], timeout: 10)
+                let lines = raw.stdout.split(separator: "\n")
+                #expect(lines.count == 2 && lines[0].contains("\"version\"") && lines[1].contains("\"protocol\":\"icmp\""),
+                        "socat: \(raw.stdout) \(raw.stderr)")
+            }
             // The socket is root's alone.
             var st2 = stat()
             #expect(stat(net.controlSocket, &st2) == 0 && st2.st_mode & 0o777 == 0o600, "socket mode \(String(st2.st_mode & 0o777, radix: 8))")

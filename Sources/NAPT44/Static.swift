@@ -129,8 +129,16 @@ extension NAPT44Engine {
     /// Live sessions, up to `limit`.
     public func sessions(limit: Int = .max) -> [SessionInfo] {
         var out: [SessionInfo] = []
+        sessions(slots: 1..<(table.sessionCapacity + 1), limit: limit, into: &out)
+        return out
+    }
+
+    /// The live sessions among table slots `slots` (1 ... ``sessionSlots``), appended to `out` until it
+    /// holds `limit`: a listing a slice at a time, so that the packet thread never stops for long.
+    public func sessions(slots: Range<Int>, limit: Int, into out: inout [SessionInfo]) {
         let nowS = lastNow.seconds
-        for i in 1...table.sessionCapacity where table.sessions[i].isLive {
+        for i in slots.clamped(to: 1..<(table.sessionCapacity + 1)) where table.sessions[i].isLive {
+            if out.count >= limit { return }
             let s = table.sessions[i], l = table.sessionLinks[i], seen = table.lastSeen(UInt32(i))
             out.append(SessionInfo(
                 proto: s.proto, tenant: s.tenant,
@@ -141,10 +149,11 @@ extension NAPT44Engine {
                 tcpState: s.proto == IPProtocol.tcp ? TCPState(rawValue: l.state) : nil,
                 idleSeconds: nowS >= seen ? nowS - seen : 0,
                 isStatic: table.mappings[Int(l.mapping)].isStatic))
-            if out.count >= limit { break }
         }
-        return out
     }
+
+    /// Session table slots (for ``sessions(slots:limit:into:)``).
+    public var sessionSlots: Int { table.sessionCapacity }
 
     public var sessionCount: Int { table.sessionCount }
     public var mappingCount: Int { table.mappingCount }

@@ -341,6 +341,8 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
     let logger: Logger
     var events: EventLogger
     var census = TableCensus()
+    /// Session listings under way (`swiftnat sessions`), advanced one slice per round.
+    var listings: [SessionListing] = []
 
     /// Builds the engines (they check their configuration) around `device`.
     public init(device: consuming Device, setup: PacketThreadSetup, now: Timestamp) throws(DaemonError) {
@@ -395,6 +397,7 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
     public mutating func step(now: Timestamp) -> Bool {
         var busy = false
         applyCommands(now: now)
+        if !listings.isEmpty { advanceListings() }
         if let shard = q.shard, pfds[2].revents != 0 {
             pfds[2].revents = 0
             ctun_eventfd_drain(shard.eventFDs[shard.me])
@@ -423,7 +426,7 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
         if now.nanoseconds &- lastExpire.nanoseconds >= PacketLoop.expireIntervalNanoseconds {
             tick(now: now)
         }
-        return busy
+        return busy || !listings.isEmpty
     }
 
     /// Runs the timers now (every 100 ms from ``step(now:)``).
@@ -482,7 +485,19 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
     mutating func apply(_ c: PacketCommand, now: Timestamp) {
         switch c {
         case .snapshot(let request, let reply):
-            reply.fulfil(snapshot(request, now: now))
+            guard request.sessions, engine != nil else {
+                reply.fulfil(snapshot(request, now: now))
+                return
+            }
+            // NAT44 sessions are listed a slice per round (see SessionListing); the rest is taken now.
+            var r = request
+            r.sessions = false
+            var s = snapshot(r, now: now)
+            switch nat64 {
+            case .some(let n): n.fill(&s, request, now: now)
+            case .none: break
+            }
+            listings.append(SessionListing(snapshot: s, limit: request.limit, reply: reply))
         case .addForward(let f, let reply):
             guard engine != nil else { reply.fulfil("this daemon has no NAT44"); return }
             do {
@@ -518,6 +533,7 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
     /// When the thread stops: NAT64 hands its final reservations over.
     mutating func finish(now: Timestamp) {
         applyCommands(now: now)
+        while !listings.isEmpty { advanceListings() }
         if nat64 != nil { nat64!.finish(now: now) }
     }
 }

@@ -60,6 +60,44 @@ func protocolName(_ p: UInt8) -> String {
     }
 }
 
+/// A `swiftnat sessions` request in progress: the NAT44 table is listed 4096 slots per round (about
+/// 2.5 ms when they are all live), so listing 100 000 sessions never holds the packet thread for the
+/// ~90 ms a whole pass takes; the thread does not sleep between rounds while a listing is under way.
+struct SessionListing {
+    var snapshot: QueueSnapshot
+    var limit: Int
+    var reply: Reply<QueueSnapshot>
+    var cursor = 1
+    var found: [SessionInfo] = []
+    static let slice = 4096
+}
+
+extension PacketThread where Device: ~Copyable {
+    /// Lists the next slice for the oldest listing; answers it when the table is done or the limit reached.
+    mutating func advanceListings() {
+        var l = listings[0]
+        var done = true
+        switch engine {
+        case .some(let e):
+            e.sessions(slots: l.cursor..<(l.cursor + SessionListing.slice), limit: l.limit, into: &l.found)
+            l.cursor += SessionListing.slice
+            done = l.cursor > e.sessionSlots || l.found.count >= l.limit
+            if done {
+                let rows = l.found.map { Self.row($0, queue: queue, timeouts: e.configuration.timeouts) }
+                l.snapshot.sessions = rows + l.snapshot.sessions
+            }
+        case .none:
+            break
+        }
+        if done {
+            listings.removeFirst()
+            l.reply.fulfil(l.snapshot)
+        } else {
+            listings[0] = l
+        }
+    }
+}
+
 /// Sessions and mappings by protocol and outside ports by address, counted a slice of the tables at a
 /// time: a scrape that asks for them starts a pass, the packet thread advances it by one slice per timer
 /// round (every 100 ms; a pass takes about 2 s), and snapshots report the last completed pass. No

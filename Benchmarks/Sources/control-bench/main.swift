@@ -89,7 +89,7 @@ func bench() throws {
         results.append((name, r.ns, r.mallocs))
     }
     let listing = measure(rounds: 20) { commands.send(.snapshot(SnapshotRequest(sessions: true), Reply())) }
-    results.append(("sessions listing (all)", listing.ns, listing.mallocs))
+    results.append(("sessions listing (one slice per round)", listing.ns, listing.mallocs))
 
     let base = results[0].1
     print(String(repeating: "-", count: 100))

@@ -75,8 +75,8 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
     /// carries no ports to find its session by, and the NAT64 does not reassemble.
     case fragmentBeforeFirst
     // NPTv6 (RFC 6296).
-    /// RFC 6296 §3.5: the 16-bit word that carries the checksum-neutral adjustment is 0xFFFF (one's
-    /// complement zero, like 0x0000), so its mapping could not be undone: the address is not translated.
+    /// RFC 6296 §3.4-§3.7: no 16-bit word can carry the checksum-neutral adjustment (a subnet ID of 0xFFFF
+    /// with a prefix up to /48, an all-ones IID with a longer one): the address is not translated.
     case adjustmentWordAllOnes
 
     /// The snake_case metrics label.

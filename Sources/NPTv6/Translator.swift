@@ -9,9 +9,11 @@ import NATWire
 ///   prefix in its destination (`.toInside(tenant: 0)`). Anything else is dropped with `.notNATTraffic`.
 /// - The prefix is replaced and one 16-bit word is adjusted by a constant (RFC 6296 §3.2), so that the
 ///   address's one's complement sum does not change: pseudo-header checksums (TCP, UDP, ICMPv6, …) stay
-///   valid and are never touched. The word is bits 48-63 (the subnet ID) for prefixes of /48 or shorter
-///   (§3.4), and bits 64-79 (the first IID word) for longer ones (§3.5). A word of 0xFFFF is refused
-///   (`.adjustmentWordAllOnes`): one's complement has two zeros, and 0xFFFF could not be mapped back.
+///   valid and are never touched. A result of 0xFFFF is written as 0x0000 (§3.4). The word is bits 48-63
+///   (the subnet ID) for prefixes of /48 or shorter (§3.4); a subnet ID of 0xFFFF is refused
+///   (`.adjustmentWordAllOnes`): one's complement has two zeros, so it would come back as 0x0000. For
+///   longer prefixes it is the first of the IID's four words that is not 0xFFFF (§3.5); an all-ones IID
+///   is refused (§3.7, `.adjustmentWordAllOnes`; no Parameter Problem is sent).
 /// - ICMPv6 errors (RFC 4443 §2.1, types below 128): the address in the quoted packet that the outer
 ///   translation mirrors is translated too (RFC 6296 §3.7/§5): the quoted destination on the way out,
 ///   the quoted source on the way in. That change is neutral for the quoted packet's own checksum, and,
@@ -29,7 +31,7 @@ public struct NPTv6Translator: Sendable {
     /// (one's complement negation) outside → inside.
     @usableFromInline let outboundAdjustment: UInt16
     @usableFromInline let inboundAdjustment: UInt16
-    /// Whether the adjustment word is bits 48-63 (prefix ≤ /48) rather than bits 64-79.
+    /// Whether the adjustment word is bits 48-63 (prefix ≤ /48) rather than a word of the IID.
     @usableFromInline let adjustsSubnetWord: Bool
 
     /// Builds a translator; the configuration must pass ``NPTv6Configuration/validate()``.
@@ -63,7 +65,8 @@ public struct NPTv6Translator: Sendable {
     // MARK: Address mapping
 
     /// The outside address of an inside host (RFC 6296 §3.6's mapping). Throws `.notNATTraffic` when
-    /// `inside` is not under the inside prefix, `.adjustmentWordAllOnes` when its adjustment word is 0xFFFF.
+    /// `inside` is not under the inside prefix, `.adjustmentWordAllOnes` when no adjustment word can be used
+    /// (a subnet ID of 0xFFFF up to /48, an all-ones IID above).
     @inlinable
     public func outsideAddress(for inside: IPv6Address) throws(DropReason) -> IPv6Address {
         try map(inside, from: insideHigh, to: outsideHigh, adjustment: outboundAdjustment)
@@ -83,12 +86,20 @@ public struct NPTv6Translator: Sendable {
             let w = UInt16(truncatingIfNeeded: r.high)
             guard w != 0xFFFF else { throw .adjustmentWordAllOnes }
             r.high = r.high & ~0xFFFF | UInt64(Self.onesComplementAdd(w, adjustment))
-        } else {
-            let w = UInt16(truncatingIfNeeded: r.low >> 48)
-            guard w != 0xFFFF else { throw .adjustmentWordAllOnes }
-            r.low = r.low & 0x0000_FFFF_FFFF_FFFF | UInt64(Self.onesComplementAdd(w, adjustment)) << 48
+            return r
         }
-        return r
+        // RFC 6296 §3.5/§3.7: the first IID word that is not 0xFFFF. The mapped word never is 0xFFFF and
+        // the words before it are unchanged, so the inverse mapping picks the same word.
+        var shift: UInt64 = 48
+        while true {
+            let w = UInt16(truncatingIfNeeded: r.low >> shift)
+            if w != 0xFFFF {
+                r.low = r.low & ~(0xFFFF << shift) | UInt64(Self.onesComplementAdd(w, adjustment)) << shift
+                return r
+            }
+            guard shift > 0 else { throw .adjustmentWordAllOnes }
+            shift -= 16
+        }
     }
 
     // MARK: Entry points

@@ -134,7 +134,7 @@ func upperLayerChecksumVerifies(_ packet: [UInt8]) -> Bool {
 
     // MARK: RFC 6296 §3.5 the adjustment word 0xFFFF
 
-    @Test func rfc6296_3_5_subnetWordAllOnesRefused() throws {
+    @Test func rfc6296_3_4_subnetIDAllOnesRefused() throws {
         var t = try Self.example()
         var out = PacketBuilder.udp6(source: IPv6Address("fd01:203:405:ffff::1")!, sourcePort: 1, destination: Self.remote,
                                      destinationPort: 2)
@@ -148,15 +148,30 @@ func upperLayerChecksumVerifies(_ packet: [UInt8]) -> Bool {
         #expect(DropReason.adjustmentWordAllOnes.name == "adjustment_word_all_ones")
     }
 
-    @Test func rfc6296_3_5_interfaceIdentifierWordAllOnesRefusedAbove48() throws {
+    /// Above /48 the adjustment goes to the first IID word that is not 0xFFFF (§3.5); an all-ones IID is
+    /// refused (§3.7).
+    @Test func rfc6296_3_5_firstIIDWordNotAllOnesAdjustedAbove48() throws {
         let t = try NPTv6Translator(configuration: NPTv6Configuration(insidePrefix: IPv6Prefix("fd01:203:405:600::/56")!,
                                                                       outsidePrefix: IPv6Prefix("2001:db8:1:100::/56")!))
-        // Above /48 the subnet word is free (0xFFFF here is fine only where it is not the adjusted word).
-        #expect(throws: DropReason.adjustmentWordAllOnes) { try t.outsideAddress(for: IPv6Address("fd01:203:405:6ff:ffff::1")!) }
-        let a = IPv6Address("fd01:203:405:6ff:1::1")!
+        let plain = IPv6Address("fd01:203:405:6ff:1::1")!
+        let mapped = try t.outsideAddress(for: plain)
+        #expect(mapped.group(3) == 0x01FF)                      // the subnet bits are kept
+        #expect(mapped.group(5) == 0 && mapped.group(7) == 1)   // only word 4 moved
+        #expect(onesSum(plain) == onesSum(mapped))
+
+        let a = IPv6Address("fd01:203:405:6ff:ffff:ffff:2:1")!
         let b = try t.outsideAddress(for: a)
-        #expect(b.group(3) == 0x01FF)
+        #expect(b.group(4) == 0xFFFF && b.group(5) == 0xFFFF)  // skipped
+        #expect(b.group(6) != 2 && b.group(7) == 1)              // adjusted
         #expect(onesSum(a) == onesSum(b))
+        #expect(try t.insideAddress(for: b) == a)
+
+        #expect(throws: DropReason.adjustmentWordAllOnes) {
+            try t.outsideAddress(for: IPv6Address("fd01:203:405:6ff:ffff:ffff:ffff:ffff")!)
+        }
+        #expect(throws: DropReason.adjustmentWordAllOnes) {
+            try t.insideAddress(for: IPv6Address("2001:db8:1:1ff:ffff:ffff:ffff:ffff")!)
+        }
     }
 
     // MARK: Round trip and transport checksums

@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "NATCore", targets: ["NATCore"]),
         .library(name: "NAPT44", targets: ["NAPT44"]),
         .library(name: "NAT64", targets: ["NAT64"]),
+        .library(name: "NPTv6", targets: ["NPTv6"]),
         .library(name: "NATRuntime", targets: ["NATRuntime"]),
         .library(name: "STUN", targets: ["STUN"]),
         .library(name: "PortControl", targets: ["PortControl"]),
@@ -34,6 +35,8 @@ let package = Package(
         .target(name: "NAPT44", dependencies: ["NATWire", "NATCore"]),
         // Layer 2: NAT64 (RFC 7915 translation, RFC 6052 addresses, SIIT/EAM, stateful NAPT64, address pools).
         .target(name: "NAT64", dependencies: ["NATWire", "NATCore"]),
+        // Layer 2: NPTv6 (RFC 6296): stateless, checksum-neutral IPv6 prefix translation.
+        .target(name: "NPTv6", dependencies: ["NATWire", "NATCore"]),
         // Layer 2: STUN messages (RFC 8489, RFC 5780, RFC 3489 attributes), retransmission, IP4P, NAT behaviour.
         .target(name: "STUN", dependencies: ["NATWire"]),
         // Layer 2: port control (NAT-PMP, PCP, UPnP IGD actions, the policy): pure message logic.
@@ -66,6 +69,7 @@ let package = Package(
         .testTarget(name: "NATCoreTests", dependencies: ["NATCore"]),
         .testTarget(name: "NAPT44Tests", dependencies: ["NAPT44", "NATCore", "NATWire"]),
         .testTarget(name: "NAT64Tests", dependencies: ["NAT64", "NATCore", "NATWire"]),
+        .testTarget(name: "NPTv6Tests", dependencies: ["NPTv6", "NATCore", "NATWire"]),
         .testTarget(name: "STUNTests", dependencies: ["STUN", "NATWire"]),
         .testTarget(name: "NATTraversalTests", dependencies: ["NATTraversal", "STUN", "NATWire"]),
         .testTarget(name: "PortControlTests", dependencies: ["PortControl", "NATWire"]),

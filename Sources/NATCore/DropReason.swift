@@ -74,6 +74,10 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
     /// A later fragment whose first fragment was not translated (not seen, or its state expired): it
     /// carries no ports to find its session by, and the NAT64 does not reassemble.
     case fragmentBeforeFirst
+    // NPTv6 (RFC 6296).
+    /// RFC 6296 §3.4-§3.7: no 16-bit word can carry the checksum-neutral adjustment (a subnet ID of 0xFFFF
+    /// with a prefix up to /48, an all-ones IID with a longer one): the address is not translated.
+    case adjustmentWordAllOnes
 
     /// The snake_case metrics label.
     public var name: String {
@@ -125,6 +129,7 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
         case .badOffloadHeader: "bad_offload_header"
         case .handoffQueueFull: "handoff_queue_full"
         case .fragmentBeforeFirst: "fragment_before_first"
+        case .adjustmentWordAllOnes: "adjustment_word_all_ones"
         }
     }
 

@@ -8,6 +8,12 @@ import STUN
 // message, and encode(into:) writes exactly encode()'s bytes; the framer hands out only messages that
 // decode on their own and never more bytes than it got; parsed text prints back to the same value.
 
+func withoutFingerprint(_ m: STUNMessage) -> STUNMessage {
+    var c = m
+    c.attributes = m.attributes.map { if case .fingerprint = $0 { .fingerprint(0) } else { $0 } }
+    return c
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = Array(input(data, size))
@@ -17,7 +23,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         let encoded = m.encode()
         do {
             let again = try STUNMessage(decoding: encoded)
-            check(again == m, "re-encoded message decodes differently: \(m) vs \(again)")
+            // encode() computes FINGERPRINT afresh over its own bytes (its padding is zeros), so that value may differ.
+            check(withoutFingerprint(again) == withoutFingerprint(m), "re-encoded message decodes differently: \(m) vs \(again)")
         } catch {
             check(false, "re-encoded message does not decode: \(error)")
         }

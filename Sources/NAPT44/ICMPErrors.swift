@@ -7,7 +7,9 @@ extension NAPT44Engine {
     /// least 8 bytes of transport header, and it must belong to a session. The embedded packet is
     /// reverted to what the host on this side sent or received, the embedded IP checksum and the outer
     /// ICMP checksum are updated incrementally, and the session is neither refreshed nor deleted (REQ-6).
-    mutating func translateICMPError(_ ip: MutableIPv4View, inbound: Bool, tenant: UInt32, now: Timestamp) throws(DropReason) -> Verdict {
+    /// Counted as every translated packet is: outbound, inbound, or (the inbound half of a hairpin) hairpinned.
+    mutating func translateICMPError(_ ip: MutableIPv4View, inbound: Bool, tenant: UInt32, now: Timestamp,
+                                     hairpin: Bool = false) throws(DropReason) -> Verdict {
         let l4 = ip.mutablePayloadPointer
         let n = ip.payloadLength
         guard !ip.isFragment else { throw .malformedICMPError }
@@ -85,11 +87,20 @@ extension NAPT44Engine {
         icmp.applyDelta(outer)
         _ = rewriteAddresses(ip, source: newOuterSource, destination: newOuterDestination)
         counters.icmpErrorsTranslated &+= 1
-        if inbound { return .toInside(tenant: s.tenant) }
+        if inbound {
+            if hairpin {
+                counters.hairpinnedPackets &+= 1
+            } else {
+                counters.inboundPackets &+= 1
+                counters.inboundBytes &+= UInt64(ip.count)
+            }
+            return .toInside(tenant: s.tenant)
+        }
         counters.outboundPackets &+= 1
+        counters.outboundBytes &+= UInt64(ip.count)
         if configuration.hairpinning && !deferHairpinning && isOutside(newOuterDestination) {
             // RFC 5508 REQ-7: hairpinned ICMP errors.
-            return try translateICMPError(ip, inbound: true, tenant: 0, now: now)
+            return try translateICMPError(ip, inbound: true, tenant: 0, now: now, hairpin: true)
         }
         return .toOutside
     }

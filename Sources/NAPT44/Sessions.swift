@@ -168,6 +168,9 @@ extension NAPT44Engine {
             if t.proto == IPProtocol.icmp && configuration.answerPing && !hairpin
                 && MutableICMPv4View(unchecked: t.l4, count: t.l4Length).type == ICMPv4Type.echoRequest {
                 answerEcho(ip, t)
+                // It leaves on the outside like any packet we forward there, and is counted so.
+                counters.outboundPackets &+= 1
+                counters.outboundBytes &+= UInt64(ip.count)
                 return .answered
             }
             throw .noMapping

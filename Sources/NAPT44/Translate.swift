@@ -100,7 +100,7 @@ extension NAPT44Engine {
     mutating func inbound(_ ip: MutableIPv4View, now: Timestamp, hairpin: Bool) throws(DropReason) -> Verdict {
         if ip.isNonFirstFragment { return try followFragment(ip, inbound: true, tenant: 0, now: now) }
         guard let t = try incomingTuple(ip, inbound: true) else {
-            if ip.protocolNumber == IPProtocol.icmp { return try translateICMPError(ip, inbound: true, tenant: 0, now: now) }
+            if ip.protocolNumber == IPProtocol.icmp { return try translateICMPError(ip, inbound: true, tenant: 0, now: now, hairpin: hairpin) }
             return try statelessOneToOne(ip, inbound: true, tenant: 0)
         }
         let nowS = now.sessionSeconds

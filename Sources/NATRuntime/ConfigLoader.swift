@@ -24,8 +24,32 @@ public enum ConfigLoader {
         return cfg
     }
 
+    /// TOML 1.0 allows no control character but tab and newline anywhere in a document, comments and
+    /// strings included (a string spells one as an escape, `\u000B`). They are refused here, before the
+    /// parser sees them: toml++ (inside TOMLKit) trips an assertion on some, which aborts the process
+    /// (a vertical tab in a table header, `[\u{0B}` newline: found by Fuzz/fuzz-config), and a NUL would
+    /// cut the text short on its way to C.
+    static func refuseControlCharacters(_ text: String, file: String) throws(ConfigurationError) {
+        var line = 1, column = 1
+        for u in text.unicodeScalars {
+            if u == "\n" {
+                line += 1
+                column = 1
+                continue
+            }
+            if (u.value < 0x20 && u != "\t" && u != "\r") || u.value == 0x7F {
+                let code = String(u.value, radix: 16, uppercase: true)
+                throw ConfigurationError(file: file, key: "",
+                                         problem: "is not valid TOML: control character U+\(String(repeating: "0", count: 4 - code.count))\(code) at line \(line), column \(column)",
+                                         hint: "remove it; TOML allows only tab and newline (in a string, write it as an escape such as \\u000B)")
+            }
+            column += 1
+        }
+    }
+
     /// The file's tables as values, not yet validated.
     public static func decode(_ text: String, file: String = "<config>") throws(ConfigurationError) -> DaemonConfiguration {
+        try refuseControlCharacters(text, file: file)
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)

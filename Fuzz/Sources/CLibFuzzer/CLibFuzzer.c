@@ -1,0 +1,1 @@
+// Only a declaration (include/CLibFuzzer.h): the definition is in libclang_rt.fuzzer.

@@ -3,7 +3,7 @@
 # from its seed corpus Fuzz/corpus/<target>/. Fails when any target crashes, traps on a broken invariant,
 # leaks or hangs, and prints the input that did it and the command that replays it.
 #
-#   scripts/fuzz.sh              # every target, 20 s each (CI runs this with 15)
+#   scripts/fuzz.sh              # every target, 20 s each (CI runs this with 10)
 #   scripts/fuzz.sh 600          # a long run: 10 minutes each
 #   FUZZ_TARGETS="fuzz-napt44 fuzz-stun" scripts/fuzz.sh 60
 #   FUZZ_ARGS="-jobs=2 -workers=2" scripts/fuzz.sh 300    # extra libFuzzer options

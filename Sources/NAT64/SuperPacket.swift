@@ -41,7 +41,7 @@ public struct NAT64SuperPacket {
         let v6 = IPv6Layout.headerLength
         guard h.flags & VirtioNetHeader.flagNeedsChecksum != 0,
               Int(h.checksumStart) == v6, h.checksumOffset == (isTCP ? UInt16(TCPLayout.checksum) : UInt16(UDPLayout.checksum)),
-              h.gsoSize > 0, n >= v6 + UDPLayout.headerLength, n - 20 <= 65535,
+              h.gsoSize > 0, n >= v6 + (isTCP ? TCPLayout.minimumHeaderLength : UDPLayout.headerLength), n - 20 <= 65535,
               p.load(as: UInt8.self) >> 4 == 6,
               p.load(fromByteOffset: IPv6Layout.nextHeader, as: UInt8.self) == proto,
               Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: IPv6Layout.payloadLength, as: UInt16.self))) + v6 == n else { return nil }

@@ -47,9 +47,79 @@ public enum ConfigLoader {
         }
     }
 
+    /// toml++ asserts (aborting the process; undefined behaviour where assertions are off) instead of
+    /// reporting an error when a table header's `[` or `[[` is followed by something that cannot start a
+    /// key, such as a line end (`[` alone on a line: found by Fuzz/fuzz-config). So headers are checked
+    /// here first: a `[` that starts a line outside any string, comment or array is a header, and TOML
+    /// wants a bare or quoted key after it.
+    static func refuseKeylessTableHeaders(_ text: String, file: String) throws(ConfigurationError) {
+        let b = Array(text.utf8)
+        var i = 0, line = 1, depth = 0, lineStart = true
+        func isKeyStart(_ c: UInt8) -> Bool {
+            (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x5F || c == 0x2D
+                || c == 0x22 || c == 0x27 || c == 0x5D
+        }
+        func skipSpace(_ j: inout Int) { while j < b.count && (b[j] == 0x20 || b[j] == 0x09) { j += 1 } }
+        while i < b.count {
+            let c = b[i]
+            switch c {
+            case 0x0A:
+                line += 1
+                lineStart = true
+                i += 1
+                continue
+            case 0x20, 0x09, 0x0D:
+                i += 1
+                continue
+            case 0x23:  // '#': a comment to the line end
+                while i < b.count && b[i] != 0x0A { i += 1 }
+                continue
+            case 0x22, 0x27:  // a string, single- or multi-line, basic (escapes) or literal
+                let multi = i + 2 < b.count && b[i + 1] == c && b[i + 2] == c
+                i += multi ? 3 : 1
+                while i < b.count {
+                    if c == 0x22 && b[i] == 0x5C { i += 2; continue }
+                    if b[i] == 0x0A { if !multi { break }; line += 1 }
+                    if b[i] == c && (!multi || (i + 2 < b.count && b[i + 1] == c && b[i + 2] == c)) {
+                        i += multi ? 3 : 1
+                        // A multi-line string may end in up to two more quotes.
+                        while multi && i < b.count && b[i] == c { i += 1 }
+                        break
+                    }
+                    i += 1
+                }
+                lineStart = false
+                continue
+            case 0x5B where lineStart && depth == 0:  // '[' of a table header
+                var j = i + 1
+                skipSpace(&j)
+                if j < b.count && b[j] == 0x5B {
+                    j += 1
+                    skipSpace(&j)
+                }
+                if j < b.count && !isKeyStart(b[j]) {
+                    throw ConfigurationError(file: file, key: "", problem: "is not valid TOML: a table header without a key at line \(line)",
+                                             hint: "write the table's name between the brackets, e.g. [nat44]")
+                }
+                i = j
+                lineStart = false
+                continue
+            case 0x5B:
+                depth += 1
+            case 0x5D:
+                depth = max(0, depth - 1)
+            default:
+                break
+            }
+            lineStart = false
+            i += 1
+        }
+    }
+
     /// The file's tables as values, not yet validated.
     public static func decode(_ text: String, file: String = "<config>") throws(ConfigurationError) -> DaemonConfiguration {
         try refuseControlCharacters(text, file: file)
+        try refuseKeylessTableHeaders(text, file: file)
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)

@@ -33,3 +33,29 @@ import Testing
         #expect(c.nat44 != nil)
     }
 }
+
+extension ConfigBadInputTests {
+    /// A table header with no key (`[` alone on its line, or followed by `=`, `#` …) made toml++ fail an
+    /// assertion and abort; it is refused with the line now. Headers, arrays and strings that hold
+    /// brackets still load.
+    @Test func toml1_0_tableHeaderWithoutAKeyIsRefusedNotAborted() throws {
+        #expect(problem("# comment\n[\nnat64]\n")?.problem == "is not valid TOML: a table header without a key at line 2")
+        #expect(problem("[[ =x]]\n")?.problem.contains("without a key at line 1") == true)
+        #expect(problem("[ # no key\n")?.problem.contains("without a key") == true)
+        let ok = """
+            [ nat44 ]
+            pool = [
+              "198.51.100.1/32",
+            ]
+            inside = [ "100.64.0.0/10" ]  # [not a header]
+            [[nat44.forward]]
+            protocol = "tcp"
+            outside = "198.51.100.1:8080"
+            inside = "100.64.0.10:80"
+            [tun]
+            name = "[x"
+            """
+        let c = try ConfigLoader.decode(ok, file: "ok.toml")  // decoded only: "[x" is no interface name
+        #expect(c.nat44?.forwards.count == 1 && c.tun.name == "[x")
+    }
+}

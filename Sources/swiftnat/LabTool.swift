@@ -42,6 +42,7 @@ struct LabPingCommand: ParsableCommand {
     var size = 56
 
     func run() throws {
+        restoreDefaultStopSignals()
         var p = LabPing(destination: destination)
         (p.count, p.interval, p.wait, p.source, p.ttl, p.size) = (count, interval, wait, source, ttl, size)
         let ok: Bool
@@ -68,6 +69,7 @@ struct LabHTTPServeCommand: ParsableCommand {
     var duration = 300.0
 
     func run() throws {
+        restoreDefaultStopSignals()
         do {
             try LabHTTPServer(address: address, port: port, directory: directory, duration: duration).run()
         } catch {
@@ -88,6 +90,7 @@ struct LabHTTPGetCommand: ParsableCommand {
     var timeout = 5.0
 
     func run() throws {
+        restoreDefaultStopSignals()
         do {
             let (status, body) = try LabHTTPGet(url: url, timeout: timeout).run()
             FileHandle.standardOutput.write(Data(body))
@@ -113,6 +116,7 @@ struct LabUDPEchoCommand: ParsableCommand {
     var duration = 300.0
 
     func run() throws {
+        restoreDefaultStopSignals()
         do {
             try LabUDPEcho(address: address, port: port, duration: duration).run()
         } catch {
@@ -145,6 +149,7 @@ struct LabUDPSendCommand: ParsableCommand {
     var timeout = 2.0
 
     func run() throws {
+        restoreDefaultStopSignals()
         do {
             let answer = try LabUDPSend(address: address, port: port, message: message, sourcePort: sourcePort,
                                         source: source, timeout: timeout).run()
@@ -154,4 +159,17 @@ struct LabUDPSendCommand: ParsableCommand {
             fail(error.description)
         }
     }
+}
+
+/// The lab tools stop on SIGTERM and SIGINT like any program: their default action, unblocked. The lab
+/// (or a test thread) that starts them may have them blocked, and a child inherits that mask; a kept
+/// lab's removal recipe (`kill` of what runs in the namespaces) then left the servers running.
+func restoreDefaultStopSignals() {
+    signal(SIGTERM, SIG_DFL)
+    signal(SIGINT, SIG_DFL)
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, SIGTERM)
+    sigaddset(&set, SIGINT)
+    pthread_sigmask(SIG_UNBLOCK, &set, nil)
 }

@@ -1,6 +1,7 @@
 #include "ctun.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
@@ -97,4 +98,89 @@ void ctun_eventfd_drain(int fd) {
 
 void ctun_set_thread_name(const char *name) {
     prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+}
+
+// MARK: Fair queues: a steering program that picks the TUN queue by source address, and epoll.
+
+#include <linux/bpf.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+
+#define INSN(c, d, s, o, i) ((struct bpf_insn){ .code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i) })
+
+int ctun_steer_by_source(int fd, uint32_t queues, uint32_t seed, uint32_t outside_ifindex) {
+    // eBPF, socket-filter type (the packet starts at its IP header): stochastic fairness queueing by
+    // source host. The source address (IPv4; IPv6: its last 32 bits) is hashed with `seed`
+    // (multiplicative hashing; a new seed now and then moves colliding hosts apart). With an outside
+    // interface, packets that arrived on it take the odd queues and all others the even ones, so that
+    // an inside host never shares a queue with an outside one. Not IP: queue 0.
+    if (queues == 0) return -EINVAL;
+    uint32_t classes = (outside_ifindex != 0 && queues >= 2) ? 2 : 1;
+    uint32_t buckets = queues / classes;
+    struct bpf_insn prog[32];
+    int n = 0;
+    prog[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_X, 6, 1, 0, 0);   // r6 = ctx (LD_ABS reads through r6)
+    prog[n++] = INSN(BPF_LDX | BPF_MEM | BPF_W, 7, 1, (int16_t)offsetof(struct __sk_buff, ingress_ifindex), 0);
+    prog[n++] = INSN(BPF_LD | BPF_ABS | BPF_B, 0, 0, 0, 0);      // r0 = first byte
+    prog[n++] = INSN(BPF_ALU64 | BPF_RSH | BPF_K, 0, 0, 0, 4);   // the IP version
+    int jv6 = n; prog[n++] = INSN(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 0, 6);
+    int jother = n; prog[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, 0, 0, 0, 4);
+    prog[n++] = INSN(BPF_LD | BPF_ABS | BPF_W, 0, 0, 0, 12);     // IPv4 source address
+    int jhash = n; prog[n++] = INSN(BPF_JMP | BPF_JA, 0, 0, 0, 0);
+    prog[jv6].off = (int16_t)(n - jv6 - 1);
+    prog[n++] = INSN(BPF_LD | BPF_ABS | BPF_W, 0, 0, 0, 20);     // IPv6 source address, bytes 12-15
+    prog[jhash].off = (int16_t)(n - jhash - 1);
+    prog[n++] = INSN(BPF_ALU | BPF_XOR | BPF_K, 0, 0, 0, (int32_t)seed);
+    prog[n++] = INSN(BPF_ALU | BPF_MUL | BPF_K, 0, 0, 0, (int32_t)0x9E3779B1u);
+    prog[n++] = INSN(BPF_ALU | BPF_RSH | BPF_K, 0, 0, 0, 16);
+    prog[n++] = INSN(BPF_ALU | BPF_MOD | BPF_K, 0, 0, 0, (int32_t)buckets);
+    if (classes == 2) {
+        prog[n++] = INSN(BPF_ALU | BPF_LSH | BPF_K, 0, 0, 0, 1);
+        prog[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, 7, 0, 1, (int32_t)outside_ifindex);
+        prog[n++] = INSN(BPF_ALU | BPF_OR | BPF_K, 0, 0, 0, 1);
+    }
+    prog[n++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+    prog[jother].off = (int16_t)(n - jother - 1);
+    prog[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0);   // queue 0
+    prog[n++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+    static const char license[] = "GPL";
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
+    attr.insns = (uint64_t)(uintptr_t)prog;
+    attr.insn_cnt = (uint32_t)n;
+    attr.license = (uint64_t)(uintptr_t)license;
+    int prog_fd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
+    if (prog_fd < 0) return -errno;
+    int rc = ioctl(fd, TUNSETSTEERINGEBPF, &prog_fd) < 0 ? -errno : 0;
+    close(prog_fd);  // the device keeps its own reference
+    return rc;
+}
+
+int ctun_epoll_create(const int *fds, int count) {
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) return -errno;
+    for (int i = 0; i < count; i++) {
+        struct epoll_event ev = { .events = EPOLLIN, .data = { .u32 = (uint32_t)i } };
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev) < 0) {
+            int e = errno;
+            close(ep);
+            return -e;
+        }
+    }
+    return ep;
+}
+
+int ctun_epoll_watch(int ep, int fd, uint32_t index, int on) {
+    struct epoll_event ev = { .events = on ? EPOLLIN : 0, .data = { .u32 = index } };
+    return epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int ctun_epoll_ready(int ep, uint32_t *indices, int capacity) {
+    struct epoll_event evs[64];
+    if (capacity > 64) capacity = 64;
+    int n = epoll_wait(ep, evs, capacity, 0);
+    if (n < 0) return errno == EINTR ? 0 : -errno;
+    for (int i = 0; i < n; i++) indices[i] = evs[i].data.u32;
+    return n;
 }

@@ -50,13 +50,30 @@ public struct Behavior: Sendable, Hashable, CustomStringConvertible {
     public var description: String { presetName ?? "\(mapping.rawValue) mapping, \(filtering.rawValue) filtering" }
 }
 
-/// Resource limits (RFC 6888 REQ-3, REQ-4). `nil` means unlimited (up to the table size).
+/// Resource limits (RFC 6888 REQ-3, REQ-4).
 public struct Limits: Sendable, Hashable {
+    /// Sessions one inside host may hold. nil: the default, a sixteenth of the session table (at least
+    /// 4096), so that no host takes the table from the others; 0: unlimited (up to the table size).
     public var maxSessionsPerHost: Int? = nil
     public var maxPortsPerHost: Int? = nil
     /// ICMP errors the engine itself generates, per second (RFC 1812 §4.3.2.8 rate limiting).
     public var icmpErrorsPerSecond: Int = 1000
+    /// New sessions one inside host may open per second, on average (a token bucket per host, RFC 6888
+    /// REQ-4's spirit): a host that sprays new flows is held to this rate and its other packets go on.
+    /// 0: unlimited.
+    public var newSessionsPerSecond: Int = 2000
+    /// New sessions a host may open at once beyond that rate (the bucket's size).
+    public var newSessionBurst: Int = 4000
     public init() {}
+
+    /// The per-host session limit in force for a table of `maxSessions` (nil: none).
+    public func sessionsPerHost(maxSessions: Int) -> Int? {
+        switch maxSessionsPerHost {
+        case nil: min(maxSessions, max(4096, maxSessions / 16))
+        case 0?: nil
+        case let l?: l
+        }
+    }
 }
 
 /// What to do with an unsolicited inbound SYN once its 6-second hold ends (RFC 5382 REQ-4).
@@ -235,7 +252,9 @@ public struct NAPT44Configuration: Sendable {
         if let h = maxHosts, let e = ConfigurationError.outside(1...(1 << 24), key: "max_hosts", value: h) { throw e }
         if let e = ConfigurationError.outside(0...65536, key: "max_held_syns", value: maxHeldSYNs) { throw e }
         try validateTimeouts()
-        if let l = limits.maxSessionsPerHost, let e = ConfigurationError.outside(1...Int.max, key: "limits.max_sessions_per_host", value: l) { throw e }
+        if let l = limits.maxSessionsPerHost, let e = ConfigurationError.outside(0...Int.max, key: "limits.max_sessions_per_host", value: l) { throw e }
+        if let e = ConfigurationError.outside(0...1_000_000, key: "limits.new_sessions_per_second", value: limits.newSessionsPerSecond) { throw e }
+        if let e = ConfigurationError.outside(1...1_000_000, key: "limits.new_session_burst", value: limits.newSessionBurst) { throw e }
         if let l = limits.maxPortsPerHost, let e = ConfigurationError.outside(1...Int.max, key: "limits.max_ports_per_host", value: l) { throw e }
         if let e = ConfigurationError.outside(0...1_000_000, key: "limits.icmp_errors_per_second", value: limits.icmpErrorsPerSecond) { throw e }
         if let e = ConfigurationError.outside(1...1_000_000, key: "fragments.max_flows", value: fragments.maxFlows) { throw e }

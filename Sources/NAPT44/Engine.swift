@@ -35,6 +35,9 @@ public struct NAPT44Engine: ~Copyable {
     var pairedPooling = true
     var maxSessionsPerHost: Int? = nil
     var maxPortsPerHost: Int? = nil
+    /// New sessions per second and burst per inside host (0: unlimited).
+    var newSessionRate: UInt32 = 0
+    var newSessionBurst: UInt32 = 1
     /// The table's outside-endpoint lookup as a copyable value (pointers into the table, which never moves).
     let endpointProbe: EndpointProbe
     /// Tests turn the fast path off to compare it with the full pipeline.
@@ -102,7 +105,9 @@ public struct NAPT44Engine: ~Copyable {
         mappingUDP = c.udp.mapping
         mappingICMP = c.icmp.mapping
         pairedPooling = c.pairedPooling
-        maxSessionsPerHost = c.limits.maxSessionsPerHost
+        maxSessionsPerHost = c.limits.sessionsPerHost(maxSessions: c.maxSessions)
+        newSessionRate = UInt32(c.limits.newSessionsPerSecond)
+        newSessionBurst = UInt32(c.limits.newSessionBurst)
         maxPortsPerHost = c.limits.maxPortsPerHost
         // Every idle timeout under 2^16 s: an established packet need not read the second half of its session.
         table.refreshReadsHighBits = TimerClass.allCases.contains { c.timeouts.seconds(for: $0) >= 1 << 16 }

@@ -34,6 +34,12 @@ extension NAPT44Engine {
             table.releaseHostIfIdle(host)
             throw reject(.hostSessionLimit, ip, tenant: tenant)
         }
+        if newSessionRate != 0 && !table.hosts[Int(host)].takeNewSessionCredit(
+            nowMilliseconds: UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000), rate: newSessionRate, burst: newSessionBurst) {
+            // Silently: an ICMP error per refused packet would only feed the flood back.
+            table.releaseHostIfIdle(host)
+            throw .hostNewSessionRate
+        }
         let mid: UInt32
         do {
             mid = try mappingForOutbound(t, remote: remote, remotePort: remotePort, tenant: tenant, host: host, now: nowS)

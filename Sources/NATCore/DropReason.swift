@@ -78,6 +78,10 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
     /// RFC 6296 §3.4-§3.7: no 16-bit word can carry the checksum-neutral adjustment (a subnet ID of 0xFFFF
     /// with a prefix up to /48, an all-ones IID with a longer one): the address is not translated.
     case adjustmentWordAllOnes
+    // Load (RFC 6888 REQ-4's spirit).
+    /// An inside host opened new sessions faster than `limits.new_sessions_per_second` (beyond its burst):
+    /// the packet that would have opened one more is dropped, silently.
+    case hostNewSessionRate
 
     /// The snake_case metrics label.
     public var name: String {
@@ -130,6 +134,7 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
         case .handoffQueueFull: "handoff_queue_full"
         case .fragmentBeforeFirst: "fragment_before_first"
         case .adjustmentWordAllOnes: "adjustment_word_all_ones"
+        case .hostNewSessionRate: "host_new_session_rate"
         }
     }
 

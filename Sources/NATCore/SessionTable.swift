@@ -182,6 +182,40 @@ public struct HostRecord: Sendable {
     public var sessions: UInt32 = 0
     public var ports: UInt32 = 0
     @usableFromInline var nextFree: UInt32 = 0
+    /// New-session credit, in thousandths of a session (a token bucket; see ``takeNewSessionCredit``).
+    public var credit: UInt32 = 0
+    /// When `credit` was last topped up, in milliseconds of the engine's clock (0: never, a new host).
+    public var creditMilliseconds: UInt32 = 0
+
+    public init() {}
+
+    @usableFromInline init(address: UInt32, tenant: UInt32, sessions: UInt32, ports: UInt32, nextFree: UInt32) {
+        self.address = address
+        self.tenant = tenant
+        self.sessions = sessions
+        self.ports = ports
+        self.nextFree = nextFree
+    }
+
+    /// Takes one new session's credit from a token bucket that fills at `rate` sessions per second up to
+    /// `burst` sessions (a new host starts full). Whether there was enough. No allocation.
+    @inlinable
+    public mutating func takeNewSessionCredit(nowMilliseconds now: UInt32, rate: UInt32, burst: UInt32) -> Bool {
+        let cap = burst &* 1000
+        let t = now | 1  // 0 means "never"
+        if creditMilliseconds == 0 {
+            credit = cap
+        } else {
+            let elapsed = t &- creditMilliseconds
+            // rate sessions per second = rate thousandths per millisecond.
+            let gained: UInt64 = elapsed >= 0x8000_0000 ? UInt64(cap) : UInt64(elapsed) &* UInt64(rate)
+            credit = UInt32(min(UInt64(cap), UInt64(credit) &+ gained))
+        }
+        creditMilliseconds = t
+        guard credit >= 1000 else { return false }
+        credit &-= 1000
+        return true
+    }
 }
 
 /// The NAPT session table: sessions and mappings in preallocated slabs, each reachable from its inside

@@ -165,6 +165,9 @@ extension TunSettings {
         if let v = try t.int("queues") { queues = v }
         if let v = try t.bool("offload") { offload = v }
         if let v = try t.int("txqueuelen") { txQueueLength = v }
+        if let v = try t.int("fair_queues") { fairQueues = v }
+        if let v = try t.int("fair_queue_rate") { fairQueueRate = v }
+        if let v = try t.int("fair_queue_perturb") { fairQueuePerturbSeconds = v }
         try t.finish()
     }
 }
@@ -263,6 +266,8 @@ extension NAPT44Configuration {
             if let v = try t.int("max_sessions_per_host") { limits.maxSessionsPerHost = v }
             if let v = try t.int("max_ports_per_host") { limits.maxPortsPerHost = v }
             if let v = try t.int("icmp_errors_per_second") { limits.icmpErrorsPerSecond = v }
+            if let v = try t.int("new_sessions_per_second") { limits.newSessionsPerSecond = v }
+            if let v = try t.int("new_session_burst") { limits.newSessionBurst = v }
             try t.finish()
         }
         if let t = try n.table("fragments") {

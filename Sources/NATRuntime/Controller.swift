@@ -186,6 +186,13 @@ public final class DaemonController: @unchecked Sendable {
         return snaps.flatMap(\.sessions).filter(filter.matches)
     }
 
+    /// Packets the kernel dropped on their way into the TUN device (a queue's ring was full: the host
+    /// that hashes to it sent faster than its turn and budget allow), from sysfs; nil without a device.
+    func tunDropped() -> UInt64? {
+        guard let s = try? String(contentsOfFile: "/sys/class/net/\(tunName)/statistics/tx_dropped", encoding: .utf8) else { return nil }
+        return UInt64(s.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
     func stats() throws(ControlError) -> StatsResult {
         let snaps = try snapshots()
         var io = IOCounters()
@@ -215,8 +222,10 @@ public final class DaemonController: @unchecked Sendable {
             for (k, v) in c.fields { d[k] = v }
             return d
         }
+        var runtime = Dictionary(uniqueKeysWithValues: io.fields)
+        if let d = tunDropped() { runtime["tun_tx_dropped"] = d }
         return StatsResult(queues: snaps.count, nat44: fields(n44, extra44), nat64: fields(n64, extra64),
-                           runtime: Dictionary(uniqueKeysWithValues: io.fields), dropped: dropped)
+                           runtime: runtime, dropped: dropped)
     }
 
     func reservations() throws(ControlError) -> [AddressReservationRow] {

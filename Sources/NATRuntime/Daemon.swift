@@ -64,10 +64,19 @@ public enum Daemon {
         let tunMTU = cfg.resolvedTunMTU(logger: logger)
         let tun: TunDevice
         do {
-            tun = try TunDevice(name: cfg.tun.name, mtu: tunMTU, queues: cfg.tun.queues, offload: cfg.tun.offload,
+            tun = try TunDevice(name: cfg.tun.name, mtu: tunMTU, queues: cfg.tun.kernelQueues, offload: cfg.tun.offload,
                                 txQueueLength: cfg.tun.txQueueLength)
         } catch {
             throw DaemonError("\(cfg.file): [tun]: \(error.description)")
+        }
+        var fairness = "off"
+        if cfg.tun.fairQueues > 1 {
+            if let why = tun.steerBySource(seed: UInt32.random(in: 0...UInt32.max), outsideInterface: cfg.outsideInterface) {
+                fairness = "by flow (the steering program was refused: \(why))"
+                logger.warning("fair queues: the kernel refused the steering program (\(why)); packets are spread over the \(cfg.tun.kernelQueues) queues by flow instead of by host")
+            } else {
+                fairness = "by host, \(cfg.tun.fairQueues) per thread\(cfg.tun.fairQueueRate > 0 ? ", at most \(cfg.tun.fairQueueRate) packets/s each" : "")"
+            }
         }
         let routes = RouteSetup(logger: logger)
         if cfg.routing.enabled {
@@ -84,8 +93,10 @@ public enum Daemon {
             NAT64Setup(settings: $0, mtu: tunMTU, restore: restore, claimsAllIPv4: cfg.nat44 == nil, control: nat64Control)
         }
         controller.offload = tun.offloadDescription
-        for (q, fd) in tun.fds.enumerated() {
-            PacketLoop.start(queue: TunQueue(fd: fd, metadataSize: tun.vnetHeaderSize),
+        let perThread = cfg.tun.fairQueues
+        for q in 0..<cfg.tun.queues {
+            let fds = Array(tun.fds[(q * perThread)..<((q + 1) * perThread)])
+            PacketLoop.start(queue: TunQueue(fds: fds, metadataSize: tun.vnetHeaderSize, packetsPerSecond: cfg.tun.fairQueueRate),
                              setup: PacketThreadSetup(queue: q, configuration: plan?.configurations[q], nat64: setup64,
                                                       rings: rings, commands: commands[q], control: control, logger: logger,
                                                       logging: cfg.logging))
@@ -99,13 +110,14 @@ public enum Daemon {
         if let n = cfg.nat64 {
             what.append(n.summary)
         }
-        logger.info("ready: tun=\(tun.name) mtu=\(tunMTU) queues=\(tun.fds.count) offload=\(tun.offloadDescription) \(what.joined(separator: " ")) routes=\(cfg.routing.enabled ? "on" : "off") pid=\(getpid())")
+        logger.info("ready: tun=\(tun.name) mtu=\(tunMTU) queues=\(cfg.tun.queues) fair_queues=\(fairness) offload=\(tun.offloadDescription) \(what.joined(separator: " ")) routes=\(cfg.routing.enabled ? "on" : "off") pid=\(getpid())")
         var keeper: NAT64StateKeeper? = nil
         if case .pool(let p)? = cfg.nat64?.mode, let path = p.stateFile {
             keeper = NAT64StateKeeper(path: path, interval: p.stateInterval, control: nat64Control, logger: logger)
         }
 
         var ts = timespec(tv_sec: 0, tv_nsec: 200_000_000)
+        var lastPerturbation = Date()
         while true {
             let sig = sigtimedwait(&set, nil, &ts)
             if sig == SIGUSR1 {
@@ -119,10 +131,17 @@ public enum Daemon {
             }
             if control.failed.load(ordering: .relaxed) { break }
             keeper?.poll()
+            if cfg.tun.fairQueues > 1 && Date().timeIntervalSince(lastPerturbation) >= Double(cfg.tun.fairQueuePerturbSeconds) {
+                // A new hash seed: hosts that shared a queue by chance share it no longer (SFQ's perturbation).
+                lastPerturbation = Date()
+                if let why = tun.steerBySource(seed: UInt32.random(in: 0...UInt32.max), outsideInterface: cfg.outsideInterface) {
+                    logger.warning("fair queues: new steering seed refused: \(why)")
+                }
+            }
         }
         if !control.failed.load(ordering: .relaxed) { dumpAll(commands, logger) }
         control.stop.store(true, ordering: .relaxed)
-        for _ in tun.fds { control.finished.wait() }
+        for _ in 0..<cfg.tun.queues { control.finished.wait() }
         keeper?.finish()
         routes.rollback()
         tun.closeAll()

@@ -20,7 +20,23 @@ public struct TunSettings: Sendable, Equatable {
     /// The TUN device's transmit queue length (packets the kernel queues for the reader); the kernel's
     /// default (500) when nil.
     public var txQueueLength: Int? = nil
+    /// Kernel queues each packet thread reads, in turn (fair queueing between inside hosts): the kernel
+    /// puts each packet on the queue its source address hashes to (a steering program), each queue has its
+    /// own ring (``txQueueLength`` packets), and the thread takes one packet from each waiting queue in
+    /// turn. A host that floods fills its own ring and loses its own packets there; the other hosts'
+    /// rings keep being read. 1: one queue per thread, first come first served.
+    public var fairQueues = 32
+    /// Seconds between two changes of the fair queues' hash seed (hosts that collided share a queue no
+    /// longer).
+    public var fairQueuePerturbSeconds = 10
+    /// Packets per second one fair queue (one host, or the few that hash with it) may give its thread;
+    /// beyond that the queue is not read for the rest of a 5 ms window and the kernel drops the excess
+    /// in that queue's ring. 0: no limit (the thread reads as fast as it can, in turn).
+    public var fairQueueRate = 50_000
     public init() {}
+
+    /// TUN queues in all: `queues` threads × `fairQueues` each.
+    public var kernelQueues: Int { queues * fairQueues }
 
     /// Checks every value; keys as in `[tun]`.
     public func validate() throws(ConfigurationError) {
@@ -30,6 +46,13 @@ public struct TunSettings: Sendable, Equatable {
         if let e = ConfigurationError.outside(576...65535, key: "mtu", value: mtu) { throw e }
         if let e = ConfigurationError.outside(1...64, key: "queues", value: queues) { throw e }
         if let q = txQueueLength, let e = ConfigurationError.outside(1...1_000_000, key: "txqueuelen", value: q) { throw e }
+        if let e = ConfigurationError.outside(1...64, key: "fair_queues", value: fairQueues) { throw e }
+        if let e = ConfigurationError.outside(0...100_000_000, key: "fair_queue_rate", value: fairQueueRate) { throw e }
+        if let e = ConfigurationError.outside(1...86_400, key: "fair_queue_perturb", value: fairQueuePerturbSeconds) { throw e }
+        guard kernelQueues <= 256 else {
+            throw ConfigurationError(key: "fair_queues", problem: "queues × fair_queues is \(kernelQueues), above the kernel's 256 TUN queues",
+                                     hint: "lower fair_queues or queues")
+        }
     }
 }
 

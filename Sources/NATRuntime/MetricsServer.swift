@@ -188,6 +188,9 @@ final class NATMetrics: @unchecked Sendable {
             counter("swiftnat_runtime_\(name)_total", [], "Packet threads: \(name.replacingOccurrences(of: "_", with: " "))", v)
         }
         gauge("swiftnat_queues", [], "Packet threads", Double(snaps.count))
+        if let d = controller.tunDropped() {
+            counter("swiftnat_tun_dropped_total", [], "Packets the kernel dropped on their way into the TUN device (a fair queue's ring was full)", d)
+        }
     }
 }
 

@@ -136,6 +136,9 @@ public struct IOCounters: Sendable, Equatable, Codable {
     public var received: UInt64 = 0
     /// Control-plane commands applied.
     public var commands: UInt64 = 0
+    /// Times a fair queue used its packet budget (`[tun] fair_queue_rate`) and was not read for the rest
+    /// of a 5 ms window (the kernel drops that host's excess in its ring: `tun_tx_dropped`).
+    public var queuePauses: UInt64 = 0
 
     public init() {}
 
@@ -147,13 +150,15 @@ public struct IOCounters: Sendable, Equatable, Codable {
     public var fields: [(String, UInt64)] {
         [("reads", reads), ("writes", writes), ("read_errors", readErrors), ("write_errors", writeErrors),
          ("offloaded", offloaded), ("sw_checksums", softwareChecksums), ("sw_segments", softwareSegments),
-         ("wakeups", wakeups), ("handed_off", handedOff), ("received", received), ("commands", commands)]
+         ("wakeups", wakeups), ("handed_off", handedOff), ("received", received), ("commands", commands),
+         ("queue_pauses", queuePauses)]
     }
 
     public static func += (a: inout IOCounters, b: IOCounters) {
         a.reads &+= b.reads; a.writes &+= b.writes; a.readErrors &+= b.readErrors; a.writeErrors &+= b.writeErrors
         a.offloaded &+= b.offloaded; a.softwareChecksums &+= b.softwareChecksums; a.softwareSegments &+= b.softwareSegments
         a.wakeups &+= b.wakeups; a.handedOff &+= b.handedOff; a.received &+= b.received; a.commands &+= b.commands
+        a.queuePauses &+= b.queuePauses
     }
 }
 

@@ -377,13 +377,17 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
     deinit { pfds.deallocate() }
 
     /// The runtime's own counters.
-    public var ioCounters: IOCounters { q.io }
+    public var ioCounters: IOCounters {
+        var io = q.io
+        io.queuePauses = q.device.budgetPauses
+        return io
+    }
 
     /// Runs until `control.stop`: waits for packets (or a command, or a hand-off), then ``step(now:)``.
     public mutating func run(control: LoopControl) {
         var busy = false
         while !control.stop.load(ordering: .relaxed) {
-            let r = poll(pfds, nfds, busy ? 0 : 100)
+            let r = poll(pfds, nfds, busy ? 0 : q.device.idleWaitMilliseconds)
             if r > 0 { q.io.wakeups &+= 1 }
             busy = step(now: monotonicNow())
         }

@@ -8,7 +8,7 @@ extension PacketThread where Device: ~Copyable {
     mutating func snapshot(_ request: SnapshotRequest, now: Timestamp) -> QueueSnapshot {
         if request.ports && engine != nil { census.start() }
         var s = QueueSnapshot(queue: queue)
-        s.io = q.io
+        s.io = ioCounters
         switch engine {
         case .some(let e):
             s.nat44 = e.counters

@@ -106,6 +106,16 @@ public final class TunDevice {
         }
     }
 
+    /// Loads (or replaces) the steering program that puts each packet on the queue its source address
+    /// hashes to with `seed` (``TunQueue``'s fair queueing); with an outside interface, packets from it
+    /// and packets from elsewhere use separate queues. nil, or why the kernel refused it.
+    public func steerBySource(seed: UInt32, outsideInterface: String?) -> String? {
+        guard let fd = fds.first else { return "no queue" }
+        let index = outsideInterface.map { if_nametoindex($0) } ?? 0
+        let rc = ctun_steer_by_source(fd, UInt32(fds.count), seed, index)
+        return rc == 0 ? nil : String(cString: strerror(-rc))
+    }
+
     public func closeAll() {
         for f in fds { close(f) }
         fds = []

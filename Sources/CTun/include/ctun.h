@@ -54,4 +54,21 @@ static inline uint64_t ctun_load_acquire(const uint64_t *p) { return __atomic_lo
 static inline void ctun_store_release(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline uint64_t ctun_load_relaxed(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 
+/// Loads a steering program (eBPF, TUNSETSTEERINGEBPF) on the TUN device of `fd`, which has `queues`
+/// queues: each packet goes to the queue its source address hashes to with `seed` (stochastic fairness
+/// queueing by host). With `outside_ifindex` non-zero, packets that arrived on that interface take the
+/// odd queues and all others the even ones. Loading it again (a new seed) replaces it. 0 or -errno.
+int ctun_steer_by_source(int fd, uint32_t queues, uint32_t seed, uint32_t outside_ifindex);
+
+/// An epoll descriptor (close-on-exec) watching `fds` for input; each event carries the fd's index.
+/// Returns it, or -errno.
+int ctun_epoll_create(const int *fds, int count);
+
+/// Starts (`on` non-zero) or stops watching `fd` (at `index`) for input on epoll descriptor `ep`. 0 or -errno.
+int ctun_epoll_watch(int ep, int fd, uint32_t index, int on);
+
+/// The indices of the descriptors that are readable now (epoll_wait with no wait), at most `capacity`
+/// (and at most 64). The count, or -errno.
+int ctun_epoll_ready(int ep, uint32_t *indices, int capacity);
+
 #endif

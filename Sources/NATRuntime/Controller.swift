@@ -22,6 +22,8 @@ public struct ControlRequest: Codable, Sendable {
     public var lifetime: Int?
     public var description: String?
     public var limit: Int?
+    /// `forwards.add`: false keeps the forward listed (its port reserved) but not installed (UPnP NewEnabled=0).
+    public var enabled: Bool?
 
     public init(command: String) { self.command = command }
 }
@@ -37,6 +39,10 @@ public struct ForwardEntry: Codable, Sendable, Equatable {
     public var description: String?
     /// When it ends (seconds since 1970), nil for never.
     public var expiresAt: Double?
+    /// false: kept and listed, not installed in the engine (UPnP NewEnabled=0); nil or true: forwarding.
+    public var enabled: Bool? = nil
+
+    var isEnabled: Bool { enabled ?? true }
 
     func expired(at now: Double) -> Bool { expiresAt.map { $0 <= now } ?? false }
 }
@@ -242,8 +248,9 @@ public final class DaemonController: @unchecked Sendable {
     /// Adds a run-time forward for an in-process server (port control: `origin` "upnp", "natpmp",
     /// "pcp"), as `swiftnat forwards add` does for "cli". Safe from any thread.
     public func addForward(protocol p: String, outside: String, inside: String, lifetime: Int?, description: String?,
-                           origin: String) throws(ControlError) -> ForwardEntry {
+                           origin: String, enabled: Bool = true) throws(ControlError) -> ForwardEntry {
         var r = ControlRequest(command: "forwards.add")
+        r.enabled = enabled ? nil : false
         r.protocol = p
         r.outside = outside
         r.inside = inside
@@ -274,10 +281,12 @@ public final class DaemonController: @unchecked Sendable {
             }
             let lifetime = lifetime.flatMap { $0 > 0 ? $0 : nil }
             let expires = lifetime.map { Timestamp(nanoseconds: monotonicNow().nanoseconds &+ UInt64($0) * 1_000_000_000) }
-            let reply = Reply<Bool>()
-            guard commands[0].send(.renewForward(proto: f.proto, address: f.outsideAddress, port: f.outsidePorts.lowerBound,
-                                                 expires: expires, reply)), reply.wait() == true else {
-                return .failure(ControlError("the packet thread did not renew \(p) \(outside)"))
+            if runtimeForwards[k].isEnabled {
+                let reply = Reply<Bool>()
+                guard commands[0].send(.renewForward(proto: f.proto, address: f.outsideAddress, port: f.outsidePorts.lowerBound,
+                                                     expires: expires, reply)), reply.wait() == true else {
+                    return .failure(ControlError("the packet thread did not renew \(p) \(outside)"))
+                }
             }
             runtimeForwards[k].expiresAt = lifetime.map { Date().timeIntervalSince1970 + Double($0) }
             if let description { runtimeForwards[k].description = description }
@@ -305,12 +314,26 @@ public final class DaemonController: @unchecked Sendable {
         if let lifetime { f.expires = Timestamp(nanoseconds: monotonicNow().nanoseconds &+ UInt64(lifetime) * 1_000_000_000) }
         let entry = ForwardEntry(protocol: f.protocolName, outside: f.outsideText, inside: "\(f.insideAddress):\(f.insidePort)",
                                  origin: origin, description: r.description,
-                                 expiresAt: lifetime.map { Date().timeIntervalSince1970 + Double($0) })
-        try install(f)
+                                 expiresAt: lifetime.map { Date().timeIntervalSince1970 + Double($0) },
+                                 enabled: r.enabled == false ? false : nil)
+        if entry.isEnabled { try install(f) }
         runtimeForwards.append(entry)
         saveForwards()
         logger.info("forward added: \(f)\(lifetime.map { " for \($0) s" } ?? "")\(r.description.map { " (\($0))" } ?? "")")
         return entry
+    }
+
+    /// PCP PEER (RFC 6887 §12): asks the packet thread for the session of a flow, created or refreshed
+    /// when `q.create`. With several queues a new flow's session belongs to the shard its first packet
+    /// is hashed to; PEER, as run-time forwards, needs one queue for now.
+    func peer(_ q: PeerQuery) -> PeerAnswer {
+        guard configuration.nat44 != nil, commands.count == 1 else { return .unavailable }
+        let reply = Reply<PeerAnswer>()
+        guard commands[0].send(.peer(q, reply)), let answer = reply.wait() else { return .unavailable }
+        if case .mapping(let m) = answer, m.created {
+            logger.info("PCP PEER: session \(q.proto == 6 ? "tcp" : "udp") \(q.inside):\(q.insidePort) -> \(q.remote):\(q.remotePort) created as \(m.outsideAddress):\(m.outsidePort)")
+        }
+        return answer
     }
 
     /// Sends a forward to the packet thread and waits for its answer.
@@ -336,10 +359,12 @@ public final class DaemonController: @unchecked Sendable {
             }
             throw ControlError("no run-time forward covers \(p) \(o)")
         }
-        let reply = Reply<Bool>()
-        guard commands[0].send(.removeForward(proto: f.proto, address: f.outsideAddress, port: f.outsidePorts.lowerBound, reply)),
-              reply.wait() != nil else {
-            throw ControlError("the packet thread did not answer")
+        if runtimeForwards[k].isEnabled {
+            let reply = Reply<Bool>()
+            guard commands[0].send(.removeForward(proto: f.proto, address: f.outsideAddress, port: f.outsidePorts.lowerBound, reply)),
+                  reply.wait() != nil else {
+                throw ControlError("the packet thread did not answer")
+            }
         }
         let e = runtimeForwards.remove(at: k)
         saveForwards()
@@ -385,6 +410,7 @@ public final class DaemonController: @unchecked Sendable {
                 r.outside = e.outside
                 r.inside = e.inside
                 r.description = e.description
+                r.enabled = e.enabled
                 r.lifetime = e.expiresAt.map { max(1, Int(($0 - now).rounded(.up))) }
                 do throws(ControlError) {
                     _ = try addForward(r, origin: e.origin)

@@ -17,6 +17,9 @@ public enum PacketCommand: Sendable {
     case removeForward(proto: UInt8, address: IPv4Address, port: UInt16, Reply<Bool>)
     /// Sets when the forward that covers an outside port ends, keeping its sessions (a lease renewed).
     case renewForward(proto: UInt8, address: IPv4Address, port: UInt16, expires: Timestamp?, Reply<Bool>)
+    /// PCP PEER (RFC 6887 §12): the NAT44 session of a flow, created (as its first outbound packet would)
+    /// or refreshed when `create`; only looked up otherwise.
+    case peer(PeerQuery, Reply<PeerAnswer>)
     /// Applies a changed NAT44 configuration to the running engine (``NAPT44Engine/reconfigure(_:now:)``);
     /// the reply is nil or why it cannot be applied.
     case reconfigure(NAPT44Configuration, Reply<String?>)
@@ -24,6 +27,36 @@ public enum PacketCommand: Sendable {
     case logging(LoggingSettings, Reply<String?>)
     /// The counters and sessions as log lines (SIGUSR1).
     case dumpLines(Reply<[String]>)
+}
+
+/// A PEER request as the packet thread takes it.
+public struct PeerQuery: Sendable {
+    public var proto: UInt8
+    public var inside: IPv4Address
+    public var insidePort: UInt16
+    public var remote: IPv4Address
+    public var remotePort: UInt16
+    public var create: Bool
+
+    public init(proto: UInt8, inside: IPv4Address, insidePort: UInt16, remote: IPv4Address, remotePort: UInt16, create: Bool) {
+        self.proto = proto
+        self.inside = inside
+        self.insidePort = insidePort
+        self.remote = remote
+        self.remotePort = remotePort
+        self.create = create
+    }
+}
+
+/// What a packet thread answers to ``PacketCommand/peer(_:_:)``.
+public enum PeerAnswer: Sendable, Equatable {
+    case mapping(PeerMapping)
+    /// No session (and none asked for).
+    case none
+    /// The NAT refused the new flow, for this reason (its metrics name, e.g. `ports_exhausted`).
+    case refused(DropReason)
+    /// No NAT44 engine on this thread.
+    case unavailable
 }
 
 /// A one-shot answer from a packet thread to the control plane.

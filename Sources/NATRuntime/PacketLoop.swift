@@ -510,6 +510,15 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
             reply.fulfil(engine != nil && engine!.removeForward(proto: proto, outsideAddress: address, port: port))
         case .renewForward(let proto, let address, let port, let expires, let reply):
             reply.fulfil(engine != nil && engine!.renewForward(proto: proto, outsideAddress: address, port: port, expires: expires))
+        case .peer(let q, let reply):
+            guard engine != nil else { reply.fulfil(.unavailable); return }
+            do throws(DropReason) {
+                let m = try engine!.peer(proto: q.proto, inside: q.inside, insidePort: q.insidePort, remote: q.remote,
+                                         remotePort: q.remotePort, create: q.create, now: now)
+                reply.fulfil(m.map { .mapping($0) } ?? .none)
+            } catch {
+                reply.fulfil(.refused(error))
+            }
         case .reconfigure(let configuration, let reply):
             guard engine != nil else { reply.fulfil("this daemon has no NAT44"); return }
             do {

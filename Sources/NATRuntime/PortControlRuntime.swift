@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import NAPT44
+import NATCore
 import NATWire
 import NIOCore
 import NIOPosix
@@ -22,7 +24,8 @@ struct ControllerMappingBackend: PortMappingBackend {
             // A configured range of ports: every port of it is taken (at most 65536 values).
             for p in ports {
                 out.append(PortMapping(proto: proto, externalPort: p, internalAddress: ia, internalPort: ip.lowerBound, origin: origin,
-                                       description: description, expiresAt: e.expiresAt, nonce: nonce))
+                                       description: description, expiresAt: e.expiresAt, nonce: nonce,
+                                       enabled: e.isEnabled))
             }
         }
         return out
@@ -34,7 +37,7 @@ struct ControllerMappingBackend: PortMappingBackend {
         if let n = m.nonce { d += " nonce=" + n.map { String(format: "%02x", $0) }.joined() }
         if let e = controller.queue.sync(execute: { controller.forwards() }).first(where: { $0.protocol == m.proto.description && $0.outside == outside }) {
             // The same mapping asked again: a new lease, its connections kept. Another inside endpoint: replaced.
-            if e.inside == inside {
+            if e.inside == inside && e.isEnabled == m.enabled {
                 do {
                     _ = try controller.renewForward(protocol: m.proto.description, outside: outside, lifetime: Int(lifetime), description: d)
                     return nil
@@ -46,7 +49,8 @@ struct ControllerMappingBackend: PortMappingBackend {
         }
         do {
             _ = try controller.addForward(protocol: m.proto.description, outside: outside, inside: inside,
-                                          lifetime: Int(lifetime), description: d, origin: m.origin.rawValue)
+                                          lifetime: Int(lifetime), description: d, origin: m.origin.rawValue,
+                                          enabled: m.enabled)
             return nil
         } catch {
             return error.message
@@ -57,13 +61,19 @@ struct ControllerMappingBackend: PortMappingBackend {
         (try? controller.removeForward(protocol: proto.description, outside: "\(external):\(externalPort)")) != nil
     }
 
-    func peerMapping(_ proto: MappingProtocol, internal host: IPv4Address, internalPort: UInt16, remote: IPv4Address,
-                     remotePort: UInt16) -> (externalPort: UInt16, lifetime: UInt32)? {
-        let rows = controller.queue.sync { (try? controller.snapshots(SnapshotRequest(sessions: true))) ?? [] }.flatMap(\.sessions)
-        let inside = "\(host):\(internalPort)", far = "\(remote):\(remotePort)"
-        guard let row = rows.first(where: { $0.engine == "nat44" && $0.protocol == proto.description && $0.inside == inside && $0.remote == far }),
-              let (oa, ports) = Self.endpointRange(row.outside), oa == external else { return nil }
-        return (ports.lowerBound, row.expiresInSeconds)
+    func peer(_ proto: MappingProtocol, internal host: IPv4Address, internalPort: UInt16, remote: IPv4Address, remotePort: UInt16,
+              create: Bool) -> PeerOutcome {
+        let q = PeerQuery(proto: proto.rawValue, inside: host, insidePort: internalPort, remote: remote, remotePort: remotePort, create: create)
+        switch controller.queue.sync(execute: { controller.peer(q) }) {
+        case .mapping(let m): return .mapping(externalAddress: m.outsideAddress, externalPort: m.outsidePort, lifetime: m.lifetime)
+        case .none: return .none
+        case .refused(let why):
+            switch why {
+            case .hostSessionLimit, .hostPortLimit: return .quota
+            default: return .noResources
+            }
+        case .unavailable: return .unavailable("PEER needs [nat44] and [tun] queues = 1")
+        }
     }
 
     func totals() -> TrafficTotals {

@@ -236,6 +236,78 @@ struct PortControlEndToEndTests {
         }
     }
 
+    @Test("RFC 6887 §12.3: PEER before any packet creates the flow's mapping; the flow then leaves from the answered port (as the outside server sees it) and the peer may send first")
+    func rfc6887_12_3_peerCreatesTheMappingTheFlowThenUses() throws {
+        guard requireTools(["python3"]) else { return }
+        try withLab("pc-peer", extraTables: Self.table) { net, _ in
+            let me = IPv6Address(ipv4Mapped: IPv4Address(LabNetwork.clientAddress)!)
+            let server = IPv6Address(ipv4Mapped: IPv4Address(LabNetwork.serverAddress)!)
+            // Port 41414 outside is taken first (a PCP MAP with PREFER_FAILURE for another inside port), so the
+            // flow from inside port 41414 cannot simply keep its port: the answered port is the NAT's choice.
+            let taker = PCP.MappingData(nonce: [9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9], protocolNumber: 17, internalPort: 5555,
+                                        suggestedExternalPort: 41414, suggestedExternalAddress: .any)
+            let taken = try #require(try Self.exchange(net, PCP.request(.map, lifetime: 600, client: me, mapping: taker,
+                                                                        options: PCP.option(2, []))), "no PCP answer")
+            #expect(taken[3] == 0 && Self.u16(taken, 42) == 41414, "MAP with PREFER_FAILURE: \(taken)")
+            // §12: PEER for 100.64.0.2:41414 -> 203.0.113.2:7777, before the client has sent anything.
+            let nonce: [UInt8] = [7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7]
+            let peer = PCP.MappingData(nonce: nonce, protocolNumber: 17, internalPort: 41414, suggestedExternalPort: 0, suggestedExternalAddress: .any)
+            let p = try #require(try Self.exchange(net, PCP.request(.peer, lifetime: 120, client: me, mapping: peer, remotePort: 7777, remoteAddress: server)),
+                                 "no PEER answer")
+            #expect(p.count == 80 && p[0] == 2 && p[1] == 0x82 && p[3] == 0, "PEER answer: \(p)")
+            #expect(Self.u32(p, 4) > 0 && Self.u32(p, 4) <= 120, "PEER lifetime \(Self.u32(p, 4))")
+            #expect(Array(p[24..<36]) == nonce && p[36] == 17 && Self.u16(p, 40) == 41414)
+            let external = Self.u16(p, 42)
+            #expect(external != 0 && external != 41414, "assigned external port \(external)")
+            #expect(Array(p[44..<60]) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 198, 51, 100, 1], "external address")
+            #expect(Self.u16(p, 60) == 7777 && Array(p[64..<80]) == Array(PCP.request(.peer, lifetime: 0, client: me, mapping: peer,
+                                                                                          remotePort: 7777, remoteAddress: server)[64..<80]))
+            // The session is listed before any packet.
+            let sessions = Self.cli(net, ["sessions", "--json"])
+            #expect(sessions.stdout.contains("198.51.100.1:\(external)"), "sessions: \(sessions.stdout)")
+            // The peer sends first (port-restricted cone filtering would drop it without the PEER session) ...
+            let client = try script(net, "udp_client.py", """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("100.64.0.2", 41414))
+            s.settimeout(3)
+            print("bound", flush=True)
+            try:
+                d, a = s.recvfrom(2000)
+                print("got", a[0], a[1], d.decode(errors="replace"), flush=True)
+            except socket.timeout:
+                print("nothing", flush=True)
+            s.sendto(b"hello", ("203.0.113.2", 7777))
+            print("sent", flush=True)
+            """)
+            let c = try net.spawn(net.client, ["python3", "-u", client], logName: "udp-client.log")
+            #expect(net.waitFor("bound", in: "udp-client.log", process: c, timeout: 5))
+            // The outside server sends first to the answered port, then prints the source of what it receives.
+            let echo = try script(net, "udp_server.py", """
+            import socket, sys, time
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("203.0.113.2", 7777))
+            s.settimeout(0.5)
+            s.sendto(b"first", ("198.51.100.1", int(sys.argv[1])))
+            print("listening", flush=True)
+            end = time.time() + 8
+            while time.time() < end:
+                try:
+                    d, a = s.recvfrom(2000)
+                    print("from", a[0], a[1], d.decode(errors="replace"), flush=True)
+                except socket.timeout:
+                    pass
+            """)
+            let srv = try net.spawn(net.server, ["python3", "-u", echo, String(external)], logName: "udp-server.log")
+            #expect(net.waitFor("sent", in: "udp-client.log", process: c, timeout: 6))
+            #expect(net.log("udp-client.log").contains("got 203.0.113.2 7777 first"), "the peer's first datagram: \(net.log("udp-client.log"))")
+            // ... and the flow from inside leaves from the port PEER answered, as the outside server sees it.
+            #expect(net.waitFor("from 198.51.100.1 \(external) hello", in: "udp-server.log", process: srv, timeout: 5),
+                    "the outside server saw: \(net.log("udp-server.log"))")
+            net.stop(srv)
+        }
+    }
+
     @Test func leasesExpireOnTimeAndARestartKeepsMappingsAndAnnounces() throws {
         guard requireTools(["natpmpc", "curl", "python3"]) else { return }
         guard FileManager.default.isExecutableFile(atPath: swiftnatBinary) else {

@@ -94,7 +94,12 @@ extension NAPT64Mapping {
         if table.isMappingTableFull { table.releaseHeldPorts(now: now) }
         guard !table.isMappingTableFull else { throw .noResources }
         var address: UInt32 = 0, port: UInt16 = 0
-        if suggestedPort != 0, let a = poolAddresses.first(where: { table.lookupMapping(proto: proto, outsideAddress: $0, outsidePort: suggestedPort) == 0 }) {
+        // The host's pool addresses in the order a new flow of it tries them (paired pooling: its one address).
+        let h = hosts.records[Int(host)]
+        let n = poolAddresses.count
+        let start = Int(KeyHash.hash(h.high, h.low ^ 0x706F_6F6C, seed: seed) % UInt32(n))
+        let candidates = (0..<(configuration.pairedPooling ? 1 : n)).map { poolAddresses[(start + $0) % n] }
+        if suggestedPort != 0, let a = candidates.first(where: { table.lookupMapping(proto: proto, outsideAddress: $0, outsidePort: suggestedPort) == 0 }) {
             (address, port) = (a, suggestedPort)
         } else if exact && suggestedPort != 0 {
             throw .portInUse

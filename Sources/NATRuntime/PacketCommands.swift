@@ -20,6 +20,10 @@ public enum PacketCommand: Sendable {
     /// PCP PEER (RFC 6887 §12): the NAT44 session of a flow, created (as its first outbound packet would)
     /// or refreshed when `create`; only looked up otherwise.
     case peer(PeerQuery, Reply<PeerAnswer>)
+    /// A static BIB entry of the stateful NAT64 added at run time (PCP MAP from an IPv6 host).
+    case addBinding(BindingQuery, Reply<BindingAnswer>)
+    /// Removes a run-time static BIB entry by its IPv4 transport address; the reply says whether one was.
+    case removeBinding(proto: NAT64Protocol, ipv4: IPv4Address, port: UInt16, Reply<Bool>)
     /// Applies a changed NAT44 configuration to the running engine (``NAPT44Engine/reconfigure(_:now:)``);
     /// the reply is nil or why it cannot be applied.
     case reconfigure(NAPT44Configuration, Reply<String?>)
@@ -56,6 +60,35 @@ public enum PeerAnswer: Sendable, Equatable {
     /// The NAT refused the new flow, for this reason (its metrics name, e.g. `ports_exhausted`).
     case refused(DropReason)
     /// No NAT44 engine on this thread.
+    case unavailable
+}
+
+/// A run-time static BIB entry as the packet thread takes it.
+public struct BindingQuery: Sendable {
+    public var proto: NAT64Protocol
+    public var ipv6: IPv6Address
+    public var ipv6Port: UInt16
+    /// The IPv4 port wanted (0: any), and whether only it will do.
+    public var suggestedPort: UInt16
+    public var exact: Bool
+    /// Seconds until it ends (nil: never).
+    public var lifetime: Int?
+
+    public init(proto: NAT64Protocol, ipv6: IPv6Address, ipv6Port: UInt16, suggestedPort: UInt16, exact: Bool, lifetime: Int?) {
+        self.proto = proto
+        self.ipv6 = ipv6
+        self.ipv6Port = ipv6Port
+        self.suggestedPort = suggestedPort
+        self.exact = exact
+        self.lifetime = lifetime
+    }
+}
+
+/// What a packet thread answers to ``PacketCommand/addBinding(_:_:)``.
+public enum BindingAnswer: Sendable, Equatable {
+    case bound(NAT64StaticBinding)
+    case refused(NAPT64Mapping.BindingRefusal)
+    /// No stateful NAT64 on this thread.
     case unavailable
 }
 

@@ -519,6 +519,11 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
             } catch {
                 reply.fulfil(.refused(error))
             }
+        case .addBinding(let q, let reply):
+            guard nat64 != nil else { reply.fulfil(.unavailable); return }
+            reply.fulfil(nat64!.addBinding(q, now: now))
+        case .removeBinding(let proto, let ipv4, let port, let reply):
+            reply.fulfil(nat64 != nil && nat64!.removeBinding(proto: proto, ipv4: ipv4, port: port, now: now))
         case .reconfigure(let configuration, let reply):
             guard engine != nil else { reply.fulfil("this daemon has no NAT44"); return }
             do {

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NAPT44
+import NAT64
 import NATCore
 import NATWire
 import NIOCore
@@ -112,12 +113,50 @@ struct ControllerMappingBackend: PortMappingBackend {
     }
 }
 
+/// The stateful NAT64's static BIB as PCP from IPv6 hosts sees it: the controller's run-time bindings.
+struct ControllerNAT64Backend: NAT64BindingBackend {
+    let controller: DaemonController
+
+    func bindings(now: Double) -> [NAT64PortMapping] {
+        controller.queue.sync { controller.bindings() }.compactMap { e in
+            guard let (proto, v6, v6Port, v4, v4Port) = DaemonController.bindingParts(e), let p = MappingProtocol(name: proto.rawValue) else { return nil }
+            let (_, nonce) = ControllerMappingBackend.splitNonce(e.description ?? "")
+            return NAT64PortMapping(proto: p, internalAddress: v6, internalPort: v6Port, externalAddress: v4, externalPort: v4Port,
+                                    expiresAt: e.expiresAt, nonce: nonce)
+        }
+    }
+
+    func bind(_ m: NAT64PortMapping, exact: Bool, lifetime: UInt32, now: Double) -> Result<NAT64PortMapping, NAT64BindRefusal> {
+        let proto: NAT64Protocol = m.proto == .tcp ? .tcp : .udp
+        var d = "PCP [\(m.internalAddress)]:\(m.internalPort)"
+        if let n = m.nonce { d += " nonce=" + n.map { String(format: "%02x", $0) }.joined() }
+        let q = BindingQuery(proto: proto, ipv6: m.internalAddress, ipv6Port: m.internalPort, suggestedPort: m.externalPort, exact: exact,
+                             lifetime: Int(lifetime))
+        switch controller.queue.sync(execute: { controller.addBinding(q, description: d, origin: MappingOrigin.pcp.rawValue) }) {
+        case .bound(let b):
+            var out = m
+            out.externalAddress = b.ipv4
+            out.externalPort = b.ipv4Port
+            return .success(out)
+        case .refused(.portInUse): return .failure(.portInUse)
+        case .refused(.hostLimit): return .failure(.quota)
+        case .refused(.noResources), .refused(.invalid): return .failure(.noResources)
+        case .unavailable: return .failure(.unavailable("PCP over IPv6 needs a stateful [nat64] and [tun] queues = 1"))
+        }
+    }
+
+    func unbind(_ proto: MappingProtocol, externalAddress: IPv4Address, externalPort: UInt16) -> Bool {
+        controller.queue.sync { controller.removeBinding(proto: proto == .tcp ? .tcp : .udp, ipv4: externalAddress, port: externalPort) }
+    }
+}
+
 /// The port-control servers' shared state: the service (policy, epoch), the backend, and one serial
 /// queue on which every request is decided, so that two protocols never grant the same port.
 final class PortControlCore: @unchecked Sendable {
     let settings: PortControlSettings
     let service: PortControlService
     let backend: ControllerMappingBackend
+    let backend64: ControllerNAT64Backend
     let controller: DaemonController
     let logger: Logger
     let queue = DispatchQueue(label: "swiftnat.portcontrol")
@@ -128,8 +167,11 @@ final class PortControlCore: @unchecked Sendable {
 
     init(settings: PortControlSettings, external: IPv4Address, inside: [IPv4Prefix], controller: DaemonController, logger: Logger) {
         self.settings = settings
-        service = PortControlService(policy: settings.policy, externalAddress: external, insidePrefixes: inside,
-                                     epochStart: Date().timeIntervalSince1970)
+        var s = PortControlService(policy: settings.policy, externalAddress: external, insidePrefixes: inside,
+                                   epochStart: Date().timeIntervalSince1970)
+        if let v6 = settings.listen6, let p = IPv6Prefix(address: IPv6Address(high: v6.high, low: 0), length: 64) { s.insidePrefixes6 = [p] }
+        service = s
+        backend64 = ControllerNAT64Backend(controller: controller)
         backend = ControllerMappingBackend(controller: controller, external: external)
         self.controller = controller
         self.logger = logger
@@ -153,6 +195,15 @@ final class PortControlCore: @unchecked Sendable {
     var uptime: UInt32 { UInt32(clamping: Int(Date().timeIntervalSince(controller.started))) }
 }
 
+extension IPv6Address {
+    /// The address of a NIO socket address, when it is IPv6.
+    init?(_ s: SocketAddress?) {
+        guard case .v6(let a)? = s else { return nil }
+        let b = withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
+        self.init(high: b[0..<8].reduce(0) { $0 << 8 | UInt64($1) }, low: b[8..<16].reduce(0) { $0 << 8 | UInt64($1) })
+    }
+}
+
 extension IPv4Address {
     /// The address of a NIO socket address, when it is IPv4.
     init?(_ s: SocketAddress?) {
@@ -164,6 +215,8 @@ extension IPv4Address {
 /// NAT-PMP and PCP on UDP 5351 of the inside address (RFC 6886 §3, RFC 6887 §8).
 final class PMPServer: @unchecked Sendable {
     let channel: Channel
+    /// PCP on the inside IPv6 address (`listen_ipv6`), when set.
+    var channel6: Channel? = nil
     let core: PortControlCore
 
     init(core: PortControlCore, group: EventLoopGroup) throws {
@@ -176,6 +229,9 @@ final class PMPServer: @unchecked Sendable {
         channel = try bootstrap.bind(host: listen, port: Int(NATPMP.port)).wait()
         let mcast = in_addr(s_addr: core.settings.listen.rawValue.bigEndian)
         try? (channel as? SocketOptionProvider)?.setIPMulticastIF(mcast).wait()
+        if let v6 = core.settings.listen6, core.settings.pcp {
+            channel6 = try bootstrap.bind(host: v6.description, port: Int(NATPMP.port)).wait()
+        }
     }
 
     /// RFC 6886 §3.2.1 and RFC 6887 §14.1.3: after a start the epoch begins again; tell the clients, on
@@ -205,7 +261,10 @@ final class PMPServer: @unchecked Sendable {
         }
     }
 
-    func close() { try? channel.close().wait() }
+    func close() {
+        try? channel.close().wait()
+        try? channel6?.close().wait()
+    }
 }
 
 final class PMPHandler: ChannelInboundHandler, @unchecked Sendable {
@@ -217,9 +276,19 @@ final class PMPHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
+        let channel = context.channel, core = self.core, remote = envelope.remoteAddress
+        if let from6 = IPv6Address(envelope.remoteAddress) {
+            // RFC 6887 from an IPv6 host (the NAT64's inside): bounded by 1100 bytes like every PCP message.
+            guard core.settings.pcp else { return }
+            let bytes = Array(envelope.data.readableBytesView.prefix(PCP.maxMessage + 1))
+            core.submit {
+                guard let answer = core.service.handlePCP(bytes, fromIPv6: from6, now: core.now, backend: core.backend64) else { return }
+                channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: ByteBuffer(bytes: answer)), promise: nil)
+            }
+            return
+        }
         guard let from = IPv4Address(envelope.remoteAddress) else { return }
         let bytes = Array(envelope.data.readableBytesView)
-        let channel = context.channel, core = self.core, remote = envelope.remoteAddress
         core.submit {
             guard let answer = core.service.handleDatagram(bytes, from: from, now: core.now, backend: core.backend,
                                                            natPMP: core.settings.natPMP, pcp: core.settings.pcp) else { return }

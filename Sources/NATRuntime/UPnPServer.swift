@@ -368,6 +368,7 @@ final class PortControlServers: @unchecked Sendable {
             if s.natPMP || s.pcp {
                 pmp = try PMPServer(core: core, group: group)
                 what.append([s.natPMP ? "NAT-PMP" : nil, s.pcp ? "PCP" : nil].compactMap { $0 }.joined(separator: "+") + " on \(s.listen):5351")
+                if s.pcp, let v6 = s.listen6 { what.append("PCP for the stateful NAT64 on [\(v6)]:5351") }
             }
             if s.upnp {
                 http = try UPnPHTTPServer(core: core, group: group)

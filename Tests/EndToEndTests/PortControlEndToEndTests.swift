@@ -308,6 +308,73 @@ struct PortControlEndToEndTests {
         }
     }
 
+    @Test("RFC 6887 §11 over IPv6 with the stateful NAT64 (RFC 6146 §3.1): a PCP MAP from the IPv6 host makes a static BIB entry; an IPv4 host reaches the IPv6 host through the answered IPv4 address and port; lifetime 0 removes it")
+    func rfc6887_11_pcpMapOverIPv6MakesANAT64StaticBIBEntry() throws {
+        guard requireTools(["python3"]) else { return }
+        let table = Self.table + "\nlisten_ipv6 = \"\(LabNetwork.natInsideAddress6)\"\n"
+        try withNAT64Lab("pc-nat64", config: { $0.nat64Config(mode: "stateful", nat44: "port-restricted-cone") + "\n" + table }, dualStack: true) { net, _ in
+            #expect(net.log("daemon.log").contains("PCP for the stateful NAT64 on [2001:db8:1::1]:5351"), "\(net.log("daemon.log"))")
+            let exchange6 = try script(net, "pcp6_send.py", """
+            import binascii, socket, sys
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            s.bind(("2001:db8:1::2", 0))
+            s.settimeout(3)
+            s.sendto(binascii.unhexlify(sys.argv[1]), ("2001:db8:1::1", 5351))
+            try:
+                print(binascii.hexlify(s.recvfrom(2000)[0]).decode())
+            except socket.timeout:
+                print("timeout")
+            """)
+            func send(_ request: [UInt8]) -> [UInt8]? {
+                let o = net.exec(net.client, ["python3", exchange6, request.map { String(format: "%02x", $0) }.joined()], timeout: 6)
+                let text = o.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                guard o.ok, text != "timeout", text.count % 2 == 0 else { return nil }
+                return stride(from: 0, to: text.count, by: 2).compactMap {
+                    UInt8(text[text.index(text.startIndex, offsetBy: $0)..<text.index(text.startIndex, offsetBy: $0 + 2)], radix: 16)
+                }
+            }
+            let me = IPv6Address(LabNetwork.clientAddress6)!
+            let nonce: [UInt8] = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8]
+            let mapping = PCP.MappingData(nonce: nonce, protocolNumber: 17, internalPort: 7000, suggestedExternalPort: 7000,
+                                          suggestedExternalAddress: .any)
+            let a = try #require(send(PCP.request(.map, lifetime: 600, client: me, mapping: mapping)), "no PCP answer over IPv6")
+            #expect(a.count == 60 && a[0] == 2 && a[1] == 0x81 && a[3] == 0, "MAP answer: \(a)")
+            #expect(Self.u32(a, 4) == 600 && Array(a[24..<36]) == nonce && a[36] == 17 && Self.u16(a, 40) == 7000)
+            #expect(Array(a[44..<56]) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] && Array(a[56..<59]) == [198, 51, 100]
+                    && (65...70).contains(a[59]), "external address: \(Array(a[44..<60]))")
+            let external = "198.51.100.\(a[59])", port = Self.u16(a, 42)
+            #expect(port == 7000, "the suggested port was free: \(port)")
+            let rows = Self.forwards(net)
+            #expect(rows.contains { $0["inside"] as? String == "[2001:db8:1::2]:7000" && $0["outside"] as? String == "\(external):\(port)"
+                && $0["origin"] as? String == "pcp" && $0["expires_at"] != nil }, "forwards: \(rows)")
+            // The IPv6 host listens; an IPv4 host sends to the answered IPv4 transport address.
+            let listen = try script(net, "udp6_listen.py", """
+            import socket
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            s.bind(("2001:db8:1::2", 7000))
+            s.settimeout(4)
+            print("bound", flush=True)
+            try:
+                d, a = s.recvfrom(2000)
+                print("got", a[0], a[1], d.decode(errors="replace"), flush=True)
+            except socket.timeout:
+                print("nothing", flush=True)
+            """)
+            let l = try net.spawn(net.client, ["python3", "-u", listen], logName: "udp6.log")
+            #expect(net.waitFor("bound", in: "udp6.log", process: l, timeout: 5))
+            let hello = net.exec(net.server, ["python3", "-c", "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                + "s.bind(('203.0.113.2', 4444)); s.sendto(b'hello', ('\(external)', \(port)))"], timeout: 5)
+            #expect(hello.ok, "\(hello.stderr)")
+            #expect(net.waitFor("got", in: "udp6.log", process: l, timeout: 5))
+            #expect(net.log("udp6.log").contains("got \(LabNetwork.serverAddress6) 4444 hello"), "the IPv6 host saw: \(net.log("udp6.log"))")
+            // Lifetime 0 with the same nonce removes it (and it is no longer listed).
+            let gone = try #require(send(PCP.request(.map, lifetime: 0, client: me, mapping: mapping)))
+            #expect(gone[3] == 0 && Self.u32(gone, 4) == 0)
+            #expect(!Self.forwards(net).contains { $0["inside"] as? String == "[2001:db8:1::2]:7000" }, "still listed after deletion")
+            net.stop(l)
+        }
+    }
+
     @Test func leasesExpireOnTimeAndARestartKeepsMappingsAndAnnounces() throws {
         guard requireTools(["natpmpc", "curl", "python3"]) else { return }
         guard FileManager.default.isExecutableFile(atPath: swiftnatBinary) else {

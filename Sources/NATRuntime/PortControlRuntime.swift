@@ -242,6 +242,7 @@ final class PMPServer: @unchecked Sendable {
         core.submit {
             let clients = Set(core.backend.mappings(now: core.now).filter { $0.origin == .natpmp || $0.origin == .pcp }.map(\.internalAddress))
             let targets = [IPv4Address(224, 0, 0, 1)] + clients.sorted()
+            let clients6 = self.channel6 == nil ? [] : Array(Set(core.backend64.bindings(now: core.now).map(\.internalAddress)))
             core.logger.info("port control: announcing the new epoch to 224.0.0.1 and \(clients.count) client\(clients.count == 1 ? "" : "s") on port 5350")
             for delay in [0, 250, 750, 1750] {
                 self.channel.eventLoop.scheduleTask(in: .milliseconds(Int64(delay))) {
@@ -254,6 +255,13 @@ final class PMPServer: @unchecked Sendable {
                         if core.settings.natPMP {
                             let pmp = NATPMP.externalAddressResponse(result: .success, epoch: e, address: core.service.externalAddress)
                             self.channel.writeAndFlush(AddressedEnvelope(remoteAddress: to, data: ByteBuffer(bytes: pmp)), promise: nil)
+                        }
+                    }
+                    // PCP over IPv6: to each IPv6 host that holds a NAT64 static BIB entry (unicast; no ff02::1).
+                    if let c6 = self.channel6 {
+                        for t in clients6 {
+                            guard let to = try? SocketAddress(ipAddress: t.description, port: Int(NATPMP.clientPort)) else { continue }
+                            c6.writeAndFlush(AddressedEnvelope(remoteAddress: to, data: ByteBuffer(bytes: PCP.announce(epoch: e))), promise: nil)
                         }
                     }
                 }

@@ -25,15 +25,20 @@ extension NAPT64Mapping {
     /// - Otherwise `suggestedPort` on the host's pool address when free, else (unless `exact`) a port
     ///   chosen as for a new flow (range and parity kept).
     /// Control plane: may allocate.
-    public mutating func addStaticBinding(proto: NAT64Protocol, ipv6: IPv6Address, ipv6Port: UInt16, suggestedPort: UInt16,
-                                          exact: Bool, expires: Timestamp?, now: Timestamp) throws(BindingRefusal) -> NAT64StaticBinding {
+    ///
+    /// `suggestedAddress` (a pool address) is tried before the host's own: a restart restores an entry on
+    /// the address it had (the pool address a host pairs with depends on the hash seed of the run).
+    public mutating func addStaticBinding(proto: NAT64Protocol, ipv6: IPv6Address, ipv6Port: UInt16, suggestedAddress: IPv4Address? = nil,
+                                          suggestedPort: UInt16, exact: Bool, expires: Timestamp?,
+                                          now: Timestamp) throws(BindingRefusal) -> NAT64StaticBinding {
         guard proto != .icmp, ipv6Port != 0 else { throw .invalid }
         let p = proto.ipv4Number
         guard let host = hosts.intern(ipv6) else { throw .noResources }
         var mid = table.lookupMapping(tenant: 0, proto: p, insideAddress: host, insidePort: ipv6Port, qualifierAddress: 0, qualifierPort: 0)
         if mid == 0 {
             do throws(BindingRefusal) {
-                mid = try newStaticBinding(host: host, proto: p, local: ipv6Port, suggestedPort: suggestedPort, exact: exact, now: now.seconds)
+                mid = try newStaticBinding(host: host, proto: p, local: ipv6Port, suggestedAddress: suggestedAddress, suggestedPort: suggestedPort,
+                                           exact: exact, now: now.seconds)
             } catch {
                 hosts.releaseIfUnused(host)
                 throw error
@@ -88,8 +93,8 @@ extension NAPT64Mapping {
     }
 
     /// A new static BIB entry for (host, local): `suggestedPort` on a pool address when free, else a chosen one.
-    mutating func newStaticBinding(host: UInt32, proto: UInt8, local: UInt16, suggestedPort: UInt16, exact: Bool,
-                                   now: UInt32) throws(BindingRefusal) -> UInt32 {
+    mutating func newStaticBinding(host: UInt32, proto: UInt8, local: UInt16, suggestedAddress: IPv4Address?, suggestedPort: UInt16,
+                                   exact: Bool, now: UInt32) throws(BindingRefusal) -> UInt32 {
         if let l = configuration.maxBindingsPerHost, Int(hosts.records[Int(host)].bindings) >= l { throw .hostLimit }
         if table.isMappingTableFull { table.releaseHeldPorts(now: now) }
         guard !table.isMappingTableFull else { throw .noResources }
@@ -98,7 +103,8 @@ extension NAPT64Mapping {
         let h = hosts.records[Int(host)]
         let n = poolAddresses.count
         let start = Int(KeyHash.hash(h.high, h.low ^ 0x706F_6F6C, seed: seed) % UInt32(n))
-        let candidates = (0..<(configuration.pairedPooling ? 1 : n)).map { poolAddresses[(start + $0) % n] }
+        var candidates = (0..<(configuration.pairedPooling ? 1 : n)).map { poolAddresses[(start + $0) % n] }
+        if let a = suggestedAddress?.rawValue, poolAddresses.contains(a) { candidates.insert(a, at: 0) }
         if suggestedPort != 0, let a = candidates.first(where: { table.lookupMapping(proto: proto, outsideAddress: $0, outsidePort: suggestedPort) == 0 }) {
             (address, port) = (a, suggestedPort)
         } else if exact && suggestedPort != 0 {

@@ -484,9 +484,10 @@ public final class DaemonController: @unchecked Sendable {
             logger.info("forwards state: restored \(restored) of \(file.forwards.count) run-time forwards from \(path)")
             var bound = 0
             for e in file.bindings ?? [] where !e.expired(at: now) {
-                guard let (proto, v6, v6Port, _, v4Port) = Self.bindingParts(e) else { continue }
-                let q = BindingQuery(proto: proto, ipv6: v6, ipv6Port: v6Port, suggestedPort: v4Port, exact: true,
+                guard let (proto, v6, v6Port, v4, v4Port) = Self.bindingParts(e) else { continue }
+                var q = BindingQuery(proto: proto, ipv6: v6, ipv6Port: v6Port, suggestedPort: v4Port, exact: true,
                                      lifetime: e.expiresAt.map { max(1, Int(($0 - now).rounded(.up))) })
+                q.suggestedAddress = v4
                 if case .bound = addBinding(q, description: e.description, origin: e.origin) {
                     bound += 1
                 } else {

@@ -282,7 +282,8 @@ extension NAT64Path {
         guard stateful != nil else { return .unavailable }
         let expires = q.lifetime.map { Timestamp(nanoseconds: now.nanoseconds &+ UInt64($0) * 1_000_000_000) }
         do throws(NAPT64Mapping.BindingRefusal) {
-            return .bound(try stateful!.mapping.addStaticBinding(proto: q.proto, ipv6: q.ipv6, ipv6Port: q.ipv6Port, suggestedPort: q.suggestedPort,
+            return .bound(try stateful!.mapping.addStaticBinding(proto: q.proto, ipv6: q.ipv6, ipv6Port: q.ipv6Port, suggestedAddress: q.suggestedAddress,
+                                                                 suggestedPort: q.suggestedPort,
                                                                  exact: q.exact, expires: expires, now: now))
         } catch {
             return .refused(error)

@@ -68,6 +68,8 @@ public struct BindingQuery: Sendable {
     public var proto: NAT64Protocol
     public var ipv6: IPv6Address
     public var ipv6Port: UInt16
+    /// The IPv4 address wanted first (a restored entry's), if any.
+    public var suggestedAddress: IPv4Address? = nil
     /// The IPv4 port wanted (0: any), and whether only it will do.
     public var suggestedPort: UInt16
     public var exact: Bool

@@ -130,8 +130,9 @@ struct ControllerNAT64Backend: NAT64BindingBackend {
         let proto: NAT64Protocol = m.proto == .tcp ? .tcp : .udp
         var d = "PCP [\(m.internalAddress)]:\(m.internalPort)"
         if let n = m.nonce { d += " nonce=" + n.map { String(format: "%02x", $0) }.joined() }
-        let q = BindingQuery(proto: proto, ipv6: m.internalAddress, ipv6Port: m.internalPort, suggestedPort: m.externalPort, exact: exact,
+        var q = BindingQuery(proto: proto, ipv6: m.internalAddress, ipv6Port: m.internalPort, suggestedPort: m.externalPort, exact: exact,
                              lifetime: Int(lifetime))
+        if m.externalAddress != .any { q.suggestedAddress = m.externalAddress }
         switch controller.queue.sync(execute: { controller.addBinding(q, description: d, origin: MappingOrigin.pcp.rawValue) }) {
         case .bound(let b):
             var out = m

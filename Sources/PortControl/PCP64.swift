@@ -44,7 +44,8 @@ public protocol NAT64BindingBackend {
     /// The run-time static BIB entries, expired ones left out.
     func bindings(now: Double) -> [NAT64PortMapping]
     /// Makes (or refreshes) the entry of `m`'s internal transport address for `lifetime` seconds, on
-    /// `m.externalPort` when free (only there when `exact`); returns the entry as made.
+    /// `m.externalPort` when free (only there when `exact`), on `m.externalAddress` first when it is not
+    /// 0.0.0.0 (a suggestion); returns the entry as made.
     func bind(_ m: NAT64PortMapping, exact: Bool, lifetime: UInt32, now: Double) -> Result<NAT64PortMapping, NAT64BindRefusal>
     /// Removes the entry on `externalAddress:externalPort`; false when there was none.
     @discardableResult func unbind(_ proto: MappingProtocol, externalAddress: IPv4Address, externalPort: UInt16) -> Bool
@@ -124,6 +125,7 @@ extension PortControlService {
         if !anyAddress && suggested.ipv4Mapped == nil && r.preferFailure { return fail(.cannotProvideExternal, body: requested) }
         let granted = min(max(r.lifetime, policy.minLease), policy.maxLease)
         let ask = NAT64PortMapping(proto: p, internalAddress: internalAddress, internalPort: m.internalPort,
+                                   externalAddress: anyAddress ? .any : suggested.ipv4Mapped ?? .any,
                                    externalPort: m.suggestedExternalPort, expiresAt: now + Double(granted), nonce: m.nonce)
         switch backend.bind(ask, exact: r.preferFailure && m.suggestedExternalPort != 0, lifetime: granted, now: now) {
         case .success(let x):

@@ -308,11 +308,11 @@ struct PortControlEndToEndTests {
         }
     }
 
-    @Test("RFC 6887 §11 over IPv6 with the stateful NAT64 (RFC 6146 §3.1): a PCP MAP from the IPv6 host makes a static BIB entry; an IPv4 host reaches the IPv6 host through the answered IPv4 address and port; lifetime 0 removes it")
+    @Test("RFC 6887 §11 over IPv6 with the stateful NAT64 (RFC 6146 §3.1): a PCP MAP from the IPv6 host makes a static BIB entry; an IPv4 host reaches the IPv6 host through the answered IPv4 address and port; a restart keeps it and sends ANNOUNCE; lifetime 0 removes it")
     func rfc6887_11_pcpMapOverIPv6MakesANAT64StaticBIBEntry() throws {
         guard requireTools(["python3"]) else { return }
         let table = Self.table + "\nlisten_ipv6 = \"\(LabNetwork.natInsideAddress6)\"\n"
-        try withNAT64Lab("pc-nat64", config: { $0.nat64Config(mode: "stateful", nat44: "port-restricted-cone") + "\n" + table }, dualStack: true) { net, _ in
+        try withNAT64Lab("pc-nat64", config: { $0.nat64Config(mode: "stateful", nat44: "port-restricted-cone") + "\n" + table }, dualStack: true) { net, daemon in
             #expect(net.log("daemon.log").contains("PCP for the stateful NAT64 on [2001:db8:1::1]:5351"), "\(net.log("daemon.log"))")
             let exchange6 = try script(net, "pcp6_send.py", """
             import binascii, socket, sys
@@ -367,11 +367,47 @@ struct PortControlEndToEndTests {
             #expect(hello.ok, "\(hello.stderr)")
             #expect(net.waitFor("got", in: "udp6.log", process: l, timeout: 5))
             #expect(net.log("udp6.log").contains("got \(LabNetwork.serverAddress6) 4444 hello"), "the IPv6 host saw: \(net.log("udp6.log"))")
-            // Lifetime 0 with the same nonce removes it (and it is no longer listed).
+            net.stop(l)
+            // A restart keeps the entry (state file, remaining lease) and announces the new epoch to the IPv6 host.
+            let listener = try script(net, "announce6.py", """
+            import binascii, socket, time
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("2001:db8:1::2", 5350))
+            s.settimeout(0.5)
+            print("listening", flush=True)
+            end = time.time() + 15
+            while time.time() < end:
+                try:
+                    d, a = s.recvfrom(2000)
+                    print("from", a[0], binascii.hexlify(d).decode(), flush=True)
+                except socket.timeout:
+                    pass
+            """)
+            let al = try net.spawn(net.client, ["python3", "-u", listener], logName: "announce6.log")
+            #expect(net.waitFor("listening", in: "announce6.log", process: al, timeout: 5))
+            let config = try String(contentsOfFile: net.directory + "/nat44.toml", encoding: .utf8)
+            net.stop(daemon)
+            let again = try net.startDaemon(binary: swiftnatBinary, config: config)
+            defer { net.stop(again) }
+            #expect(net.log("daemon.log").contains("restored 1 of 1 nat64 static BIB entries"), "\(net.log("daemon.log"))")
+            // RFC 6887 §14.1.3: ANNOUNCE (version 2, opcode 0x80, SUCCESS) to the host.
+            #expect(net.waitFor("from 2001:db8:1::1 02800000", in: "announce6.log", timeout: 5), "no ANNOUNCE: \(net.log("announce6.log"))")
+            net.stop(al)
+            let kept = Self.forwards(net)
+            #expect(kept.contains { $0["inside"] as? String == "[2001:db8:1::2]:7000" && $0["outside"] as? String == "\(external):\(port)"
+                && (($0["expires_at"] as? Double ?? 0) - Date().timeIntervalSince1970) > 500 }, "after the restart: \(kept)")
+            let l2 = try net.spawn(net.client, ["python3", "-u", listen], logName: "udp6b.log")
+            #expect(net.waitFor("bound", in: "udp6b.log", process: l2, timeout: 5))
+            _ = net.exec(net.server, ["python3", "-c", "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                + "s.bind(('203.0.113.2', 4445)); s.sendto(b'again', ('\(external)', \(port)))"], timeout: 5)
+            #expect(net.waitFor("got", in: "udp6b.log", process: l2, timeout: 5))
+            #expect(net.log("udp6b.log").contains("got \(LabNetwork.serverAddress6) 4445 again"), "after the restart: \(net.log("udp6b.log"))")
+            net.stop(l2)
+            // Lifetime 0 with the same nonce (kept across the restart) removes it, and it is no longer listed.
             let gone = try #require(send(PCP.request(.map, lifetime: 0, client: me, mapping: mapping)))
             #expect(gone[3] == 0 && Self.u32(gone, 4) == 0)
             #expect(!Self.forwards(net).contains { $0["inside"] as? String == "[2001:db8:1::2]:7000" }, "still listed after deletion")
-            net.stop(l)
         }
     }
 

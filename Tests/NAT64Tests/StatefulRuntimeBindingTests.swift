@@ -60,6 +60,10 @@ import NATWire
         let dynamicPort = UInt16(out.bytes[20]) << 8 | UInt16(out.bytes[21])
         let made = try t.mapping.addStaticBinding(proto: .udp, ipv6: host6, ipv6Port: 6000, suggestedPort: 0, exact: false, expires: at(500), now: at(2))
         #expect(made.ipv4Port == dynamicPort && bib(t, .udp, host6, 6000)?.isStatic == true)
+        // A suggested pool address is tried first (a restart restores an entry where it was).
+        let there = try t.mapping.addStaticBinding(proto: .tcp, ipv6: host6, ipv6Port: 443, suggestedAddress: addr4("198.51.100.66"),
+                                                   suggestedPort: 8443, exact: true, expires: nil, now: at(2))
+        #expect(there.ipv4 == addr4("198.51.100.66") && there.ipv4Port == 8443)
         #expect(throws: NAPT64Mapping.BindingRefusal.invalid) {
             try t.mapping.addStaticBinding(proto: .icmp, ipv6: host6, ipv6Port: 1, suggestedPort: 0, exact: false, expires: nil, now: at(0))
         }

@@ -161,6 +161,8 @@ final class PortControlCore: @unchecked Sendable {
     let controller: DaemonController
     let logger: Logger
     let queue = DispatchQueue(label: "swiftnat.portcontrol")
+    /// UPnP eventing (set when UPnP is on).
+    var events: GENAEvents? = nil
     private let lock = NSLock()
     private var pending = 0
     /// Requests waiting for the queue at most; more are dropped (a flood costs bounded memory).

@@ -411,6 +411,70 @@ struct PortControlEndToEndTests {
         }
     }
 
+    @Test("UPnP DA 1.1 §4 (GENA): curl SUBSCRIBEs to /evt/IPConn; the initial event (SEQ 0) and, after upnpc adds a mapping, an event with PortMappingNumberOfEntries and SystemUpdateID (SEQ 1) reach the callback; renewal, UNSUBSCRIBE, 412 for an unknown SID and an outside callback")
+    func upnpDA_4_genaEventsReachTheSubscriber() throws {
+        guard requireTools(["upnpc", "curl", "python3"]) else { return }
+        try withLab("pc-gena", extraTables: Self.table) { net, _ in
+            let sink = try script(net, "gena_sink.py", """
+            import http.server, sys
+            class H(http.server.BaseHTTPRequestHandler):
+                def do_NOTIFY(self):
+                    n = int(self.headers.get("Content-Length", "0"))
+                    body = self.rfile.read(n).decode(errors="replace").replace("\\n", " ")
+                    print("NOTIFY", self.path, "SID=" + self.headers.get("SID", ""), "SEQ=" + self.headers.get("SEQ", ""),
+                          "NT=" + self.headers.get("NT", ""), "NTS=" + self.headers.get("NTS", ""), body, flush=True)
+                    self.send_response(200)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                def log_message(self, *a):
+                    pass
+            # socketserver's TCPServer: http.server.HTTPServer looks the address up in DNS (getfqdn) first.
+            import socketserver
+            socketserver.TCPServer.allow_reuse_address = True
+            s = socketserver.TCPServer(("100.64.0.2", 49152), H)
+            s.timeout = 0.5
+            print("listening", flush=True)
+            import time
+            end = time.time() + 20
+            while time.time() < end:
+                s.handle_request()
+            """)
+            let sinkProcess = try net.spawn(net.client, ["python3", "-u", sink], logName: "gena.log")
+            #expect(net.waitFor("listening", in: "gena.log", process: sinkProcess, timeout: 5), "callback server: \(net.log("gena.log"))")
+            func request(_ method: String, _ headers: [String]) -> (status: String, headers: String) {
+                let o = net.exec(net.client, ["curl", "-s", "-i", "-m", "5", "-X", method] + headers.flatMap { ["-H", $0] }
+                                 + ["http://100.64.0.1:5000/evt/IPConn"], timeout: 8)
+                let first = o.stdout.split(separator: "\r\n").first.map(String.init) ?? ""
+                return (first, o.stdout)
+            }
+            let sub = request("SUBSCRIBE", ["CALLBACK: <http://100.64.0.2:49152/events>", "NT: upnp:event", "TIMEOUT: Second-300"])
+            #expect(sub.status.contains("200"), "SUBSCRIBE: \(sub.headers)")
+            let sidLine = sub.headers.split(separator: "\r\n").first { $0.lowercased().hasPrefix("sid:") }
+            let sid = sidLine.map { $0.dropFirst(4).trimmingCharacters(in: .whitespaces) } ?? ""
+            #expect(sid.hasPrefix("uuid:") && sub.headers.lowercased().contains("timeout: second-300"), "\(sub.headers)")
+            #expect(net.waitFor("SEQ=0", in: "gena.log", process: sinkProcess, timeout: 5), "no initial event: \(net.log("gena.log"))")
+            let initial = net.log("gena.log")
+            #expect(initial.contains("NOTIFY /events SID=\(sid) SEQ=0 NT=upnp:event NTS=upnp:propchange")
+                    && initial.contains("<ExternalIPAddress>198.51.100.1</ExternalIPAddress>")
+                    && initial.contains("<PortMappingNumberOfEntries>0</PortMappingNumberOfEntries>"), "initial event: \(initial)")
+            let add = net.exec(net.client, ["upnpc", "-i", "-u", Self.rootDesc, "-e", "ev", "-a", "100.64.0.2", "8080", "9393", "TCP", "600"], timeout: 20)
+            #expect(add.ok, "\(add.stdout) \(add.stderr)")
+            #expect(net.waitFor("SEQ=1", in: "gena.log", process: sinkProcess, timeout: 5), "no event after the mapping: \(net.log("gena.log"))")
+            let change = net.log("gena.log").split(separator: "\n").first { $0.contains("SEQ=1") }.map(String.init) ?? ""
+            #expect(change.contains("<PortMappingNumberOfEntries>1</PortMappingNumberOfEntries>") && change.contains("<SystemUpdateID>"), "\(change)")
+            // Renewal by SID; UNSUBSCRIBE; then the SID is unknown (412).
+            #expect(request("SUBSCRIBE", ["SID: \(sid)", "TIMEOUT: Second-600"]).status.contains("200"))
+            #expect(request("UNSUBSCRIBE", ["SID: \(sid)"]).status.contains("200"))
+            #expect(request("UNSUBSCRIBE", ["SID: \(sid)"]).status.contains("412"))
+            // A callback outside the inside network is refused.
+            #expect(request("SUBSCRIBE", ["CALLBACK: <http://203.0.113.2:80/>", "NT: upnp:event"]).status.contains("412"))
+            // The description says which variables are evented.
+            let scpd = net.exec(net.client, ["curl", "-s", "-m", "5", "http://100.64.0.1:5000/WANIPCn.xml"], timeout: 8).stdout
+            #expect(scpd.contains("<stateVariable sendEvents=\"yes\"><name>PortMappingNumberOfEntries</name>"), "SCPD")
+            net.stop(sinkProcess)
+        }
+    }
+
     @Test func leasesExpireOnTimeAndARestartKeepsMappingsAndAnnounces() throws {
         guard requireTools(["natpmpc", "curl", "python3"]) else { return }
         guard FileManager.default.isExecutableFile(atPath: swiftnatBinary) else {

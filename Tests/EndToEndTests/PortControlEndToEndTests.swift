@@ -475,6 +475,34 @@ struct PortControlEndToEndTests {
         }
     }
 
+    @Test("WANIPConnection:2 AddPortMapping NewEnabled=0 (SOAP from the inside host): listed as disabled, forwards nothing; added again enabled it forwards on the same port")
+    func upnpIGD_newEnabledZeroIsListedButDoesNotForward() throws {
+        guard requireTools(["curl", "python3"]) else { return }
+        try withLab("pc-disabled", extraTables: Self.table) { net, _ in
+            try Self.serveInside(net, "enabled")
+            func add(_ enabled: Int) -> String {
+                let body = "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body>"
+                    + "<u:AddPortMapping xmlns:u=\"urn:schemas-upnp-org:service:WANIPConnection:2\"><NewRemoteHost></NewRemoteHost>"
+                    + "<NewExternalPort>9494</NewExternalPort><NewProtocol>TCP</NewProtocol><NewInternalPort>8080</NewInternalPort>"
+                    + "<NewInternalClient>100.64.0.2</NewInternalClient><NewEnabled>\(enabled)</NewEnabled>"
+                    + "<NewPortMappingDescription>off</NewPortMappingDescription><NewLeaseDuration>600</NewLeaseDuration>"
+                    + "</u:AddPortMapping></s:Body></s:Envelope>"
+                return net.exec(net.client, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5",
+                                             "-H", "SOAPAction: \"urn:schemas-upnp-org:service:WANIPConnection:2#AddPortMapping\"",
+                                             "-H", "Content-Type: text/xml", "--data-binary", body, "http://100.64.0.1:5000/ctl/IPConn"], timeout: 8).stdout
+            }
+            #expect(add(0) == "200")
+            let rows = Self.forwards(net)
+            #expect(rows.contains { $0["outside"] as? String == "198.51.100.1:9494" && $0["origin"] as? String == "upnp"
+                && $0["enabled"] as? Bool == false }, "forwards: \(rows)")
+            #expect(!Self.fromOutside(net, 9494).ok, "a disabled mapping forwarded")
+            #expect(add(1) == "200")
+            #expect(Self.forwards(net).contains { $0["outside"] as? String == "198.51.100.1:9494" && $0["enabled"] == nil })
+            let through = Self.fromOutside(net, 9494)
+            #expect(through.ok && through.stdout == "enabled\n", "after enabling: \(through.stdout) \(through.stderr)")
+        }
+    }
+
     @Test func leasesExpireOnTimeAndARestartKeepsMappingsAndAnnounces() throws {
         guard requireTools(["natpmpc", "curl", "python3"]) else { return }
         guard FileManager.default.isExecutableFile(atPath: swiftnatBinary) else {

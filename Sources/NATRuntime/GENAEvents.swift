@@ -65,20 +65,23 @@ final class GENAEvents: @unchecked Sendable {
     func send(_ variables: [(name: String, value: String)], to sids: [String]) {
         let body = Array(GENASubscriptions.propertySet(variables).utf8)
         for sid in sids {
-            let target = lock.withLock { () -> (UInt32, GENASubscriptions.Callback)? in
-                guard let s = subscriptions.subscriptions.first(where: { $0.sid == sid }), let cb = s.callbacks.first,
+            let target = lock.withLock { () -> (UInt32, [GENASubscriptions.Callback])? in
+                guard let s = subscriptions.subscriptions.first(where: { $0.sid == sid }), !s.callbacks.isEmpty,
                       let seq = subscriptions.nextSeq(sid) else { return nil }
-                return (seq, cb)
+                return (seq, s.callbacks)
             }
-            guard let (seq, cb) = target else { continue }
-            let head = "NOTIFY \(cb.path) HTTP/1.1\r\nHOST: \(cb.host):\(cb.port)\r\nCONTENT-TYPE: text/xml; charset=\"utf-8\"\r\n"
-                + "NT: upnp:event\r\nNTS: upnp:propchange\r\nSID: \(sid)\r\nSEQ: \(seq)\r\nCONTENT-LENGTH: \(body.count)\r\nConnection: close\r\n\r\n"
-            deliver(Array(head.utf8) + body, to: cb)
+            guard let (seq, callbacks) = target else { continue }
+            deliver(seq: seq, sid: sid, body: body, to: callbacks)
         }
     }
 
-    /// One NOTIFY over a new connection; the answer is read and ignored; 5 s at most.
-    func deliver(_ message: [UInt8], to cb: GENASubscriptions.Callback) {
+    /// One NOTIFY over a new connection to the first delivery URL that takes the connection (UPnP DA
+    /// §4.1.2: the URLs are tried in order); the answer is read and ignored; 5 s at most.
+    func deliver(seq: UInt32, sid: String, body: [UInt8], to callbacks: [GENASubscriptions.Callback]) {
+        guard let cb = callbacks.first else { return }
+        let head = "NOTIFY \(cb.path) HTTP/1.1\r\nHOST: \(cb.host):\(cb.port)\r\nCONTENT-TYPE: text/xml; charset=\"utf-8\"\r\n"
+            + "NT: upnp:event\r\nNTS: upnp:propchange\r\nSID: \(sid)\r\nSEQ: \(seq)\r\nCONTENT-LENGTH: \(body.count)\r\nConnection: close\r\n\r\n"
+        let message = Array(head.utf8) + body
         let logger = core.logger
         ClientBootstrap(group: group)
             .connectTimeout(.seconds(2))
@@ -93,7 +96,11 @@ final class GENAEvents: @unchecked Sendable {
                         ch.close(mode: .output, promise: nil)
                     }
                 case .failure(let e):
-                    logger.info("upnp: event to \(cb) not delivered: \(e)")
+                    if callbacks.count > 1 {
+                        self.deliver(seq: seq, sid: sid, body: body, to: Array(callbacks.dropFirst()))
+                    } else {
+                        logger.info("upnp: event to \(cb) not delivered: \(e)")
+                    }
                 }
             }
     }

@@ -447,7 +447,9 @@ struct PortControlEndToEndTests {
                 let first = o.stdout.split(separator: "\r\n").first.map(String.init) ?? ""
                 return (first, o.stdout)
             }
-            let sub = request("SUBSCRIBE", ["CALLBACK: <http://100.64.0.2:49152/events>", "NT: upnp:event", "TIMEOUT: Second-300"])
+            // The first delivery URL has no listener: events go to the next one (UPnP DA §4.1.2).
+            let sub = request("SUBSCRIBE", ["CALLBACK: <http://100.64.0.2:49999/dead><http://100.64.0.2:49152/events>", "NT: upnp:event",
+                                            "TIMEOUT: Second-300"])
             #expect(sub.status.contains("200"), "SUBSCRIBE: \(sub.headers)")
             let sidLine = sub.headers.split(separator: "\r\n").first { $0.lowercased().hasPrefix("sid:") }
             let sid = sidLine.map { $0.dropFirst(4).trimmingCharacters(in: .whitespaces) } ?? ""

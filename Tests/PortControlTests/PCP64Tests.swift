@@ -107,6 +107,19 @@ final class MemoryNAT64Backend: NAT64BindingBackend {
         #expect(s.handlePCP(fresh, fromIPv6: Self.host, now: 1000, backend: b)?[3] == PCP.ResultCode.networkFailure.rawValue)
     }
 
+    @Test("RFC 6887 §8.3 over IPv6: hostile datagrams never crash, answers stay within 1100 bytes, nothing is mapped for garbage")
+    func hostileIPv6DatagramsNeverCrash() {
+        var g = SystemRandomNumberGenerator()
+        let s = service64(secure: false), b = MemoryNAT64Backend()
+        for i in 0..<20_000 {
+            let n = Int.random(in: 0...1200, using: &g)
+            var bytes = (0..<n).map { _ in UInt8.random(in: 0...255, using: &g) }
+            if n > 1 && i % 2 == 0 { bytes[0] = 2 }
+            if let a = s.handlePCP(bytes, fromIPv6: Self.host, now: 1000, backend: b) { #expect(a.count <= 1100) }
+        }
+        #expect(b.table.count <= PortControlPolicy().maxMappings)
+    }
+
     @Test("RFC 6887 §14.1 and §15 over IPv6: ANNOUNCE answered with the epoch; delete-all removes the client's entries; policy limits")
     func rfc6887_announceDeleteAllAndLimitsOverIPv6() throws {
         let b = MemoryNAT64Backend()

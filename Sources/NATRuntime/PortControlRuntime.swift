@@ -233,7 +233,11 @@ final class PMPServer: @unchecked Sendable {
         let mcast = in_addr(s_addr: core.settings.listen.rawValue.bigEndian)
         try? (channel as? SocketOptionProvider)?.setIPMulticastIF(mcast).wait()
         if let v6 = core.settings.listen6, core.settings.pcp {
-            channel6 = try bootstrap.bind(host: v6.description, port: Int(NATPMP.port)).wait()
+            let c6 = try bootstrap.bind(host: v6.description, port: Int(NATPMP.port)).wait()
+            channel6 = c6
+            // The restart ANNOUNCE to ff02::1 leaves on the inside interface.
+            let index = if_nametoindex(core.settings.interface)
+            if index != 0 { try? (c6 as? SocketOptionProvider)?.setIPv6MulticastIF(index).wait() }
         }
     }
 
@@ -260,9 +264,10 @@ final class PMPServer: @unchecked Sendable {
                             self.channel.writeAndFlush(AddressedEnvelope(remoteAddress: to, data: ByteBuffer(bytes: pmp)), promise: nil)
                         }
                     }
-                    // PCP over IPv6: to each IPv6 host that holds a NAT64 static BIB entry (unicast; no ff02::1).
+                    // PCP over IPv6: to all nodes (ff02::1 on the inside interface) and to each IPv6 host that
+                    // holds a NAT64 static BIB entry.
                     if let c6 = self.channel6 {
-                        for t in clients6 {
+                        for t in [IPv6Address("ff02::1")!] + clients6 {
                             guard let to = try? SocketAddress(ipAddress: t.description, port: Int(NATPMP.clientPort)) else { continue }
                             c6.writeAndFlush(AddressedEnvelope(remoteAddress: to, data: ByteBuffer(bytes: PCP.announce(epoch: e))), promise: nil)
                         }

@@ -12,15 +12,7 @@ extension NAPT44Engine {
 
     mutating func createOutboundSession(_ t: IncomingTuple, ip: MutableIPv4View, tenant: UInt32, now: Timestamp) throws(DropReason) -> UInt32 {
         let nowS = now.seconds
-        var remote = t.destination, remotePort = t.destinationPort
-        if hasRedirects && (t.proto == IPProtocol.tcp || t.proto == IPProtocol.udp) {
-            for r in configuration.redirects where r.proto == t.proto && r.matchAddress.rawValue == t.destination
-                && r.matchPorts.contains(t.destinationPort) {
-                remote = r.targetAddress.rawValue
-                remotePort = r.targetPort &+ (t.destinationPort &- r.matchPorts.lowerBound)
-                break
-            }
-        }
+        let (remote, remotePort) = redirected(proto: t.proto, destination: t.destination, port: t.destinationPort)
         var state: TCPState = .closed
         var timer = Self.timerClass(for: t.proto)
         if t.proto == IPProtocol.tcp {
@@ -62,6 +54,15 @@ extension NAPT44Engine {
             heldSYNs.discard(keyA: a, keyB: b)
         }
         return sid
+    }
+
+    /// Where a new outbound flow to `destination:port` really goes: the first redirect that matches, or itself.
+    func redirected(proto: UInt8, destination: UInt32, port: UInt16) -> (UInt32, UInt16) {
+        guard hasRedirects && (proto == IPProtocol.tcp || proto == IPProtocol.udp) else { return (destination, port) }
+        for r in configuration.redirects where r.proto == proto && r.matchAddress.rawValue == destination && r.matchPorts.contains(port) {
+            return (r.targetAddress.rawValue, r.targetPort &+ (port &- r.matchPorts.lowerBound))
+        }
+        return (destination, port)
     }
 
     /// Finds or creates the mapping an outbound flow uses, per the mapping behaviour (RFC 4787 §4.1).

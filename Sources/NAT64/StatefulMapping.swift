@@ -39,6 +39,9 @@ public struct NAPT64Mapping: NAT64Mapping, ~Copyable {
     public var counters = Counters()
     /// TCP probes sent for expired ESTABLISHED sessions (RFC 6146 §3.5.2.2).
     public internal(set) var probesSent: UInt64 = 0
+    /// Static BIB entries added at run time (PCP MAP), by BIB entry id, and when each ends (`.max`: never).
+    /// Looked at by ``expire(now:)`` only, never per packet.
+    var runtimeBindings: [UInt32: Timestamp] = [:]
 
     @usableFromInline var fragments: FragmentTracker
     @usableFromInline var heldSYNs: HeldPackets

@@ -95,6 +95,7 @@ extension NAPT64Mapping {
     func allocate(host: UInt32, proto: UInt8, local: UInt16) throws(DropReason) -> (UInt32, UInt16) {
         let h = hosts.records[Int(host)]
         let n = poolAddresses.count
+        // (newStaticBinding picks its address the same way.)
         let start = Int(KeyHash.hash(h.high, h.low ^ 0x706F_6F6C, seed: seed) % UInt32(n))
         let tries = configuration.pairedPooling ? 1 : n
         for i in 0..<tries {

@@ -32,6 +32,7 @@ extension NAPT64Mapping {
                 sid = table.oldest(c)
             }
         }
+        expireRuntimeBindings(now: now)
         table.releaseHeldPorts(now: nowS)
         fragments.expire(now: now.milliseconds)
         expireHeldSYNs(now: now)

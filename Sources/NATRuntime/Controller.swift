@@ -22,6 +22,8 @@ public struct ControlRequest: Codable, Sendable {
     public var lifetime: Int?
     public var description: String?
     public var limit: Int?
+    /// `forwards.add`: false keeps the forward listed (its port reserved) but not installed (UPnP NewEnabled=0).
+    public var enabled: Bool?
 
     public init(command: String) { self.command = command }
 }
@@ -37,6 +39,10 @@ public struct ForwardEntry: Codable, Sendable, Equatable {
     public var description: String?
     /// When it ends (seconds since 1970), nil for never.
     public var expiresAt: Double?
+    /// false: kept and listed, not installed in the engine (UPnP NewEnabled=0); nil or true: forwarding.
+    public var enabled: Bool? = nil
+
+    var isEnabled: Bool { enabled ?? true }
 
     func expired(at now: Double) -> Bool { expiresAt.map { $0 <= now } ?? false }
 }
@@ -82,6 +88,9 @@ public final class DaemonController: @unchecked Sendable {
     /// How a reload reads the file again (the command line's overrides applied).
     let loader: (String) throws(ConfigurationError) -> DaemonConfiguration
     private var runtimeForwards: [ForwardEntry] = []
+    /// The stateful NAT64's run-time static BIB entries (PCP MAP from IPv6 hosts), listed as forwards:
+    /// inside `[IPV6]:PORT`, outside `IPV4:PORT`.
+    private var runtimeBindings: [ForwardEntry] = []
     private var reloads = 0
 
     public init(configuration: DaemonConfiguration, commands: [CommandQueue], tunName: String,
@@ -241,18 +250,72 @@ public final class DaemonController: @unchecked Sendable {
     public func forwards() -> [ForwardEntry] {
         let now = Date().timeIntervalSince1970
         runtimeForwards.removeAll { $0.expired(at: now) }
+        runtimeBindings.removeAll { $0.expired(at: now) }
         let configured = (configuration.nat44?.forwards ?? []).map {
             ForwardEntry(protocol: $0.protocolName, outside: $0.outsideText, inside: "\($0.insideAddress):\($0.insidePort)",
                          origin: "config", description: nil, expiresAt: nil)
         }
-        return configured + runtimeForwards
+        return configured + runtimeForwards + runtimeBindings
+    }
+
+    // MARK: NAT64 static BIB entries at run time
+
+    /// The run-time static BIB entries still alive (as ``forwards()`` lists them).
+    public func bindings() -> [ForwardEntry] {
+        let now = Date().timeIntervalSince1970
+        runtimeBindings.removeAll { $0.expired(at: now) }
+        return runtimeBindings
+    }
+
+    /// Adds (or refreshes) a static BIB entry in the stateful NAT64 for an in-process server (PCP) and
+    /// keeps it listed and in the state file. Call on ``queue``.
+    func addBinding(_ q: BindingQuery, description: String?, origin: String) -> BindingAnswer {
+        guard commands.count == 1 else { return .unavailable }
+        let reply = Reply<BindingAnswer>()
+        guard commands[0].send(.addBinding(q, reply)), let answer = reply.wait() else { return .unavailable }
+        guard case .bound(let b) = answer else { return answer }
+        let entry = ForwardEntry(protocol: b.proto.rawValue, outside: "\(b.ipv4):\(b.ipv4Port)", inside: "[\(b.ipv6)]:\(b.ipv6Port)",
+                                 origin: origin, description: description,
+                                 expiresAt: q.lifetime.map { Date().timeIntervalSince1970 + Double($0) })
+        let known = runtimeBindings.contains { $0.protocol == entry.protocol && $0.outside == entry.outside }
+        runtimeBindings.removeAll { $0.protocol == entry.protocol && $0.outside == entry.outside }
+        runtimeBindings.append(entry)
+        saveForwards()
+        if !known { logger.info("nat64 static BIB entry added: \(b)\(q.lifetime.map { " for \($0) s" } ?? "") (\(origin))") }
+        return answer
+    }
+
+    /// Removes a run-time static BIB entry by its IPv4 transport address. Call on ``queue``.
+    @discardableResult
+    func removeBinding(proto: NAT64Protocol, ipv4: IPv4Address, port: UInt16) -> Bool {
+        let outside = "\(ipv4):\(port)"
+        guard let k = runtimeBindings.firstIndex(where: { $0.protocol == proto.rawValue && $0.outside == outside }), commands.count == 1 else {
+            return false
+        }
+        let reply = Reply<Bool>()
+        guard commands[0].send(.removeBinding(proto: proto, ipv4: ipv4, port: port, reply)), reply.wait() != nil else { return false }
+        let e = runtimeBindings.remove(at: k)
+        saveForwards()
+        logger.info("nat64 static BIB entry removed: \(e.protocol) \(e.inside) <-> \(e.outside)")
+        return true
+    }
+
+    /// A listed binding's parts: protocol, IPv6 and IPv4 transport addresses.
+    static func bindingParts(_ e: ForwardEntry) -> (NAT64Protocol, IPv6Address, UInt16, IPv4Address, UInt16)? {
+        guard let proto = NAT64Protocol(rawValue: e.protocol), e.inside.hasPrefix("["), let close = e.inside.firstIndex(of: "]"),
+              let v6 = IPv6Address(e.inside[e.inside.index(after: e.inside.startIndex)..<close]),
+              let v6Port = UInt16(e.inside[e.inside.index(after: close)...].dropFirst()),
+              let colon = e.outside.lastIndex(of: ":"), let v4 = IPv4Address(e.outside[..<colon]),
+              let v4Port = UInt16(e.outside[e.outside.index(after: colon)...]) else { return nil }
+        return (proto, v6, v6Port, v4, v4Port)
     }
 
     /// Adds a run-time forward for an in-process server (port control: `origin` "upnp", "natpmp",
     /// "pcp"), as `swiftnat forwards add` does for "cli". Safe from any thread.
     public func addForward(protocol p: String, outside: String, inside: String, lifetime: Int?, description: String?,
-                           origin: String) throws(ControlError) -> ForwardEntry {
+                           origin: String, enabled: Bool = true) throws(ControlError) -> ForwardEntry {
         var r = ControlRequest(command: "forwards.add")
+        r.enabled = enabled ? nil : false
         r.protocol = p
         r.outside = outside
         r.inside = inside
@@ -283,10 +346,12 @@ public final class DaemonController: @unchecked Sendable {
             }
             let lifetime = lifetime.flatMap { $0 > 0 ? $0 : nil }
             let expires = lifetime.map { Timestamp(nanoseconds: monotonicNow().nanoseconds &+ UInt64($0) * 1_000_000_000) }
-            let reply = Reply<Bool>()
-            guard commands[0].send(.renewForward(proto: f.proto, address: f.outsideAddress, port: f.outsidePorts.lowerBound,
-                                                 expires: expires, reply)), reply.wait() == true else {
-                return .failure(ControlError("the packet thread did not renew \(p) \(outside)"))
+            if runtimeForwards[k].isEnabled {
+                let reply = Reply<Bool>()
+                guard commands[0].send(.renewForward(proto: f.proto, address: f.outsideAddress, port: f.outsidePorts.lowerBound,
+                                                     expires: expires, reply)), reply.wait() == true else {
+                    return .failure(ControlError("the packet thread did not renew \(p) \(outside)"))
+                }
             }
             runtimeForwards[k].expiresAt = lifetime.map { Date().timeIntervalSince1970 + Double($0) }
             if let description { runtimeForwards[k].description = description }
@@ -314,12 +379,26 @@ public final class DaemonController: @unchecked Sendable {
         if let lifetime { f.expires = Timestamp(nanoseconds: monotonicNow().nanoseconds &+ UInt64(lifetime) * 1_000_000_000) }
         let entry = ForwardEntry(protocol: f.protocolName, outside: f.outsideText, inside: "\(f.insideAddress):\(f.insidePort)",
                                  origin: origin, description: r.description,
-                                 expiresAt: lifetime.map { Date().timeIntervalSince1970 + Double($0) })
-        try install(f)
+                                 expiresAt: lifetime.map { Date().timeIntervalSince1970 + Double($0) },
+                                 enabled: r.enabled == false ? false : nil)
+        if entry.isEnabled { try install(f) }
         runtimeForwards.append(entry)
         saveForwards()
         logger.info("forward added: \(f)\(lifetime.map { " for \($0) s" } ?? "")\(r.description.map { " (\($0))" } ?? "")")
         return entry
+    }
+
+    /// PCP PEER (RFC 6887 §12): asks the packet thread for the session of a flow, created or refreshed
+    /// when `q.create`. With several queues a new flow's session belongs to the shard its first packet
+    /// is hashed to; PEER, as run-time forwards, needs one queue for now.
+    func peer(_ q: PeerQuery) -> PeerAnswer {
+        guard configuration.nat44 != nil, commands.count == 1 else { return .unavailable }
+        let reply = Reply<PeerAnswer>()
+        guard commands[0].send(.peer(q, reply)), let answer = reply.wait() else { return .unavailable }
+        if case .mapping(let m) = answer, m.created {
+            logger.info("PCP PEER: session \(q.proto == 6 ? "tcp" : "udp") \(q.inside):\(q.insidePort) -> \(q.remote):\(q.remotePort) created as \(m.outsideAddress):\(m.outsidePort)")
+        }
+        return answer
     }
 
     /// Sends a forward to the packet thread and waits for its answer.
@@ -340,15 +419,21 @@ public final class DaemonController: @unchecked Sendable {
             throw ControlError("\(error.key): \(error.problem)")
         }
         guard let k = runtimeForwards.firstIndex(where: { $0.protocol == f.protocolName && Self.covers($0.outside, f) }) else {
+            if let b = runtimeBindings.first(where: { $0.protocol == f.protocolName && Self.covers($0.outside, f) }),
+               let proto = NAT64Protocol(rawValue: b.protocol), removeBinding(proto: proto, ipv4: f.outsideAddress, port: f.outsidePorts.lowerBound) {
+                return b
+            }
             if forwards().contains(where: { $0.protocol == f.protocolName && Self.covers($0.outside, f) }) {
                 throw ControlError("\(p) \(o) is a forward of the configuration file: remove it there and reload")
             }
             throw ControlError("no run-time forward covers \(p) \(o)")
         }
-        let reply = Reply<Bool>()
-        guard commands[0].send(.removeForward(proto: f.proto, address: f.outsideAddress, port: f.outsidePorts.lowerBound, reply)),
-              reply.wait() != nil else {
-            throw ControlError("the packet thread did not answer")
+        if runtimeForwards[k].isEnabled {
+            let reply = Reply<Bool>()
+            guard commands[0].send(.removeForward(proto: f.proto, address: f.outsideAddress, port: f.outsidePorts.lowerBound, reply)),
+                  reply.wait() != nil else {
+                throw ControlError("the packet thread did not answer")
+            }
         }
         let e = runtimeForwards.remove(at: k)
         saveForwards()
@@ -367,6 +452,8 @@ public final class DaemonController: @unchecked Sendable {
     struct ForwardsFile: Codable {
         var version: Int
         var forwards: [ForwardEntry]
+        /// The stateful NAT64's run-time static BIB entries (absent in files of earlier versions).
+        var bindings: [ForwardEntry]? = nil
     }
 
     /// Restores the run-time forwards of the last run (called once the packet threads run).
@@ -394,6 +481,7 @@ public final class DaemonController: @unchecked Sendable {
                 r.outside = e.outside
                 r.inside = e.inside
                 r.description = e.description
+                r.enabled = e.enabled
                 r.lifetime = e.expiresAt.map { max(1, Int(($0 - now).rounded(.up))) }
                 do throws(ControlError) {
                     _ = try addForward(r, origin: e.origin)
@@ -403,6 +491,21 @@ public final class DaemonController: @unchecked Sendable {
                 }
             }
             logger.info("forwards state: restored \(restored) of \(file.forwards.count) run-time forwards from \(path)")
+            var bound = 0
+            for e in file.bindings ?? [] where !e.expired(at: now) {
+                guard let (proto, v6, v6Port, v4, v4Port) = Self.bindingParts(e) else { continue }
+                var q = BindingQuery(proto: proto, ipv6: v6, ipv6Port: v6Port, suggestedPort: v4Port, exact: true,
+                                     lifetime: e.expiresAt.map { max(1, Int(($0 - now).rounded(.up))) })
+                q.suggestedAddress = v4
+                if case .bound = addBinding(q, description: e.description, origin: e.origin) {
+                    bound += 1
+                } else {
+                    logger.warning("forwards state: nat64 static BIB entry \(e.protocol) \(e.inside) <-> \(e.outside) not restored")
+                }
+            }
+            if let b = file.bindings, !b.isEmpty {
+                logger.info("forwards state: restored \(bound) of \(b.count) nat64 static BIB entries from \(path)")
+            }
             saveForwards()
         }
     }
@@ -411,7 +514,8 @@ public final class DaemonController: @unchecked Sendable {
     func saveForwards() {
         guard let path = configuration.control.stateFile else { return }
         do {
-            let data = try Self.encoder().encode(ForwardsFile(version: 1, forwards: runtimeForwards))
+            let data = try Self.encoder().encode(ForwardsFile(version: 1, forwards: runtimeForwards,
+                                                              bindings: runtimeBindings.isEmpty ? nil : runtimeBindings))
             try StateFile.writeAtomically(data, to: path)
         } catch {
             logger.error("forwards state \(path): cannot be written (\(error)); run-time forwards will not survive a restart")

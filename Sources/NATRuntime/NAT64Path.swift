@@ -275,3 +275,24 @@ struct NAT64Path: ~Copyable {
         return lines
     }
 }
+
+extension NAT64Path {
+    /// A run-time static BIB entry in the stateful NAT64 (PCP MAP from an IPv6 host).
+    mutating func addBinding(_ q: BindingQuery, now: Timestamp) -> BindingAnswer {
+        guard stateful != nil else { return .unavailable }
+        let expires = q.lifetime.map { Timestamp(nanoseconds: now.nanoseconds &+ UInt64($0) * 1_000_000_000) }
+        do throws(NAPT64Mapping.BindingRefusal) {
+            return .bound(try stateful!.mapping.addStaticBinding(proto: q.proto, ipv6: q.ipv6, ipv6Port: q.ipv6Port, suggestedAddress: q.suggestedAddress,
+                                                                 suggestedPort: q.suggestedPort,
+                                                                 exact: q.exact, expires: expires, now: now))
+        } catch {
+            return .refused(error)
+        }
+    }
+
+    /// Removes a run-time static BIB entry (false when there is none, or no stateful NAT64).
+    mutating func removeBinding(proto: NAT64Protocol, ipv4: IPv4Address, port: UInt16, now: Timestamp) -> Bool {
+        guard stateful != nil else { return false }
+        return stateful!.mapping.removeStaticBinding(proto: proto, ipv4: ipv4, ipv4Port: port, now: now)
+    }
+}

@@ -17,6 +17,13 @@ public enum PacketCommand: Sendable {
     case removeForward(proto: UInt8, address: IPv4Address, port: UInt16, Reply<Bool>)
     /// Sets when the forward that covers an outside port ends, keeping its sessions (a lease renewed).
     case renewForward(proto: UInt8, address: IPv4Address, port: UInt16, expires: Timestamp?, Reply<Bool>)
+    /// PCP PEER (RFC 6887 §12): the NAT44 session of a flow, created (as its first outbound packet would)
+    /// or refreshed when `create`; only looked up otherwise.
+    case peer(PeerQuery, Reply<PeerAnswer>)
+    /// A static BIB entry of the stateful NAT64 added at run time (PCP MAP from an IPv6 host).
+    case addBinding(BindingQuery, Reply<BindingAnswer>)
+    /// Removes a run-time static BIB entry by its IPv4 transport address; the reply says whether one was.
+    case removeBinding(proto: NAT64Protocol, ipv4: IPv4Address, port: UInt16, Reply<Bool>)
     /// Applies a changed NAT44 configuration to the running engine (``NAPT44Engine/reconfigure(_:now:)``);
     /// the reply is nil or why it cannot be applied.
     case reconfigure(NAPT44Configuration, Reply<String?>)
@@ -24,6 +31,67 @@ public enum PacketCommand: Sendable {
     case logging(LoggingSettings, Reply<String?>)
     /// The counters and sessions as log lines (SIGUSR1).
     case dumpLines(Reply<[String]>)
+}
+
+/// A PEER request as the packet thread takes it.
+public struct PeerQuery: Sendable {
+    public var proto: UInt8
+    public var inside: IPv4Address
+    public var insidePort: UInt16
+    public var remote: IPv4Address
+    public var remotePort: UInt16
+    public var create: Bool
+
+    public init(proto: UInt8, inside: IPv4Address, insidePort: UInt16, remote: IPv4Address, remotePort: UInt16, create: Bool) {
+        self.proto = proto
+        self.inside = inside
+        self.insidePort = insidePort
+        self.remote = remote
+        self.remotePort = remotePort
+        self.create = create
+    }
+}
+
+/// What a packet thread answers to ``PacketCommand/peer(_:_:)``.
+public enum PeerAnswer: Sendable, Equatable {
+    case mapping(PeerMapping)
+    /// No session (and none asked for).
+    case none
+    /// The NAT refused the new flow, for this reason (its metrics name, e.g. `ports_exhausted`).
+    case refused(DropReason)
+    /// No NAT44 engine on this thread.
+    case unavailable
+}
+
+/// A run-time static BIB entry as the packet thread takes it.
+public struct BindingQuery: Sendable {
+    public var proto: NAT64Protocol
+    public var ipv6: IPv6Address
+    public var ipv6Port: UInt16
+    /// The IPv4 address wanted first (a restored entry's), if any.
+    public var suggestedAddress: IPv4Address? = nil
+    /// The IPv4 port wanted (0: any), and whether only it will do.
+    public var suggestedPort: UInt16
+    public var exact: Bool
+    /// Seconds until it ends (nil: never).
+    public var lifetime: Int?
+
+    public init(proto: NAT64Protocol, ipv6: IPv6Address, ipv6Port: UInt16, suggestedPort: UInt16, exact: Bool, lifetime: Int?) {
+        self.proto = proto
+        self.ipv6 = ipv6
+        self.ipv6Port = ipv6Port
+        self.suggestedPort = suggestedPort
+        self.exact = exact
+        self.lifetime = lifetime
+    }
+}
+
+/// What a packet thread answers to ``PacketCommand/addBinding(_:_:)``.
+public enum BindingAnswer: Sendable, Equatable {
+    case bound(NAT64StaticBinding)
+    case refused(NAPT64Mapping.BindingRefusal)
+    /// No stateful NAT64 on this thread.
+    case unavailable
 }
 
 /// A one-shot answer from a packet thread to the control plane.

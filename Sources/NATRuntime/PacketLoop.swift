@@ -514,6 +514,20 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
             reply.fulfil(engine != nil && engine!.removeForward(proto: proto, outsideAddress: address, port: port))
         case .renewForward(let proto, let address, let port, let expires, let reply):
             reply.fulfil(engine != nil && engine!.renewForward(proto: proto, outsideAddress: address, port: port, expires: expires))
+        case .peer(let q, let reply):
+            guard engine != nil else { reply.fulfil(.unavailable); return }
+            do throws(DropReason) {
+                let m = try engine!.peer(proto: q.proto, inside: q.inside, insidePort: q.insidePort, remote: q.remote,
+                                         remotePort: q.remotePort, create: q.create, now: now)
+                reply.fulfil(m.map { .mapping($0) } ?? .none)
+            } catch {
+                reply.fulfil(.refused(error))
+            }
+        case .addBinding(let q, let reply):
+            guard nat64 != nil else { reply.fulfil(.unavailable); return }
+            reply.fulfil(nat64!.addBinding(q, now: now))
+        case .removeBinding(let proto, let ipv4, let port, let reply):
+            reply.fulfil(nat64 != nil && nat64!.removeBinding(proto: proto, ipv4: ipv4, port: port, now: now))
         case .reconfigure(let configuration, let reply):
             guard engine != nil else { reply.fulfil("this daemon has no NAT44"); return }
             do {

@@ -1,5 +1,8 @@
 import Foundation
 import Logging
+import NAPT44
+import NAT64
+import NATCore
 import NATWire
 import NIOCore
 import NIOPosix
@@ -22,7 +25,8 @@ struct ControllerMappingBackend: PortMappingBackend {
             // A configured range of ports: every port of it is taken (at most 65536 values).
             for p in ports {
                 out.append(PortMapping(proto: proto, externalPort: p, internalAddress: ia, internalPort: ip.lowerBound, origin: origin,
-                                       description: description, expiresAt: e.expiresAt, nonce: nonce))
+                                       description: description, expiresAt: e.expiresAt, nonce: nonce,
+                                       enabled: e.isEnabled))
             }
         }
         return out
@@ -34,7 +38,7 @@ struct ControllerMappingBackend: PortMappingBackend {
         if let n = m.nonce { d += " nonce=" + n.map { String(format: "%02x", $0) }.joined() }
         if let e = controller.queue.sync(execute: { controller.forwards() }).first(where: { $0.protocol == m.proto.description && $0.outside == outside }) {
             // The same mapping asked again: a new lease, its connections kept. Another inside endpoint: replaced.
-            if e.inside == inside {
+            if e.inside == inside && e.isEnabled == m.enabled {
                 do {
                     _ = try controller.renewForward(protocol: m.proto.description, outside: outside, lifetime: Int(lifetime), description: d)
                     return nil
@@ -46,7 +50,8 @@ struct ControllerMappingBackend: PortMappingBackend {
         }
         do {
             _ = try controller.addForward(protocol: m.proto.description, outside: outside, inside: inside,
-                                          lifetime: Int(lifetime), description: d, origin: m.origin.rawValue)
+                                          lifetime: Int(lifetime), description: d, origin: m.origin.rawValue,
+                                          enabled: m.enabled)
             return nil
         } catch {
             return error.message
@@ -57,13 +62,19 @@ struct ControllerMappingBackend: PortMappingBackend {
         (try? controller.removeForward(protocol: proto.description, outside: "\(external):\(externalPort)")) != nil
     }
 
-    func peerMapping(_ proto: MappingProtocol, internal host: IPv4Address, internalPort: UInt16, remote: IPv4Address,
-                     remotePort: UInt16) -> (externalPort: UInt16, lifetime: UInt32)? {
-        let rows = controller.queue.sync { (try? controller.snapshots(SnapshotRequest(sessions: true))) ?? [] }.flatMap(\.sessions)
-        let inside = "\(host):\(internalPort)", far = "\(remote):\(remotePort)"
-        guard let row = rows.first(where: { $0.engine == "nat44" && $0.protocol == proto.description && $0.inside == inside && $0.remote == far }),
-              let (oa, ports) = Self.endpointRange(row.outside), oa == external else { return nil }
-        return (ports.lowerBound, row.expiresInSeconds)
+    func peer(_ proto: MappingProtocol, internal host: IPv4Address, internalPort: UInt16, remote: IPv4Address, remotePort: UInt16,
+              create: Bool) -> PeerOutcome {
+        let q = PeerQuery(proto: proto.rawValue, inside: host, insidePort: internalPort, remote: remote, remotePort: remotePort, create: create)
+        switch controller.queue.sync(execute: { controller.peer(q) }) {
+        case .mapping(let m): return .mapping(externalAddress: m.outsideAddress, externalPort: m.outsidePort, lifetime: m.lifetime)
+        case .none: return .none
+        case .refused(let why):
+            switch why {
+            case .hostSessionLimit, .hostPortLimit: return .quota
+            default: return .noResources
+            }
+        case .unavailable: return .unavailable("PEER needs [nat44] and [tun] queues = 1")
+        }
     }
 
     func totals() -> TrafficTotals {
@@ -102,15 +113,56 @@ struct ControllerMappingBackend: PortMappingBackend {
     }
 }
 
+/// The stateful NAT64's static BIB as PCP from IPv6 hosts sees it: the controller's run-time bindings.
+struct ControllerNAT64Backend: NAT64BindingBackend {
+    let controller: DaemonController
+
+    func bindings(now: Double) -> [NAT64PortMapping] {
+        controller.queue.sync { controller.bindings() }.compactMap { e in
+            guard let (proto, v6, v6Port, v4, v4Port) = DaemonController.bindingParts(e), let p = MappingProtocol(name: proto.rawValue) else { return nil }
+            let (_, nonce) = ControllerMappingBackend.splitNonce(e.description ?? "")
+            return NAT64PortMapping(proto: p, internalAddress: v6, internalPort: v6Port, externalAddress: v4, externalPort: v4Port,
+                                    expiresAt: e.expiresAt, nonce: nonce)
+        }
+    }
+
+    func bind(_ m: NAT64PortMapping, exact: Bool, lifetime: UInt32, now: Double) -> Result<NAT64PortMapping, NAT64BindRefusal> {
+        let proto: NAT64Protocol = m.proto == .tcp ? .tcp : .udp
+        var d = "PCP [\(m.internalAddress)]:\(m.internalPort)"
+        if let n = m.nonce { d += " nonce=" + n.map { String(format: "%02x", $0) }.joined() }
+        var q = BindingQuery(proto: proto, ipv6: m.internalAddress, ipv6Port: m.internalPort, suggestedPort: m.externalPort, exact: exact,
+                             lifetime: Int(lifetime))
+        if m.externalAddress != .any { q.suggestedAddress = m.externalAddress }
+        switch controller.queue.sync(execute: { controller.addBinding(q, description: d, origin: MappingOrigin.pcp.rawValue) }) {
+        case .bound(let b):
+            var out = m
+            out.externalAddress = b.ipv4
+            out.externalPort = b.ipv4Port
+            return .success(out)
+        case .refused(.portInUse): return .failure(.portInUse)
+        case .refused(.hostLimit): return .failure(.quota)
+        case .refused(.noResources), .refused(.invalid): return .failure(.noResources)
+        case .unavailable: return .failure(.unavailable("PCP over IPv6 needs a stateful [nat64] and [tun] queues = 1"))
+        }
+    }
+
+    func unbind(_ proto: MappingProtocol, externalAddress: IPv4Address, externalPort: UInt16) -> Bool {
+        controller.queue.sync { controller.removeBinding(proto: proto == .tcp ? .tcp : .udp, ipv4: externalAddress, port: externalPort) }
+    }
+}
+
 /// The port-control servers' shared state: the service (policy, epoch), the backend, and one serial
 /// queue on which every request is decided, so that two protocols never grant the same port.
 final class PortControlCore: @unchecked Sendable {
     let settings: PortControlSettings
     let service: PortControlService
     let backend: ControllerMappingBackend
+    let backend64: ControllerNAT64Backend
     let controller: DaemonController
     let logger: Logger
     let queue = DispatchQueue(label: "swiftnat.portcontrol")
+    /// UPnP eventing (set when UPnP is on).
+    var events: GENAEvents? = nil
     private let lock = NSLock()
     private var pending = 0
     /// Requests waiting for the queue at most; more are dropped (a flood costs bounded memory).
@@ -118,8 +170,11 @@ final class PortControlCore: @unchecked Sendable {
 
     init(settings: PortControlSettings, external: IPv4Address, inside: [IPv4Prefix], controller: DaemonController, logger: Logger) {
         self.settings = settings
-        service = PortControlService(policy: settings.policy, externalAddress: external, insidePrefixes: inside,
-                                     epochStart: Date().timeIntervalSince1970)
+        var s = PortControlService(policy: settings.policy, externalAddress: external, insidePrefixes: inside,
+                                   epochStart: Date().timeIntervalSince1970)
+        if let v6 = settings.listen6, let p = IPv6Prefix(address: IPv6Address(high: v6.high, low: 0), length: 64) { s.insidePrefixes6 = [p] }
+        service = s
+        backend64 = ControllerNAT64Backend(controller: controller)
         backend = ControllerMappingBackend(controller: controller, external: external)
         self.controller = controller
         self.logger = logger
@@ -143,6 +198,15 @@ final class PortControlCore: @unchecked Sendable {
     var uptime: UInt32 { UInt32(clamping: Int(Date().timeIntervalSince(controller.started))) }
 }
 
+extension IPv6Address {
+    /// The address of a NIO socket address, when it is IPv6.
+    init?(_ s: SocketAddress?) {
+        guard case .v6(let a)? = s else { return nil }
+        let b = withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
+        self.init(high: b[0..<8].reduce(0) { $0 << 8 | UInt64($1) }, low: b[8..<16].reduce(0) { $0 << 8 | UInt64($1) })
+    }
+}
+
 extension IPv4Address {
     /// The address of a NIO socket address, when it is IPv4.
     init?(_ s: SocketAddress?) {
@@ -154,6 +218,8 @@ extension IPv4Address {
 /// NAT-PMP and PCP on UDP 5351 of the inside address (RFC 6886 §3, RFC 6887 §8).
 final class PMPServer: @unchecked Sendable {
     let channel: Channel
+    /// PCP on the inside IPv6 address (`listen_ipv6`), when set.
+    var channel6: Channel? = nil
     let core: PortControlCore
 
     init(core: PortControlCore, group: EventLoopGroup) throws {
@@ -166,6 +232,13 @@ final class PMPServer: @unchecked Sendable {
         channel = try bootstrap.bind(host: listen, port: Int(NATPMP.port)).wait()
         let mcast = in_addr(s_addr: core.settings.listen.rawValue.bigEndian)
         try? (channel as? SocketOptionProvider)?.setIPMulticastIF(mcast).wait()
+        if let v6 = core.settings.listen6, core.settings.pcp {
+            let c6 = try bootstrap.bind(host: v6.description, port: Int(NATPMP.port)).wait()
+            channel6 = c6
+            // The restart ANNOUNCE to ff02::1 leaves on the inside interface.
+            let index = if_nametoindex(core.settings.interface)
+            if index != 0 { try? (c6 as? SocketOptionProvider)?.setIPv6MulticastIF(index).wait() }
+        }
     }
 
     /// RFC 6886 §3.2.1 and RFC 6887 §14.1.3: after a start the epoch begins again; tell the clients, on
@@ -176,6 +249,7 @@ final class PMPServer: @unchecked Sendable {
         core.submit {
             let clients = Set(core.backend.mappings(now: core.now).filter { $0.origin == .natpmp || $0.origin == .pcp }.map(\.internalAddress))
             let targets = [IPv4Address(224, 0, 0, 1)] + clients.sorted()
+            let clients6 = self.channel6 == nil ? [] : Array(Set(core.backend64.bindings(now: core.now).map(\.internalAddress)))
             core.logger.info("port control: announcing the new epoch to 224.0.0.1 and \(clients.count) client\(clients.count == 1 ? "" : "s") on port 5350")
             for delay in [0, 250, 750, 1750] {
                 self.channel.eventLoop.scheduleTask(in: .milliseconds(Int64(delay))) {
@@ -190,12 +264,23 @@ final class PMPServer: @unchecked Sendable {
                             self.channel.writeAndFlush(AddressedEnvelope(remoteAddress: to, data: ByteBuffer(bytes: pmp)), promise: nil)
                         }
                     }
+                    // PCP over IPv6: to all nodes (ff02::1 on the inside interface) and to each IPv6 host that
+                    // holds a NAT64 static BIB entry.
+                    if let c6 = self.channel6 {
+                        for t in [IPv6Address("ff02::1")!] + clients6 {
+                            guard let to = try? SocketAddress(ipAddress: t.description, port: Int(NATPMP.clientPort)) else { continue }
+                            c6.writeAndFlush(AddressedEnvelope(remoteAddress: to, data: ByteBuffer(bytes: PCP.announce(epoch: e))), promise: nil)
+                        }
+                    }
                 }
             }
         }
     }
 
-    func close() { try? channel.close().wait() }
+    func close() {
+        try? channel.close().wait()
+        try? channel6?.close().wait()
+    }
 }
 
 final class PMPHandler: ChannelInboundHandler, @unchecked Sendable {
@@ -207,9 +292,19 @@ final class PMPHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
+        let channel = context.channel, core = self.core, remote = envelope.remoteAddress
+        if let from6 = IPv6Address(envelope.remoteAddress) {
+            // RFC 6887 from an IPv6 host (the NAT64's inside): bounded by 1100 bytes like every PCP message.
+            guard core.settings.pcp else { return }
+            let bytes = Array(envelope.data.readableBytesView.prefix(PCP.maxMessage + 1))
+            core.submit {
+                guard let answer = core.service.handlePCP(bytes, fromIPv6: from6, now: core.now, backend: core.backend64) else { return }
+                channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: ByteBuffer(bytes: answer)), promise: nil)
+            }
+            return
+        }
         guard let from = IPv4Address(envelope.remoteAddress) else { return }
         let bytes = Array(envelope.data.readableBytesView)
-        let channel = context.channel, core = self.core, remote = envelope.remoteAddress
         core.submit {
             guard let answer = core.service.handleDatagram(bytes, from: from, now: core.now, backend: core.backend,
                                                            natPMP: core.settings.natPMP, pcp: core.settings.pcp) else { return }

@@ -11,6 +11,9 @@ public struct PortControlSettings: Sendable, Equatable {
     /// The NAT's inside address the servers listen on (UDP 5351, the UPnP HTTP port); only this
     /// address, never the outside.
     public var listen = IPv4Address.any
+    /// The NAT's inside IPv6 address: PCP (RFC 6887) from the IPv6 hosts of its /64 on UDP 5351 there,
+    /// whose MAP requests become static BIB entries of the stateful NAT64. nil: no PCP over IPv6.
+    public var listen6: IPv6Address? = nil
     /// The inside interface SSDP joins 239.255.255.250 on and announces from.
     public var interface = ""
     /// The UPnP HTTP port (description and SOAP control), as pktkit's UPnPConfig.ControlPort.
@@ -50,6 +53,12 @@ extension PortControlSettings {
         if let v = try t.bool("pcp") { pcp = v }
         if let v = try t.bool("upnp") { upnp = v }
         if let v = try t.string("listen") { listen = try t.address(v, key: "listen") }
+        if let v = try t.string("listen_ipv6") {
+            guard let a = IPv6Address(v) else {
+                throw t.error("listen_ipv6", "'\(v)' is not an IPv6 address", hint: "the NAT's inside IPv6 address, e.g. listen_ipv6 = \"2001:db8:1::1\"")
+            }
+            listen6 = a
+        }
         if let v = try t.string("interface") { interface = v }
         if let v = try t.int("upnp_port", in: 0...65535) { upnpPort = UInt16(v) }
         if let v = try t.int("notify_interval") { notifyInterval = v }

@@ -102,8 +102,12 @@ enum UPnPDescriptions {
         ("LastConnectionError", "string"), ("ExternalIPAddress", "string"), ("RemoteHost", "string"), ("ExternalPort", "ui2"),
         ("InternalPort", "ui2"), ("PortMappingProtocol", "string"), ("InternalClient", "string"), ("PortMappingEnabled", "boolean"),
         ("PortMappingDescription", "string"), ("PortMappingLeaseDuration", "ui4"), ("PortMappingNumberOfEntries", "ui2"),
-        ("A_ARG_TYPE_Manage", "boolean"), ("A_ARG_TYPE_PortListing", "string"),
+        ("A_ARG_TYPE_Manage", "boolean"), ("A_ARG_TYPE_PortListing", "string"), ("SystemUpdateID", "ui4"),
     ]
+
+    /// The variables GENA events (UPnP DA §4; see ``GENAEvents``).
+    static let eventedVariables: Set<String> = ["PossibleConnectionTypes", "ConnectionStatus", "ExternalIPAddress",
+                                                "PortMappingNumberOfEntries", "SystemUpdateID", "PhysicalLinkStatus"]
 
     static let commonActions: [Action] = [
         ("GetCommonLinkProperties", [("NewWANAccessType", "out", "WANAccessType"), ("NewLayer1UpstreamMaxBitRate", "out", "Layer1UpstreamMaxBitRate"),
@@ -132,7 +136,10 @@ enum UPnPDescriptions {
             s += "</argumentList></action>\n"
         }
         s += "</actionList>\n<serviceStateTable>\n"
-        for (v, t) in variables { s += "<stateVariable sendEvents=\"no\"><name>\(v)</name><dataType>\(t)</dataType></stateVariable>\n" }
+        for (v, t) in variables {
+            let evented = eventedVariables.contains(v) ? "yes" : "no"
+            s += "<stateVariable sendEvents=\"\(evented)\"><name>\(v)</name><dataType>\(t)</dataType></stateVariable>\n"
+        }
         return s + "</serviceStateTable>\n</scpd>\n"
     }
 }

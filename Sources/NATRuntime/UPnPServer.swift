@@ -178,6 +178,9 @@ final class UPnPHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
             guard let page = pages[path] else { return respond(channel, .notFound, Array("not found\n".utf8), type: "text/plain") }
             return respond(channel, .ok, h.method == .HEAD ? [] : page, type: "text/xml; charset=\"utf-8\"")
         }
+        if h.method == .SUBSCRIBE || h.method == .UNSUBSCRIBE {
+            return subscription(h, path: path, channel)
+        }
         guard h.method == .POST else { return respond(channel, .methodNotAllowed, [], type: "text/plain") }
         guard !tooLarge else { return respond(channel, .payloadTooLarge, Array("the SOAP body is larger than 16 KiB\n".utf8), type: "text/plain") }
         let services: [String]
@@ -218,13 +221,34 @@ final class UPnPHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
+    /// GENA SUBSCRIBE / UNSUBSCRIBE (UPnP DA §4.1) on an event sub-URL.
+    func subscription(_ h: HTTPRequestHead, path: String, _ channel: Channel) {
+        guard let events = core.events, GENAEvents.services.contains(path) else { return respond(channel, .notFound, [], type: "text/plain") }
+        var headers: [String: String] = [:]
+        for (n, v) in h.headers { headers[n.uppercased()] = v }
+        let method = h.method == .SUBSCRIBE ? "SUBSCRIBE" : "UNSUBSCRIBE"
+        switch events.handle(method: method, service: path, headers: headers, subscriber: client) {
+        case .subscribed(let sid, let timeout, let initial):
+            if initial { core.logger.info("upnp: \(client) subscribed to \(path) (\(sid), \(timeout) s)") }
+            respond(channel, .ok, [], type: nil, extra: [("SID", sid), ("TIMEOUT", "Second-\(timeout)")]) {
+                if initial { events.sendInitial(sid, service: path) }
+            }
+        case .unsubscribed:
+            respond(channel, .ok, [], type: nil)
+        case .failed(let status):
+            respond(channel, HTTPResponseStatus(statusCode: status), [], type: nil)
+        }
+    }
+
     func fault(_ channel: Channel, _ f: UPnPIGD.Failure) {
         respond(channel, .internalServerError, Array(SOAPRequest.fault(f).utf8), type: "text/xml; charset=\"utf-8\"")
     }
 
-    func respond(_ channel: Channel, _ status: HTTPResponseStatus, _ body: [UInt8], type: String) {
+    func respond(_ channel: Channel, _ status: HTTPResponseStatus, _ body: [UInt8], type: String?, extra: [(String, String)] = [],
+                 then: (@Sendable () -> Void)? = nil) {
         var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: type)
+        if let type { headers.add(name: "Content-Type", value: type) }
+        for (n, v) in extra { headers.add(name: n, value: v) }
         headers.add(name: "Content-Length", value: "\(body.count)")
         headers.add(name: "Connection", value: "close")
         headers.add(name: "Server", value: "Linux UPnP/1.1 swiftnat/\(SwiftNATVersion.string)")
@@ -233,7 +257,10 @@ final class UPnPHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
         channel.eventLoop.execute {
             channel.write(HTTPServerResponsePart.head(head), promise: nil)
             if !body.isEmpty { channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
-            channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in channel.close(promise: nil) }
+            channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in
+                channel.close(promise: nil)
+                then?()
+            }
         }
     }
 }
@@ -368,8 +395,10 @@ final class PortControlServers: @unchecked Sendable {
             if s.natPMP || s.pcp {
                 pmp = try PMPServer(core: core, group: group)
                 what.append([s.natPMP ? "NAT-PMP" : nil, s.pcp ? "PCP" : nil].compactMap { $0 }.joined(separator: "+") + " on \(s.listen):5351")
+                if s.pcp, let v6 = s.listen6 { what.append("PCP for the stateful NAT64 on [\(v6)]:5351") }
             }
             if s.upnp {
+                core.events = GENAEvents(core: core, group: group)
                 http = try UPnPHTTPServer(core: core, group: group)
                 ssdp = try SSDPServer(core: core, group: group)
                 what.append("UPnP IGD on http://\(s.listen):\(s.upnpPort)/rootDesc.xml, SSDP on \(s.interface)")
@@ -385,6 +414,8 @@ final class PortControlServers: @unchecked Sendable {
     func ready() { pmp?.announce() }
 
     func close() {
+        core.events?.close()
+        core.events = nil
         ssdp?.close()
         http?.close()
         pmp?.close()

@@ -22,9 +22,13 @@ public struct PortMapping: Sendable, Equatable {
     public var expiresAt: Double?
     /// PCP's mapping nonce (RFC 6887 §11.1), which a later request for it must repeat.
     public var nonce: [UInt8]?
+    /// UPnP's NewEnabled: a disabled mapping is kept and listed (its external port stays reserved for
+    /// it) but forwards nothing until it is added again enabled.
+    public var enabled: Bool
 
     public init(proto: MappingProtocol, externalPort: UInt16, internalAddress: IPv4Address, internalPort: UInt16,
-                origin: MappingOrigin, description: String = "", expiresAt: Double? = nil, nonce: [UInt8]? = nil) {
+                origin: MappingOrigin, description: String = "", expiresAt: Double? = nil, nonce: [UInt8]? = nil,
+                enabled: Bool = true) {
         self.proto = proto
         self.externalPort = externalPort
         self.internalAddress = internalAddress
@@ -33,6 +37,7 @@ public struct PortMapping: Sendable, Equatable {
         self.description = description
         self.expiresAt = expiresAt
         self.nonce = nonce
+        self.enabled = enabled
     }
 
     /// Seconds left at `now` (0 when ended), nil for never.
@@ -55,6 +60,20 @@ public struct TrafficTotals: Sendable, Equatable {
     }
 }
 
+/// What the NAT answers to a PEER request (``PortMappingBackend/peer(_:internal:internalPort:remote:remotePort:create:)``).
+public enum PeerOutcome: Sendable, Equatable {
+    /// The flow's session: its external endpoint and the seconds it lives without traffic.
+    case mapping(externalAddress: IPv4Address, externalPort: UInt16, lifetime: UInt32)
+    /// No session for the flow (only when not asked to create one).
+    case none
+    /// The NAT has no room (session or mapping table full, no free port).
+    case noResources
+    /// The inside host is at its session or port limit.
+    case quota
+    /// The NAT cannot do it at all (no NAT44, several queues); why.
+    case unavailable(String)
+}
+
 /// What the protocols need of the NAT: its forwards, and a way to add and remove them. The daemon
 /// implements it over its controller (the forwards become run-time forwards of the engine); tests
 /// implement it in memory. Calls are synchronous; the implementation keeps them thread-safe.
@@ -62,13 +81,16 @@ public protocol PortMappingBackend {
     /// Every forward on the external address (all origins), expired ones left out.
     func mappings(now: Double) -> [PortMapping]
     /// Adds `m` for `lifetime` seconds, replacing a mapping of the same protocol and external port
-    /// (a refresh); returns why the NAT refused, or nil.
+    /// (a refresh); returns why the NAT refused, or nil. A mapping with `enabled` false is kept and
+    /// listed but not installed in the NAT.
     func add(_ m: PortMapping, lifetime: UInt32, now: Double) -> String?
     /// Removes the mapping of `proto` on `externalPort`; false when there was none.
     @discardableResult func remove(_ proto: MappingProtocol, externalPort: UInt16) -> Bool
-    /// The NAT's existing dynamic mapping for a flow (PCP PEER): its external port and seconds left.
-    func peerMapping(_ proto: MappingProtocol, internal: IPv4Address, internalPort: UInt16,
-                     remote: IPv4Address, remotePort: UInt16) -> (externalPort: UInt16, lifetime: UInt32)?
+    /// PCP PEER (RFC 6887 §12.3): the NAT's dynamic mapping (session) for a flow. With `create` it is
+    /// made if missing, as the flow's first outbound packet would make it, or refreshed; without, it is
+    /// only looked up (`.none` when there is none).
+    func peer(_ proto: MappingProtocol, internal: IPv4Address, internalPort: UInt16, remote: IPv4Address, remotePort: UInt16,
+              create: Bool) -> PeerOutcome
     /// The outside traffic totals.
     func totals() -> TrafficTotals
 }

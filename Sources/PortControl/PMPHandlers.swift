@@ -113,15 +113,9 @@ extension PortControlService {
             return PCP.response(opcode: op, result: .success, lifetime: 0, epoch: e, body: requested)
         }
         guard let p = MappingProtocol(rawValue: m.protocolNumber) else { return fail(.unsupportedProtocol, body: requested) }
-        guard m.internalPort != 0 else { return fail(.notAuthorized, body: requested) }
+        guard m.internalPort != 0 else { return fail(r.opcode == .peer ? .malformedRequest : .notAuthorized, body: requested) }
         if r.opcode == .peer {
-            guard let remote = r.remoteAddress.ipv4Mapped, r.remotePort != 0 else { return fail(.malformedRequest, body: requested) }
-            guard let found = backend.peerMapping(p, internal: internalAddress, internalPort: m.internalPort, remote: remote, remotePort: r.remotePort) else {
-                // The NAT makes its dynamic mappings from packets; PEER reports one, it cannot create it.
-                return fail(.noResources, body: requested)
-            }
-            let lifetime = min(found.lifetime, policy.maxLease)
-            return PCP.response(opcode: op, result: .success, lifetime: lifetime, epoch: e, body: body(found.externalPort, externalMapped) + processed)
+            return peer(r, m, p, internalAddress: internalAddress, backend: backend, epoch: e, requested: requested, processed: processed)
         }
         let existing = backend.mappings(now: now).first {
             $0.origin.isPMPFamily && $0.proto == p && $0.internalAddress == internalAddress && $0.internalPort == m.internalPort
@@ -155,6 +149,37 @@ extension PortControlService {
             case .failed: code = .networkFailure
             }
             return fail(code, body: requested)
+        }
+    }
+
+    /// RFC 6887 §12.3: PEER creates the flow's dynamic mapping if there is none (so that the client learns
+    /// its external endpoint before it sends), or extends an existing one; the answer carries the
+    /// external address and port the NAT uses for the flow and how long the mapping lives without traffic
+    /// (the lifetime asked for, cut to the NAT's idle timeout for the flow and to `max_lease`: traffic
+    /// or another PEER keeps it).
+    /// A lifetime of 0 changes nothing (the mapping is the flow's, which may be in use) and reports it.
+    /// The suggested external port is a hint the NAT's own port choice (port preservation) may not meet;
+    /// PREFER_FAILURE is MAP's alone (§13.2) and refused by the parser.
+    func peer(_ r: PCP.Request, _ m: PCP.MappingData, _ p: MappingProtocol, internalAddress: IPv4Address, backend: some PortMappingBackend,
+              epoch e: UInt32, requested: [UInt8], processed: [UInt8]) -> [UInt8] {
+        let op = r.opcode.rawValue
+        func fail(_ code: PCP.ResultCode) -> [UInt8] {
+            PCP.response(opcode: op, result: code, lifetime: code.errorLifetime, epoch: e, body: requested)
+        }
+        guard let remote = r.remoteAddress.ipv4Mapped, remote != .any, r.remotePort != 0 else { return fail(.malformedRequest) }
+        let create = r.lifetime != 0
+        switch backend.peer(p, internal: internalAddress, internalPort: m.internalPort, remote: remote, remotePort: r.remotePort, create: create) {
+        case .mapping(let address, let port, let lifetime):
+            // Never more than asked (raised to min_lease), than the NAT keeps the idle flow, or than max_lease.
+            let granted = create ? min(max(r.lifetime, policy.minLease), lifetime, policy.maxLease) : 0
+            let body = PCP.peerBody(m, externalPort: port, externalAddress: IPv6Address(ipv4Mapped: address),
+                                    remotePort: r.remotePort, remoteAddress: r.remoteAddress)
+            return PCP.response(opcode: op, result: .success, lifetime: granted, epoch: e, body: body + processed)
+        case .none:
+            return PCP.response(opcode: op, result: .success, lifetime: 0, epoch: e, body: requested)
+        case .noResources: return fail(.noResources)
+        case .quota: return fail(.userExceededQuota)
+        case .unavailable: return fail(.networkFailure)
         }
     }
 

@@ -10,6 +10,8 @@ public struct PortControlService: Sendable {
     public var insidePrefixes: [IPv4Prefix]
     /// When this server's epoch began (RFC 6886 §3.6, RFC 6887 §8.5), on the `now` clock.
     public var epochStart: Double
+    /// The IPv6 hosts served over IPv6 (the stateful NAT64's inside, RFC 6887 from IPv6 clients).
+    public var insidePrefixes6: [IPv6Prefix] = []
     /// External ports the scan for a free one stays in.
     public var dynamicPorts: ClosedRange<UInt16> = 1024...65535
 
@@ -55,10 +57,12 @@ public struct PortControlService: Sendable {
         public var origin: MappingOrigin
         public var description: String
         public var nonce: [UInt8]?
+        /// UPnP NewEnabled.
+        public var enabled: Bool
 
         public init(proto: MappingProtocol, client: IPv4Address, internalAddress: IPv4Address, internalPort: UInt16,
                     externalPort: UInt16, exact: Bool, lifetime: UInt32, origin: MappingOrigin, description: String = "",
-                    nonce: [UInt8]? = nil) {
+                    nonce: [UInt8]? = nil, enabled: Bool = true) {
             self.proto = proto
             self.client = client
             self.internalAddress = internalAddress
@@ -69,6 +73,7 @@ public struct PortControlService: Sendable {
             self.origin = origin
             self.description = description
             self.nonce = nonce
+            self.enabled = enabled
         }
     }
 
@@ -130,7 +135,8 @@ public struct PortControlService: Sendable {
         var last = ""
         for port in candidates {
             let m = PortMapping(proto: ask.proto, externalPort: port, internalAddress: ask.internalAddress, internalPort: ask.internalPort,
-                                origin: ask.origin, description: ask.description, expiresAt: now + Double(granted), nonce: ask.nonce)
+                                origin: ask.origin, description: ask.description, expiresAt: now + Double(granted), nonce: ask.nonce,
+                                enabled: ask.enabled)
             guard let problem = backend.add(m, lifetime: granted, now: now) else { return m }
             last = problem
             if existing != nil || ask.exact { break }

@@ -85,7 +85,8 @@ extension PortControlService {
             let m = try addMapping(a, client, now, backend, any: true, v2: v2)
             return [("NewReservedPort", String(m.externalPort))]
         case "DeletePortMapping":
-            try remoteHostIsWildcard(a)
+            // Every mapping here has a wildcard RemoteHost: one for a specific host does not exist (714).
+            guard remoteHostIsWildcard(a) else { throw .noSuchEntry }
             let p = try proto(a), port = try externalPort(a, wildcardError: .invalidArgs)
             guard let m = backend.mappings(now: now).first(where: { $0.proto == p && $0.externalPort == port }) else { throw .noSuchEntry }
             guard m.origin.isPortControl else { throw .readOnly }
@@ -103,11 +104,11 @@ extension PortControlService {
             for m in victims { backend.remove(p, externalPort: m.externalPort) }
             return []
         case "GetSpecificPortMappingEntry":
-            try remoteHostIsWildcard(a)
+            guard remoteHostIsWildcard(a) else { throw .noSuchEntry }
             let p = try proto(a), port = try externalPort(a, wildcardError: .invalidArgs)
             guard let m = backend.mappings(now: now).first(where: { $0.proto == p && $0.externalPort == port }) else { throw .noSuchEntry }
             return [("NewInternalPort", String(m.internalPort)), ("NewInternalClient", m.internalAddress.description),
-                    ("NewEnabled", "1"), ("NewPortMappingDescription", m.description),
+                    ("NewEnabled", m.enabled ? "1" : "0"), ("NewPortMappingDescription", m.description),
                     ("NewLeaseDuration", String(m.remaining(at: now) ?? 0))]
         case "GetGenericPortMappingEntry":
             guard let s = a["NewPortMappingIndex"], let i = Int(s.trimmed), i >= 0 else { throw .invalidArgs }
@@ -116,7 +117,7 @@ extension PortControlService {
             let m = list[i]
             return [("NewRemoteHost", ""), ("NewExternalPort", String(m.externalPort)), ("NewProtocol", m.proto.upnpName),
                     ("NewInternalPort", String(m.internalPort)), ("NewInternalClient", m.internalAddress.description),
-                    ("NewEnabled", "1"), ("NewPortMappingDescription", m.description),
+                    ("NewEnabled", m.enabled ? "1" : "0"), ("NewPortMappingDescription", m.description),
                     ("NewLeaseDuration", String(m.remaining(at: now) ?? 0))]
         case "GetListOfPortMappings":
             guard v2 else { throw .invalidAction }
@@ -141,15 +142,18 @@ extension PortControlService {
         for m in list {
             s += "<p:PortMappingEntry><p:NewRemoteHost></p:NewRemoteHost><p:NewExternalPort>\(m.externalPort)</p:NewExternalPort>"
                 + "<p:NewProtocol>\(m.proto.upnpName)</p:NewProtocol><p:NewInternalPort>\(m.internalPort)</p:NewInternalPort>"
-                + "<p:NewInternalClient>\(m.internalAddress)</p:NewInternalClient><p:NewEnabled>1</p:NewEnabled>"
+                + "<p:NewInternalClient>\(m.internalAddress)</p:NewInternalClient><p:NewEnabled>\(m.enabled ? 1 : 0)</p:NewEnabled>"
                 + "<p:NewDescription>\(XMLText.escape(m.description))</p:NewDescription>"
                 + "<p:NewLeaseTime>\(m.remaining(at: now) ?? 0)</p:NewLeaseTime></p:PortMappingEntry>\n"
         }
         return s + "</p:PortMappingList>"
     }
 
-    func remoteHostIsWildcard(_ a: [String: String]) throws(UPnPIGD.Failure) {
-        if let h = a["NewRemoteHost"]?.trimmed, !h.isEmpty, h != "*", h != "0.0.0.0" { throw .remoteHostOnlySupportsWildcard }
+    /// Whether NewRemoteHost is absent or a wildcard (empty, `*`, `0.0.0.0`). A forward of this NAT
+    /// admits every remote host; AddPortMapping for one host gets 726 RemoteHostOnlySupportsWildcard.
+    func remoteHostIsWildcard(_ a: [String: String]) -> Bool {
+        guard let h = a["NewRemoteHost"]?.trimmed else { return true }
+        return h.isEmpty || h == "*" || h == "0.0.0.0"
     }
 
     func proto(_ a: [String: String]) throws(UPnPIGD.Failure) -> MappingProtocol {
@@ -173,20 +177,19 @@ extension PortControlService {
 
     func addMapping(_ a: [String: String], _ client: IPv4Address, _ now: Double, _ backend: some PortMappingBackend,
                     any: Bool, v2: Bool) throws(UPnPIGD.Failure) -> PortMapping {
-        try remoteHostIsWildcard(a)
+        guard remoteHostIsWildcard(a) else { throw .remoteHostOnlySupportsWildcard }
         let p = try proto(a)
         guard let es = a["NewExternalPort"], let ext = UInt16(es.trimmed) else { throw .invalidArgs }
         if ext == 0 && !any { throw .wildCardNotPermittedInExtPort }
         guard let ip = a["NewInternalPort"].flatMap({ UInt16($0.trimmed) }), ip != 0 else { throw .invalidArgs }
         guard let ic = a["NewInternalClient"].flatMap({ IPv4Address($0.trimmed) }) else { throw .invalidArgs }
         guard let en = a["NewEnabled"].flatMap({ UPnPBool($0) }) else { throw .invalidArgs }
-        guard en else { throw .actionFailed }
         guard let ls = a["NewLeaseDuration"], let lease = UInt32(ls.trimmed) else { throw .invalidArgs }
         let desc = String((a["NewPortMappingDescription"] ?? "").prefix(256))
         // v1 treats 0 as "no end": it gets the default lease; v2 caps every lease at 604800 s (the policy's max is lower).
         let granted = policy.lease(lease)
         let ask = Ask(proto: p, client: client, internalAddress: ic, internalPort: ip, externalPort: ext, exact: !any,
-                      lifetime: lease, origin: .upnp, description: desc)
+                      lifetime: lease, origin: .upnp, description: desc, enabled: en)
         do {
             return try grant(ask, lifetime: granted, backend: backend, now: now)
         } catch {

@@ -146,6 +146,7 @@ struct Forwards: ParsableCommand {
             let rows = control.decode([ForwardEntry].self, data)
             for f in rows {
                 var line = "\(f.protocol) \(f.outside) -> \(f.inside) origin=\(f.origin)"
+                if f.enabled == false { line += " disabled" }
                 if let e = f.expiresAt { line += " expires_in=\(duration(e - Date().timeIntervalSince1970))" }
                 if let d = f.description { line += " \"\(d)\"" }
                 print(line)

@@ -236,6 +236,279 @@ struct PortControlEndToEndTests {
         }
     }
 
+    @Test("RFC 6887 §12.3: PEER before any packet creates the flow's mapping; the flow then leaves from the answered port (as the outside server sees it) and the peer may send first")
+    func rfc6887_12_3_peerCreatesTheMappingTheFlowThenUses() throws {
+        guard requireTools(["python3"]) else { return }
+        try withLab("pc-peer", extraTables: Self.table) { net, _ in
+            let me = IPv6Address(ipv4Mapped: IPv4Address(LabNetwork.clientAddress)!)
+            let server = IPv6Address(ipv4Mapped: IPv4Address(LabNetwork.serverAddress)!)
+            // Port 41414 outside is taken first (a PCP MAP with PREFER_FAILURE for another inside port), so the
+            // flow from inside port 41414 cannot simply keep its port: the answered port is the NAT's choice.
+            let taker = PCP.MappingData(nonce: [9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9], protocolNumber: 17, internalPort: 5555,
+                                        suggestedExternalPort: 41414, suggestedExternalAddress: .any)
+            let taken = try #require(try Self.exchange(net, PCP.request(.map, lifetime: 600, client: me, mapping: taker,
+                                                                        options: PCP.option(2, []))), "no PCP answer")
+            #expect(taken[3] == 0 && Self.u16(taken, 42) == 41414, "MAP with PREFER_FAILURE: \(taken)")
+            // §12: PEER for 100.64.0.2:41414 -> 203.0.113.2:7777, before the client has sent anything.
+            let nonce: [UInt8] = [7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7]
+            let peer = PCP.MappingData(nonce: nonce, protocolNumber: 17, internalPort: 41414, suggestedExternalPort: 0, suggestedExternalAddress: .any)
+            let p = try #require(try Self.exchange(net, PCP.request(.peer, lifetime: 120, client: me, mapping: peer, remotePort: 7777, remoteAddress: server)),
+                                 "no PEER answer")
+            #expect(p.count == 80 && p[0] == 2 && p[1] == 0x82 && p[3] == 0, "PEER answer: \(p)")
+            #expect(Self.u32(p, 4) > 0 && Self.u32(p, 4) <= 120, "PEER lifetime \(Self.u32(p, 4))")
+            #expect(Array(p[24..<36]) == nonce && p[36] == 17 && Self.u16(p, 40) == 41414)
+            let external = Self.u16(p, 42)
+            #expect(external != 0 && external != 41414, "assigned external port \(external)")
+            #expect(Array(p[44..<60]) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 198, 51, 100, 1], "external address")
+            #expect(Self.u16(p, 60) == 7777 && Array(p[64..<80]) == Array(PCP.request(.peer, lifetime: 0, client: me, mapping: peer,
+                                                                                          remotePort: 7777, remoteAddress: server)[64..<80]))
+            // The session is listed before any packet.
+            let sessions = Self.cli(net, ["sessions", "--json"])
+            #expect(sessions.stdout.contains("198.51.100.1:\(external)"), "sessions: \(sessions.stdout)")
+            // The peer sends first (port-restricted cone filtering would drop it without the PEER session) ...
+            let client = try script(net, "udp_client.py", """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("100.64.0.2", 41414))
+            s.settimeout(3)
+            print("bound", flush=True)
+            try:
+                d, a = s.recvfrom(2000)
+                print("got", a[0], a[1], d.decode(errors="replace"), flush=True)
+            except socket.timeout:
+                print("nothing", flush=True)
+            s.sendto(b"hello", ("203.0.113.2", 7777))
+            print("sent", flush=True)
+            """)
+            let c = try net.spawn(net.client, ["python3", "-u", client], logName: "udp-client.log")
+            #expect(net.waitFor("bound", in: "udp-client.log", process: c, timeout: 5))
+            // The outside server sends first to the answered port, then prints the source of what it receives.
+            let echo = try script(net, "udp_server.py", """
+            import socket, sys, time
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("203.0.113.2", 7777))
+            s.settimeout(0.5)
+            s.sendto(b"first", ("198.51.100.1", int(sys.argv[1])))
+            print("listening", flush=True)
+            end = time.time() + 8
+            while time.time() < end:
+                try:
+                    d, a = s.recvfrom(2000)
+                    print("from", a[0], a[1], d.decode(errors="replace"), flush=True)
+                except socket.timeout:
+                    pass
+            """)
+            let srv = try net.spawn(net.server, ["python3", "-u", echo, String(external)], logName: "udp-server.log")
+            #expect(net.waitFor("sent", in: "udp-client.log", process: c, timeout: 6))
+            #expect(net.log("udp-client.log").contains("got 203.0.113.2 7777 first"), "the peer's first datagram: \(net.log("udp-client.log"))")
+            // ... and the flow from inside leaves from the port PEER answered, as the outside server sees it.
+            #expect(net.waitFor("from 198.51.100.1 \(external) hello", in: "udp-server.log", process: srv, timeout: 5),
+                    "the outside server saw: \(net.log("udp-server.log"))")
+            net.stop(srv)
+        }
+    }
+
+    @Test("RFC 6887 §11 over IPv6 with the stateful NAT64 (RFC 6146 §3.1): a PCP MAP from the IPv6 host makes a static BIB entry; an IPv4 host reaches the IPv6 host through the answered IPv4 address and port; a restart keeps it and sends ANNOUNCE; lifetime 0 removes it")
+    func rfc6887_11_pcpMapOverIPv6MakesANAT64StaticBIBEntry() throws {
+        guard requireTools(["python3"]) else { return }
+        let table = Self.table + "\nlisten_ipv6 = \"\(LabNetwork.natInsideAddress6)\"\n"
+        try withNAT64Lab("pc-nat64", config: { $0.nat64Config(mode: "stateful", nat44: "port-restricted-cone") + "\n" + table }, dualStack: true) { net, daemon in
+            #expect(net.log("daemon.log").contains("PCP for the stateful NAT64 on [2001:db8:1::1]:5351"), "\(net.log("daemon.log"))")
+            let exchange6 = try script(net, "pcp6_send.py", """
+            import binascii, socket, sys
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            s.bind(("2001:db8:1::2", 0))
+            s.settimeout(3)
+            s.sendto(binascii.unhexlify(sys.argv[1]), ("2001:db8:1::1", 5351))
+            try:
+                print(binascii.hexlify(s.recvfrom(2000)[0]).decode())
+            except socket.timeout:
+                print("timeout")
+            """)
+            func send(_ request: [UInt8]) -> [UInt8]? {
+                let o = net.exec(net.client, ["python3", exchange6, request.map { String(format: "%02x", $0) }.joined()], timeout: 6)
+                let text = o.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                guard o.ok, text != "timeout", text.count % 2 == 0 else { return nil }
+                return stride(from: 0, to: text.count, by: 2).compactMap {
+                    UInt8(text[text.index(text.startIndex, offsetBy: $0)..<text.index(text.startIndex, offsetBy: $0 + 2)], radix: 16)
+                }
+            }
+            let me = IPv6Address(LabNetwork.clientAddress6)!
+            let nonce: [UInt8] = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8]
+            let mapping = PCP.MappingData(nonce: nonce, protocolNumber: 17, internalPort: 7000, suggestedExternalPort: 7000,
+                                          suggestedExternalAddress: .any)
+            let a = try #require(send(PCP.request(.map, lifetime: 600, client: me, mapping: mapping)), "no PCP answer over IPv6")
+            #expect(a.count == 60 && a[0] == 2 && a[1] == 0x81 && a[3] == 0, "MAP answer: \(a)")
+            #expect(Self.u32(a, 4) == 600 && Array(a[24..<36]) == nonce && a[36] == 17 && Self.u16(a, 40) == 7000)
+            #expect(Array(a[44..<56]) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] && Array(a[56..<59]) == [198, 51, 100]
+                    && (65...70).contains(a[59]), "external address: \(Array(a[44..<60]))")
+            let external = "198.51.100.\(a[59])", port = Self.u16(a, 42)
+            #expect(port == 7000, "the suggested port was free: \(port)")
+            let rows = Self.forwards(net)
+            #expect(rows.contains { $0["inside"] as? String == "[2001:db8:1::2]:7000" && $0["outside"] as? String == "\(external):\(port)"
+                && $0["origin"] as? String == "pcp" && $0["expires_at"] != nil }, "forwards: \(rows)")
+            // The IPv6 host listens; an IPv4 host sends to the answered IPv4 transport address.
+            let listen = try script(net, "udp6_listen.py", """
+            import socket
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            s.bind(("2001:db8:1::2", 7000))
+            s.settimeout(4)
+            print("bound", flush=True)
+            try:
+                d, a = s.recvfrom(2000)
+                print("got", a[0], a[1], d.decode(errors="replace"), flush=True)
+            except socket.timeout:
+                print("nothing", flush=True)
+            """)
+            let l = try net.spawn(net.client, ["python3", "-u", listen], logName: "udp6.log")
+            #expect(net.waitFor("bound", in: "udp6.log", process: l, timeout: 5))
+            let hello = net.exec(net.server, ["python3", "-c", "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                + "s.bind(('203.0.113.2', 4444)); s.sendto(b'hello', ('\(external)', \(port)))"], timeout: 5)
+            #expect(hello.ok, "\(hello.stderr)")
+            #expect(net.waitFor("got", in: "udp6.log", process: l, timeout: 5))
+            #expect(net.log("udp6.log").contains("got \(LabNetwork.serverAddress6) 4444 hello"), "the IPv6 host saw: \(net.log("udp6.log"))")
+            net.stop(l)
+            // A restart keeps the entry (state file, remaining lease) and announces the new epoch to the IPv6 host.
+            let listener = try script(net, "announce6.py", """
+            import binascii, socket, time
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("::", 5350))
+            s.settimeout(0.5)
+            print("listening", flush=True)
+            end = time.time() + 15
+            while time.time() < end:
+                try:
+                    d, a = s.recvfrom(2000)
+                    print("from", a[0], binascii.hexlify(d).decode(), flush=True)
+                except socket.timeout:
+                    pass
+            """)
+            let al = try net.spawn(net.client, ["python3", "-u", listener], logName: "announce6.log")
+            #expect(net.waitFor("listening", in: "announce6.log", process: al, timeout: 5))
+            let config = try String(contentsOfFile: net.directory + "/nat44.toml", encoding: .utf8)
+            net.stop(daemon)
+            let again = try net.startDaemon(binary: swiftnatBinary, config: config)
+            defer { net.stop(again) }
+            #expect(net.log("daemon.log").contains("restored 1 of 1 nat64 static BIB entries"), "\(net.log("daemon.log"))")
+            // RFC 6887 §14.1.3: ANNOUNCE (version 2, opcode 0x80, SUCCESS) to the host.
+            #expect(net.waitFor("from 2001:db8:1::1 02800000", in: "announce6.log", timeout: 5), "no ANNOUNCE: \(net.log("announce6.log"))")
+            // Four rounds (0, 0.25, 0.75, 1.75 s), each to ff02::1 and to the host: eight.
+            let t0 = Date()
+            while Date().timeIntervalSince(t0) < 4 && net.log("announce6.log").components(separatedBy: " 02800000").count - 1 < 8 { usleep(100_000) }
+            #expect(net.log("announce6.log").components(separatedBy: " 02800000").count - 1 == 8, "ANNOUNCEs: \(net.log("announce6.log"))")
+            net.stop(al)
+            let kept = Self.forwards(net)
+            #expect(kept.contains { $0["inside"] as? String == "[2001:db8:1::2]:7000" && $0["outside"] as? String == "\(external):\(port)"
+                && (($0["expires_at"] as? Double ?? 0) - Date().timeIntervalSince1970) > 500 }, "after the restart: \(kept)")
+            let l2 = try net.spawn(net.client, ["python3", "-u", listen], logName: "udp6b.log")
+            #expect(net.waitFor("bound", in: "udp6b.log", process: l2, timeout: 5))
+            _ = net.exec(net.server, ["python3", "-c", "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                + "s.bind(('203.0.113.2', 4445)); s.sendto(b'again', ('\(external)', \(port)))"], timeout: 5)
+            #expect(net.waitFor("got", in: "udp6b.log", process: l2, timeout: 5))
+            #expect(net.log("udp6b.log").contains("got \(LabNetwork.serverAddress6) 4445 again"), "after the restart: \(net.log("udp6b.log"))")
+            net.stop(l2)
+            // Lifetime 0 with the same nonce (kept across the restart) removes it, and it is no longer listed.
+            let gone = try #require(send(PCP.request(.map, lifetime: 0, client: me, mapping: mapping)))
+            #expect(gone[3] == 0 && Self.u32(gone, 4) == 0)
+            #expect(!Self.forwards(net).contains { $0["inside"] as? String == "[2001:db8:1::2]:7000" }, "still listed after deletion")
+        }
+    }
+
+    @Test("UPnP DA 1.1 §4 (GENA): curl SUBSCRIBEs to /evt/IPConn; the initial event (SEQ 0) and, after upnpc adds a mapping, an event with PortMappingNumberOfEntries and SystemUpdateID (SEQ 1) reach the callback; renewal, UNSUBSCRIBE, 412 for an unknown SID and an outside callback")
+    func upnpDA_4_genaEventsReachTheSubscriber() throws {
+        guard requireTools(["upnpc", "curl", "python3"]) else { return }
+        try withLab("pc-gena", extraTables: Self.table) { net, _ in
+            let sink = try script(net, "gena_sink.py", """
+            import http.server, sys
+            class H(http.server.BaseHTTPRequestHandler):
+                def do_NOTIFY(self):
+                    n = int(self.headers.get("Content-Length", "0"))
+                    body = self.rfile.read(n).decode(errors="replace").replace("\\n", " ")
+                    print("NOTIFY", self.path, "SID=" + self.headers.get("SID", ""), "SEQ=" + self.headers.get("SEQ", ""),
+                          "NT=" + self.headers.get("NT", ""), "NTS=" + self.headers.get("NTS", ""), body, flush=True)
+                    self.send_response(200)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                def log_message(self, *a):
+                    pass
+            # socketserver's TCPServer: http.server.HTTPServer looks the address up in DNS (getfqdn) first.
+            import socketserver
+            socketserver.TCPServer.allow_reuse_address = True
+            s = socketserver.TCPServer(("100.64.0.2", 49152), H)
+            s.timeout = 0.5
+            print("listening", flush=True)
+            import time
+            end = time.time() + 20
+            while time.time() < end:
+                s.handle_request()
+            """)
+            let sinkProcess = try net.spawn(net.client, ["python3", "-u", sink], logName: "gena.log")
+            #expect(net.waitFor("listening", in: "gena.log", process: sinkProcess, timeout: 5), "callback server: \(net.log("gena.log"))")
+            func request(_ method: String, _ headers: [String]) -> (status: String, headers: String) {
+                let o = net.exec(net.client, ["curl", "-s", "-i", "-m", "5", "-X", method] + headers.flatMap { ["-H", $0] }
+                                 + ["http://100.64.0.1:5000/evt/IPConn"], timeout: 8)
+                let first = o.stdout.split(separator: "\r\n").first.map(String.init) ?? ""
+                return (first, o.stdout)
+            }
+            // The first delivery URL has no listener: events go to the next one (UPnP DA §4.1.2).
+            let sub = request("SUBSCRIBE", ["CALLBACK: <http://100.64.0.2:49999/dead><http://100.64.0.2:49152/events>", "NT: upnp:event",
+                                            "TIMEOUT: Second-300"])
+            #expect(sub.status.contains("200"), "SUBSCRIBE: \(sub.headers)")
+            let sidLine = sub.headers.split(separator: "\r\n").first { $0.lowercased().hasPrefix("sid:") }
+            let sid = sidLine.map { $0.dropFirst(4).trimmingCharacters(in: .whitespaces) } ?? ""
+            #expect(sid.hasPrefix("uuid:") && sub.headers.lowercased().contains("timeout: second-300"), "\(sub.headers)")
+            #expect(net.waitFor("SEQ=0", in: "gena.log", process: sinkProcess, timeout: 5), "no initial event: \(net.log("gena.log"))")
+            let initial = net.log("gena.log")
+            #expect(initial.contains("NOTIFY /events SID=\(sid) SEQ=0 NT=upnp:event NTS=upnp:propchange")
+                    && initial.contains("<ExternalIPAddress>198.51.100.1</ExternalIPAddress>")
+                    && initial.contains("<PortMappingNumberOfEntries>0</PortMappingNumberOfEntries>"), "initial event: \(initial)")
+            let add = net.exec(net.client, ["upnpc", "-i", "-u", Self.rootDesc, "-e", "ev", "-a", "100.64.0.2", "8080", "9393", "TCP", "600"], timeout: 20)
+            #expect(add.ok, "\(add.stdout) \(add.stderr)")
+            #expect(net.waitFor("SEQ=1", in: "gena.log", process: sinkProcess, timeout: 5), "no event after the mapping: \(net.log("gena.log"))")
+            let change = net.log("gena.log").split(separator: "\n").first { $0.contains("SEQ=1") }.map(String.init) ?? ""
+            #expect(change.contains("<PortMappingNumberOfEntries>1</PortMappingNumberOfEntries>") && change.contains("<SystemUpdateID>"), "\(change)")
+            // Renewal by SID; UNSUBSCRIBE; then the SID is unknown (412).
+            #expect(request("SUBSCRIBE", ["SID: \(sid)", "TIMEOUT: Second-600"]).status.contains("200"))
+            #expect(request("UNSUBSCRIBE", ["SID: \(sid)"]).status.contains("200"))
+            #expect(request("UNSUBSCRIBE", ["SID: \(sid)"]).status.contains("412"))
+            // A callback outside the inside network is refused.
+            #expect(request("SUBSCRIBE", ["CALLBACK: <http://203.0.113.2:80/>", "NT: upnp:event"]).status.contains("412"))
+            // The description says which variables are evented.
+            let scpd = net.exec(net.client, ["curl", "-s", "-m", "5", "http://100.64.0.1:5000/WANIPCn.xml"], timeout: 8).stdout
+            #expect(scpd.contains("<stateVariable sendEvents=\"yes\"><name>PortMappingNumberOfEntries</name>"), "SCPD")
+            net.stop(sinkProcess)
+        }
+    }
+
+    @Test("WANIPConnection:2 AddPortMapping NewEnabled=0 (SOAP from the inside host): listed as disabled, forwards nothing; added again enabled it forwards on the same port")
+    func upnpIGD_newEnabledZeroIsListedButDoesNotForward() throws {
+        guard requireTools(["curl", "python3"]) else { return }
+        try withLab("pc-disabled", extraTables: Self.table) { net, _ in
+            try Self.serveInside(net, "enabled")
+            func add(_ enabled: Int) -> String {
+                let body = "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body>"
+                    + "<u:AddPortMapping xmlns:u=\"urn:schemas-upnp-org:service:WANIPConnection:2\"><NewRemoteHost></NewRemoteHost>"
+                    + "<NewExternalPort>9494</NewExternalPort><NewProtocol>TCP</NewProtocol><NewInternalPort>8080</NewInternalPort>"
+                    + "<NewInternalClient>100.64.0.2</NewInternalClient><NewEnabled>\(enabled)</NewEnabled>"
+                    + "<NewPortMappingDescription>off</NewPortMappingDescription><NewLeaseDuration>600</NewLeaseDuration>"
+                    + "</u:AddPortMapping></s:Body></s:Envelope>"
+                return net.exec(net.client, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5",
+                                             "-H", "SOAPAction: \"urn:schemas-upnp-org:service:WANIPConnection:2#AddPortMapping\"",
+                                             "-H", "Content-Type: text/xml", "--data-binary", body, "http://100.64.0.1:5000/ctl/IPConn"], timeout: 8).stdout
+            }
+            #expect(add(0) == "200")
+            let rows = Self.forwards(net)
+            #expect(rows.contains { $0["outside"] as? String == "198.51.100.1:9494" && $0["origin"] as? String == "upnp"
+                && $0["enabled"] as? Bool == false }, "forwards: \(rows)")
+            #expect(!Self.fromOutside(net, 9494).ok, "a disabled mapping forwarded")
+            #expect(add(1) == "200")
+            #expect(Self.forwards(net).contains { $0["outside"] as? String == "198.51.100.1:9494" && $0["enabled"] == nil })
+            let through = Self.fromOutside(net, 9494)
+            #expect(through.ok && through.stdout == "enabled\n", "after enabling: \(through.stdout) \(through.stderr)")
+        }
+    }
+
     @Test func leasesExpireOnTimeAndARestartKeepsMappingsAndAnnounces() throws {
         guard requireTools(["natpmpc", "curl", "python3"]) else { return }
         guard FileManager.default.isExecutableFile(atPath: swiftnatBinary) else {

@@ -102,6 +102,35 @@ import Testing
         #expect(memory.takeWritten().isEmpty)
     }
 
+    @Test("RFC 6887 §12.3: PacketCommand.peer creates the session between bursts; the peer's first datagram then gets in and the flow leaves from the answered port")
+    func rfc6887_12_3_peerCommandCreatesTheSession() throws {
+        let memory = MemoryPacketQueue()
+        let commands = CommandQueue()
+        // Port 41414 outside taken by a forward, so the flow cannot keep its port.
+        var thread = try PacketThread(device: MemoryPacketDevice(queue: memory), setup: Self.setup(commands: commands), now: Self.t(1))
+        let f = try PortForward(protocol: "udp", outside: "198.51.100.1:41414", inside: "100.64.0.3:1")
+        #expect(Self.ask(&thread, commands, now: Self.t(1)) { .addForward(f, $0) } == .some(nil))
+        let look = PeerQuery(proto: IPProtocol.udp, inside: Self.inside, insidePort: 41414, remote: Self.remote, remotePort: 7777, create: false)
+        #expect(Self.ask(&thread, commands, now: Self.t(1)) { .peer(look, $0) } == PeerAnswer.none)
+        var make = look
+        make.create = true
+        let answer = try #require(Self.ask(&thread, commands, now: Self.t(1)) { .peer(make, $0) })
+        guard case .mapping(let m) = answer else { Issue.record("PEER: \(answer)"); return }
+        #expect(m.created && m.outsideAddress == Self.pool && m.outsidePort != 41414 && m.outsidePort != 0 && m.lifetime == 300)
+        // The remote peer sends first (port-restricted cone: only the PEER session lets it in).
+        memory.inject([Self.udp(from: Self.remote, 7777, to: Self.pool, m.outsidePort)])
+        thread.step(now: Self.t(2))
+        let inbound = try #require(memory.takeWritten().first)
+        #expect(try inbound.withUnsafeBytes { try IPv4View(validating: $0) }.destination == Self.inside)
+        memory.inject([Self.udp(from: Self.inside, 41414, to: Self.remote, 7777)])
+        thread.step(now: Self.t(2))
+        let out = try #require(memory.takeWritten().first)
+        #expect(out.withUnsafeBytes { UInt16($0[20]) << 8 | UInt16($0[21]) } == m.outsidePort)
+        // Not an inside host: refused with the reason.
+        let bad = PeerQuery(proto: IPProtocol.udp, inside: Self.remote, insidePort: 1, remote: Self.remote, remotePort: 1, create: true)
+        #expect(Self.ask(&thread, commands, now: Self.t(3)) { .peer(bad, $0) } == .refused(.notNATTraffic))
+    }
+
     @Test func reconfigureKeepsSessionsAndRefusesWhatNeedsARestart() throws {
         let memory = MemoryPacketQueue()
         let commands = CommandQueue()

@@ -52,6 +52,14 @@ inside = ["100.64.0.0/24"]
         #expect(problem("listen = \"100.64.0.1\"\ninterface = \"in0\"\nexternal_address = \"192.0.2.1\"\n").contains("not in nat44.pool"))
         #expect(problem("listen = \"100.64.0.1\"\ninterface = \"in0\"\nupnp_port = 1900\n").contains("key 'port_control.upnp_port'"))
         #expect(problem("listen = \"100.64.0.1\"\ninterface = \"in0\"\nbogus = 1\n").contains("key 'port_control.bogus': is not a known key"))
+        #expect(problem("listen = \"100.64.0.1\"\ninterface = \"in0\"\nlisten_ipv6 = \"100.64.0.1\"\n").contains("key 'port_control.listen_ipv6'"))
+    }
+
+    @Test("[port_control] listen_ipv6: PCP for the stateful NAT64's IPv6 hosts")
+    func listenIPv6IsRead() throws {
+        let c = try ConfigLoader.parse(base + "[port_control]\nlisten = \"100.64.0.1\"\ninterface = \"in0\"\nlisten_ipv6 = \"2001:db8:1::1\"\n",
+                                       file: "test.toml")
+        #expect(c.portControl?.listen6 == IPv6Address("2001:db8:1::1"))
     }
 }
 

@@ -117,20 +117,89 @@ import Testing
         #expect(s.handleDatagram(peer + PCP.option(2, []), from: client, now: 1000, backend: b)![3] == PCP.ResultCode.malformedOption.rawValue)
     }
 
-    @Test func rfc6887_12_peerReportsTheExistingMappingOrNoResources() {
-        let peer = hex(Self.peerHeader + Self.mapBody + "0050 0000 00000000 00000000 0000ffff cb007102")
+    static let peerRemote = "0050 0000 00000000 00000000 0000ffff cb007102"
+    static var peer: [UInt8] { hex(peerHeader + mapBody + peerRemote) }
+
+    @Test("RFC 6887 §12.3: PEER creates the flow's mapping when none exists; the answer carries its external endpoint field by field")
+    func rfc6887_12_3_peerCreatesTheMapping() {
         let b = MemoryBackend()
-        let none = service().handleDatagram(peer, from: client, now: 1000, backend: b)!
-        #expect(none[1] == 0x82 && none[3] == PCP.ResultCode.noResources.rawValue && none.count == 80)
-        b.peer = (40000, 250)
-        let some = service().handleDatagram(peer, from: client, now: 1000, backend: b)!
-        #expect(some[3] == 0 && Array(some[4..<8]) == hex("000000fa") && Array(some[42..<44]) == hex("9c40"))
-        #expect(Array(some[44..<60]) == hex("00000000 00000000 0000ffff c6336401") && Array(some[60..<62]) == hex("0050"))
+        let answer = service().handleDatagram(Self.peer, from: client, now: 1010, backend: b)!
+        // Header: version 2, PEER response, SUCCESS, lifetime = the mapping's idle lifetime (300 s < 3600 asked), epoch 10.
+        let expected = hex("02 82 00 00 0000012c 0000000a 000000000000000000000000" + Self.nonce
+                           + "06 000000 1f90 9c40 00000000 00000000 0000ffff c6336401" + Self.peerRemote)
+        #expect(answer == expected)
+        #expect(b.sessions["tcp 100.64.0.2:8080 203.0.113.2:80"]?.0 == 40000)
+        // Asked again: the same mapping, no second one.
+        let again = service().handleDatagram(Self.peer, from: client, now: 1011, backend: b)!
+        #expect(again[3] == 0 && Array(again[42..<44]) == hex("9c40") && b.sessions.count == 1)
+    }
+
+    @Test("RFC 6887 §12.3: PEER on an existing mapping extends its lifetime and keeps its external port")
+    func rfc6887_12_3_peerExtendsAnExistingMapping() {
+        let b = MemoryBackend()
+        b.sessions["tcp 100.64.0.2:8080 203.0.113.2:80"] = (41000, 12)
+        let a = service().handleDatagram(Self.peer, from: client, now: 1000, backend: b)!
+        #expect(a[3] == 0 && Array(a[42..<44]) == hex("a028") && Self.u32(a, 4) == 300)
+        #expect(b.sessions["tcp 100.64.0.2:8080 203.0.113.2:80"]?.1 == 300)
+        // Never more than asked for.
+        var short = Self.peer
+        short[4...7] = [0, 0, 0, 200]
+        #expect(Self.u32(service().handleDatagram(short, from: client, now: 1000, backend: b)!, 4) == 200)
+        // The lifetime is capped by max_lease.
+        let capped = service { $0.maxLease = 200; $0.minLease = 100; $0.defaultLease = 150 }.handleDatagram(Self.peer, from: client, now: 1000, backend: b)!
+        #expect(capped[3] == 0 && Self.u32(capped, 4) == 200)
+    }
+
+    @Test("RFC 6887 §12.3 and §15: PEER with lifetime 0 creates nothing and leaves the flow's mapping as it is")
+    func rfc6887_12_3_peerLifetimeZeroOnlyReports() {
+        var zero = Self.peer
+        zero[4...7] = [0, 0, 0, 0]
+        let b = MemoryBackend()
+        let a = service().handleDatagram(zero, from: client, now: 1000, backend: b)!
+        #expect(a[3] == 0 && Self.u32(a, 4) == 0 && b.sessions.isEmpty)
+        b.sessions["tcp 100.64.0.2:8080 203.0.113.2:80"] = (41000, 12)
+        let kept = service().handleDatagram(zero, from: client, now: 1000, backend: b)!
+        #expect(kept[3] == 0 && Self.u32(kept, 4) == 0 && b.sessions["tcp 100.64.0.2:8080 203.0.113.2:80"]?.1 == 12)
+    }
+
+    @Test("RFC 6887 §7.4 and §12.3: PEER refusals: NO_RESOURCES, USER_EX_QUOTA, MALFORMED_REQUEST, UNSUPP_PROTOCOL, NETWORK_FAILURE")
+    func rfc6887_12_3_peerRefusals() {
+        let b = MemoryBackend()
+        b.peerRefusal = .noResources
+        let none = service().handleDatagram(Self.peer, from: client, now: 1000, backend: b)!
+        #expect(none[1] == 0x82 && none[3] == PCP.ResultCode.noResources.rawValue && none.count == 80 && Self.u32(none, 4) == 30)
+        // The error answer echoes the request's opcode data (§7.2).
+        #expect(Array(none[24...]) == Array(Self.peer[24...]))
+        b.peerRefusal = .quota
+        #expect(service().handleDatagram(Self.peer, from: client, now: 1000, backend: b)![3] == PCP.ResultCode.userExceededQuota.rawValue)
+        b.peerRefusal = .unavailable("several queues")
+        #expect(service().handleDatagram(Self.peer, from: client, now: 1000, backend: b)![3] == PCP.ResultCode.networkFailure.rawValue)
+        // Remote port 0, an all-zero remote address, internal port 0: MALFORMED_REQUEST.
+        for (offset, count) in [(60, 2), (76, 4), (40, 2)] {
+            var bad = Self.peer
+            for i in offset..<(offset + count) { bad[i] = 0 }
+            #expect(service().handleDatagram(bad, from: client, now: 1000, backend: b)![3] == PCP.ResultCode.malformedRequest.rawValue)
+        }
         // A protocol other than TCP or UDP: UNSUPP_PROTOCOL.
-        var icmp = peer
+        var icmp = Self.peer
         icmp[36] = 1
         #expect(service().handleDatagram(icmp, from: client, now: 1000, backend: b)![3] == PCP.ResultCode.unsupportedProtocol.rawValue)
+        #expect(b.sessions.isEmpty)
     }
+
+    @Test("RFC 6887 §13.1: PEER with THIRD_PARTY is refused in secure mode and made for the other host otherwise")
+    func rfc6887_13_1_peerThirdParty() {
+        var addr: [UInt8] = []
+        addr.put(IPv6Address(ipv4Mapped: other))
+        let request = Self.peer + PCP.option(1, addr)
+        let b = MemoryBackend()
+        #expect(service(secure: true).handleDatagram(request, from: client, now: 1000, backend: b)![3] == PCP.ResultCode.notAuthorized.rawValue)
+        #expect(b.sessions.isEmpty)
+        let ok = service(secure: false).handleDatagram(request, from: client, now: 1000, backend: b)!
+        #expect(ok[3] == 0 && b.sessions["tcp 100.64.0.3:8080 203.0.113.2:80"] != nil && Array(ok[80...]) == PCP.option(1, addr))
+    }
+
+    static func u32(_ b: [UInt8], _ o: Int) -> UInt32 { b[o..<(o + 4)].reduce(0) { $0 << 8 | UInt32($1) } }
 
     @Test func rfc6887_14_1_announceAndEpoch() {
         let announce = hex("02 00 0000 00000000 00000000 00000000 0000ffff 64400002")

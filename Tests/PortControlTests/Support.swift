@@ -5,7 +5,12 @@ import NATWire
 final class MemoryBackend: PortMappingBackend {
     var table: [PortMapping] = []
     var refuse: Set<UInt16> = []
-    var peer: (UInt16, UInt32)? = nil
+    /// The NAT's sessions by (proto, internal port, remote port): external port and seconds left.
+    var sessions: [String: (UInt16, UInt32)] = [:]
+    /// What a PEER that must create a session gets instead (nil: it is created).
+    var peerRefusal: PeerOutcome? = nil
+    var nextPort: UInt16 = 40000
+    var idleTimeout: UInt32 = 300
 
     func mappings(now: Double) -> [PortMapping] { table.filter { ($0.expiresAt ?? .infinity) > now } }
     func add(_ m: PortMapping, lifetime: UInt32, now: Double) -> String? {
@@ -19,8 +24,19 @@ final class MemoryBackend: PortMappingBackend {
         table.removeAll { $0.proto == proto && $0.externalPort == externalPort }
         return table.count != n
     }
-    func peerMapping(_ proto: MappingProtocol, internal host: IPv4Address, internalPort: UInt16, remote: IPv4Address,
-                     remotePort: UInt16) -> (externalPort: UInt16, lifetime: UInt32)? { peer.map { ($0.0, $0.1) } }
+    func peer(_ proto: MappingProtocol, internal host: IPv4Address, internalPort: UInt16, remote: IPv4Address, remotePort: UInt16,
+              create: Bool) -> PeerOutcome {
+        let key = "\(proto) \(host):\(internalPort) \(remote):\(remotePort)"
+        if let (port, left) = sessions[key] {
+            if create { sessions[key] = (port, idleTimeout) }
+            return .mapping(externalAddress: pool, externalPort: port, lifetime: create ? idleTimeout : left)
+        }
+        guard create else { return .none }
+        if let r = peerRefusal { return r }
+        sessions[key] = (nextPort, idleTimeout)
+        nextPort += 1
+        return .mapping(externalAddress: pool, externalPort: nextPort - 1, lifetime: idleTimeout)
+    }
     func totals() -> TrafficTotals { TrafficTotals(bytesSent: 5_000_000_000, bytesReceived: 2, packetsSent: 3, packetsReceived: 4) }
 }
 

@@ -116,4 +116,66 @@ import Testing
         #expect(code(s.performUPnP(action: "GetExternalIPAddress", serviceType: Self.v1, arguments: [:],
                                    client: IPv4Address("203.0.113.2")!, now: 1000, uptime: 5, backend: b)) == 606)
     }
+
+    func args(_ a: [String: String], enabled: String = "1", remote: String = "") -> [String: String] {
+        var x = ["NewRemoteHost": remote, "NewExternalPort": "9090", "NewProtocol": "TCP", "NewInternalPort": "8080",
+                 "NewInternalClient": "100.64.0.2", "NewEnabled": enabled, "NewPortMappingDescription": "game", "NewLeaseDuration": "3600"]
+        for (k, v) in a { x[k] = v }
+        return x
+    }
+
+    @Test("WANIPConnection:1/:2 AddPortMapping NewEnabled=0: the mapping is kept and listed with NewEnabled 0, not forwarding; added again enabled it forwards")
+    func wanIPConnection_newEnabledZeroKeepsADisabledMapping() throws {
+        let s = service(), b = MemoryBackend()
+        for v in [Self.v1, Self.v2] {
+            b.table = []
+            #expect(code(s.performUPnP(action: "AddPortMapping", serviceType: v, arguments: args([:], enabled: "0"),
+                                       client: client, now: 1000, uptime: 5, backend: b)) == nil)
+            let m = try #require(b.table.first)
+            #expect(!m.enabled && m.externalPort == 9090 && m.origin == .upnp)
+            let get = try s.performUPnP(action: "GetSpecificPortMappingEntry", serviceType: v,
+                                        arguments: ["NewRemoteHost": "", "NewExternalPort": "9090", "NewProtocol": "TCP"],
+                                        client: client, now: 1000, uptime: 5, backend: b).get()
+            #expect(get.first { $0.name == "NewEnabled" }?.value == "0")
+            let generic = try s.performUPnP(action: "GetGenericPortMappingEntry", serviceType: v, arguments: ["NewPortMappingIndex": "0"],
+                                            client: client, now: 1000, uptime: 5, backend: b).get()
+            #expect(generic.first { $0.name == "NewEnabled" }?.value == "0")
+            // Its port stays reserved: another client gets 718 for it.
+            #expect(code(s.performUPnP(action: "AddPortMapping", serviceType: v, arguments: args(["NewInternalClient": "100.64.0.3"]),
+                                       client: other, now: 1000, uptime: 5, backend: b)) == 718)
+            // The same client enables it.
+            #expect(code(s.performUPnP(action: "AddPortMapping", serviceType: v, arguments: args([:]),
+                                       client: client, now: 1000, uptime: 5, backend: b)) == nil)
+            #expect(b.table.count == 1 && b.table[0].enabled)
+        }
+        #expect(code(s.performUPnP(action: "AddPortMapping", serviceType: Self.v2, arguments: args(["NewExternalPort": "9091"], enabled: "0"),
+                                   client: client, now: 1000, uptime: 5, backend: b)) == nil)
+        let list = try s.performUPnP(action: "GetListOfPortMappings", serviceType: Self.v2, arguments: [
+            "NewStartPort": "9091", "NewEndPort": "9091", "NewProtocol": "TCP", "NewManage": "1", "NewNumberOfPorts": "0"],
+                                     client: client, now: 1000, uptime: 5, backend: b).get()
+        #expect(list[0].value.contains("<p:NewEnabled>0</p:NewEnabled>"))
+        // Not a boolean: 402.
+        #expect(code(s.performUPnP(action: "AddPortMapping", serviceType: Self.v1, arguments: args([:], enabled: "maybe"),
+                                   client: client, now: 1000, uptime: 5, backend: b)) == 402)
+    }
+
+    @Test("WANIPConnection:1/:2 NewRemoteHost: AddPortMapping for one remote host gets 726 RemoteHostOnlySupportsWildcard; Get/Delete for one find no entry (714); wildcards work")
+    func wanIPConnection_remoteHostWildcardOnly() {
+        let s = service(), b = MemoryBackend()
+        for v in [Self.v1, Self.v2] {
+            #expect(code(s.performUPnP(action: "AddPortMapping", serviceType: v, arguments: args([:], remote: "203.0.113.9"),
+                                       client: client, now: 1000, uptime: 5, backend: b)) == 726)
+            #expect(b.table.isEmpty)
+        }
+        for wildcard in ["", "*", "0.0.0.0", " "] {
+            #expect(code(s.performUPnP(action: "AddPortMapping", serviceType: Self.v1, arguments: args([:], remote: wildcard),
+                                       client: client, now: 1000, uptime: 5, backend: b)) == nil)
+        }
+        let key = ["NewRemoteHost": "203.0.113.9", "NewExternalPort": "9090", "NewProtocol": "TCP"]
+        #expect(code(s.performUPnP(action: "GetSpecificPortMappingEntry", serviceType: Self.v1, arguments: key,
+                                   client: client, now: 1000, uptime: 5, backend: b)) == 714)
+        #expect(code(s.performUPnP(action: "DeletePortMapping", serviceType: Self.v1, arguments: key,
+                                   client: client, now: 1000, uptime: 5, backend: b)) == 714)
+        #expect(b.table.count == 1)
+    }
 }

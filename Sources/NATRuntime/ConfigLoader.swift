@@ -186,12 +186,13 @@ extension RoutingSettings {
 }
 
 extension ControlSettings {
-    /// `[control]`: `state_file = ""` keeps no state file.
+    /// `[control]`: `state_file = ""` keeps no state file, `sessions_file = ""` no sessions across restarts.
     init(_ t: TableReader) throws(ConfigurationError) {
         self.init()
         if let v = try t.bool("enabled") { enabled = v }
         if let v = try t.string("socket") { socket = v }
         if let v = try t.string("state_file") { stateFile = v.isEmpty ? nil : v }
+        if let v = try t.string("sessions_file") { sessionsFile = v.isEmpty ? nil : v }
         try t.finish()
     }
 }

@@ -82,6 +82,12 @@ public final class DaemonController: @unchecked Sendable {
     /// How a reload reads the file again (the command line's overrides applied).
     let loader: (String) throws(ConfigurationError) -> DaemonConfiguration
     private var runtimeForwards: [ForwardEntry] = []
+    /// What the start restored from the sessions file (`swiftnat stats`: `sessions_restored`, …).
+    public var restoreReport: RestoreReport? {
+        get { queue.sync { savedRestoreReport } }
+        set { queue.sync { savedRestoreReport = newValue } }
+    }
+    private var savedRestoreReport: RestoreReport?
     private var reloads = 0
 
     public init(configuration: DaemonConfiguration, commands: [CommandQueue], tunName: String,
@@ -215,8 +221,15 @@ public final class DaemonController: @unchecked Sendable {
             for (k, v) in c.fields { d[k] = v }
             return d
         }
+        var runtime = Dictionary(uniqueKeysWithValues: io.fields)
+        if let r = savedRestoreReport {
+            runtime["sessions_restored"] = UInt64(r.sessionsRestored)
+            runtime["port_holds_restored"] = UInt64(r.holdsRestored)
+            runtime["sessions_restore_skipped"] = UInt64(r.skippedTotal)
+            for (k, v) in r.skipped { runtime["sessions_restore_skipped_\(k.rawValue)"] = UInt64(v) }
+        }
         return StatsResult(queues: snaps.count, nat44: fields(n44, extra44), nat64: fields(n64, extra64),
-                           runtime: Dictionary(uniqueKeysWithValues: io.fields), dropped: dropped)
+                           runtime: runtime, dropped: dropped)
     }
 
     func reservations() throws(ControlError) -> [AddressReservationRow] {

@@ -205,6 +205,9 @@ public struct ControlSettings: Sendable, Equatable {
     public var socket = "/run/swiftnat/control.sock"
     /// Where forwards added at run time (`swiftnat forwards add`) are kept across restarts; nil: not kept.
     public var stateFile: String? = "/var/lib/swiftnat/forwards.json"
+    /// Where the session tables are saved at a clean stop and read back at the next start (restart
+    /// without loss: ``SessionsFile``); nil: not kept.
+    public var sessionsFile: String? = "/var/lib/swiftnat/sessions.bin"
     public init() {}
 
     /// Checks every value; keys as in `[control]`.
@@ -219,6 +222,13 @@ public struct ControlSettings: Sendable, Equatable {
         if let f = stateFile, !f.hasPrefix("/") || f.hasSuffix("/") {
             throw ConfigurationError(key: "state_file", problem: "'\(f)' is not an absolute file path",
                                      hint: "e.g. \"/var/lib/swiftnat/forwards.json\", or \"\" to keep no state")
+        }
+        if let f = sessionsFile, !f.hasPrefix("/") || f.hasSuffix("/") {
+            throw ConfigurationError(key: "sessions_file", problem: "'\(f)' is not an absolute file path",
+                                     hint: "e.g. \"/var/lib/swiftnat/sessions.bin\", or \"\" to keep no sessions across restarts")
+        }
+        if let f = sessionsFile, f == stateFile {
+            throw ConfigurationError(key: "sessions_file", problem: "is the same file as state_file", hint: "give each its own file")
         }
     }
 }

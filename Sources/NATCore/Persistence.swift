@@ -58,7 +58,9 @@ public struct RestoreReport: Sendable, Equatable {
 
     public var skippedTotal: Int { skipped.values.reduce(0, +) }
 
-    public mutating func skip(_ r: RestoreSkip, _ n: Int = 1) { skipped[r, default: 0] += n }
+    public mutating func skip(_ r: RestoreSkip, _ n: Int = 1) {
+        if n > 0 { skipped[r, default: 0] += n }
+    }
 
     public static func += (a: inout RestoreReport, b: RestoreReport) {
         a.sessionsRestored += b.sessionsRestored

@@ -1,0 +1,173 @@
+import Foundation
+import NATLab
+import NATRuntime
+import Testing
+
+// Restart without loss (issue 12): a TCP connection, a UDP flow and a long iperf3 run cross a planned
+// restart of the daemon (SIGTERM, then `swiftnat run` again with the same configuration) and go on with
+// the same outside ports, as the server sees them.
+@Suite(.serialized, .enabled(if: canRunLab, "end-to-end tests need root, /dev/net/tun and iproute2 (ip): run `sudo swift test` or .ci/run"))
+struct RestartEndToEndTests {
+    /// A client that sends a numbered line every 100 ms over one TCP connection and reads each echo,
+    /// for `duration` seconds; any error ends it with the error (exit 1). Every read and write is bounded.
+    static let tcpClient = """
+    import socket, sys, time
+    host, port, duration = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    s = socket.create_connection((host, port), timeout=5)
+    s.settimeout(15)
+    print("connected from %s:%d" % s.getsockname(), flush=True)
+    buf = b""
+    start = time.time()
+    i = 0
+    try:
+        while time.time() - start < duration:
+            i += 1
+            s.sendall(b"line %d\\n" % i)
+            while b"\\n" not in buf:
+                chunk = s.recv(4096)
+                if not chunk:
+                    print("error: connection closed by the peer after line %d" % i, flush=True)
+                    sys.exit(1)
+                buf += chunk
+            line, buf = buf.split(b"\\n", 1)
+            if line != b"line %d" % i:
+                print("error: echo %r for line %d" % (line, i), flush=True)
+                sys.exit(1)
+            print("echo %d at %.2f" % (i, time.time() - start), flush=True)
+            time.sleep(0.1)
+    except Exception as e:
+        print("error: %r after line %d" % (e, i), flush=True)
+        sys.exit(1)
+    print("done %d lines" % i, flush=True)
+    """
+
+    /// A UDP client on an unconnected socket (ICMP errors during the restart gap are not reported to
+    /// it): a datagram every 100 ms from port `sport`, counting answers.
+    static let udpClient = """
+    import socket, sys, time
+    host, port, sport, duration = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", sport))
+    s.settimeout(0.1)
+    start = time.time()
+    i = 0
+    while time.time() - start < duration:
+        i += 1
+        s.sendto(b"u%d" % i, (host, port))
+        try:
+            data, _ = s.recvfrom(2048)
+            print("answer %s at %.2f" % (data.decode(), time.time() - start), flush=True)
+        except socket.timeout:
+            pass
+        time.sleep(0.1)
+    print("done %d datagrams" % i, flush=True)
+    """
+
+    /// The peer (`address:port`) of every established connection to `port` in the server namespace.
+    static func peers(_ net: LabNetwork, port: Int) -> [String] {
+        let o = net.exec(net.server, ["ss", "-Htn", "state", "established", "( sport = :\(port) )"], timeout: 5)
+        return o.stdout.split(separator: "\n").compactMap { $0.split(separator: " ", omittingEmptySubsequences: true).last.map(String.init) }
+    }
+
+    /// The senders the UDP echo server saw, in order.
+    static func udpSenders(_ net: LabNetwork, log: String) -> [String] {
+        net.log(log).split(separator: "\n").compactMap { line in
+            guard let r = line.range(of: " to "), let c = line.range(of: ": ", range: r.upperBound..<line.endIndex) else { return nil }
+            return String(line[r.upperBound..<c.lowerBound])
+        }
+    }
+
+    /// The client's received ICMP Destination Unreachable messages (its /proc/net/snmp), to report.
+    static func unreachablesIn(_ net: LabNetwork, _ ns: String) -> Int {
+        let snmp = net.exec(ns, ["cat", "/proc/net/snmp"]).stdout.split(separator: "\n")
+        guard let header = snmp.first(where: { $0.hasPrefix("Icmp: InMsgs") }),
+              let values = snmp.first(where: { $0.hasPrefix("Icmp: ") && !$0.hasPrefix("Icmp: InMsgs") }) else { return -1 }
+        let keys = header.split(separator: " "), vals = values.split(separator: " ")
+        guard let i = keys.firstIndex(of: "InDestUnreachs"), i < vals.count else { return -1 }
+        return Int(vals[i]) ?? -1
+    }
+
+    /// Waits up to `seconds` for `p` (started by this test) to end; kills it by its pid when it does not.
+    static func finish(_ p: Process, within seconds: Double) -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while p.isRunning && Date() < end { usleep(50_000) }
+        guard p.isRunning else { return true }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        return false
+    }
+
+    @Test func restart_tcpUDPAndIperf3CrossARestartOnTheSameOutsidePorts() throws {
+        guard requireTools(["socat", "python3", "iperf3", "ss"]) else { return }
+        guard FileManager.default.isExecutableFile(atPath: swiftnatBinary) else {
+            Issue.record("swiftnat binary not found at \(swiftnatBinary): run `swift build` first")
+            return
+        }
+        let net = try LabNetwork(tag: "restart")
+        defer { net.destroy() }
+        let config = net.daemonConfig(behavior: "port-restricted-cone")
+        var daemon = try net.startDaemon(binary: swiftnatBinary, config: config)
+
+        // The outside: a socat echo server (it logs every connection it accepts, with its peer), the lab's
+        // UDP echo server (a line per datagram, with its sender), an iperf3 server for one test.
+        // (Not under `timeout`: a process the lab stops must be its own pid, see ``LabNetwork/stop(_:grace:)``;
+        // every one here ends by itself or when the lab is destroyed.)
+        try net.spawn(net.server, ["socat", "-d", "-d", "TCP4-LISTEN:5000,bind=\(LabNetwork.serverAddress),reuseaddr,fork", "EXEC:cat"], logName: "socat-server.log")
+        try net.startToolUDPEcho(binary: swiftnatBinary, net.server, address: LabNetwork.serverAddress, port: 5001, logName: "udp-echo.log", duration: 60)
+        try net.spawn(net.server, ["iperf3", "-s", "-1", "-B", LabNetwork.serverAddress, "-p", "5201"], logName: "iperf3-server.log")
+        #expect(net.waitForListener(net.server, port: 5000) && net.waitForListener(net.server, port: 5201))
+
+        let tcpPath = try script(net, "tcp_client.py", Self.tcpClient)
+        let udpPath = try script(net, "udp_client.py", Self.udpClient)
+        let duration = 9.0
+        let tcp = try net.spawn(net.client, ["python3", "-u", tcpPath, LabNetwork.serverAddress, "5000", String(duration)], logName: "tcp-client.log")
+        let udp = try net.spawn(net.client, ["python3", "-u", udpPath, LabNetwork.serverAddress, "5001", "45000", String(duration)], logName: "udp-client.log")
+        let iperf = try net.spawn(net.client, ["iperf3", "-c", LabNetwork.serverAddress, "-p", "5201", "--connect-timeout", "5000", "-t", String(Int(duration)), "-b", "20M", "-i", "1"], logName: "iperf3-client.log")
+        #expect(net.waitFor("echo 10 ", in: "tcp-client.log", process: tcp, timeout: 10), "the TCP flow did not start: \(net.log("tcp-client.log"))")
+        #expect(net.waitFor("answer u", in: "udp-client.log", process: udp, timeout: 10), "the UDP flow did not start: \(net.log("udp-client.log"))")
+
+        let tcpPeersBefore = Self.peers(net, port: 5000)
+        let udpBefore = Self.udpSenders(net, log: "udp-echo.log")
+        let unreachablesBefore = Self.unreachablesIn(net, net.client)
+
+        // The planned restart: SIGTERM, then the same command with the same configuration.
+        net.stop(daemon)
+        let firstLog = net.log("daemon.log")
+        #expect(firstLog.contains("stopped: routes and snat0 removed"), "\(firstLog)")
+        #expect(firstLog.contains("sessions: saved "), "\(firstLog)")
+        #expect(FileManager.default.fileExists(atPath: net.sessionsFile))
+        daemon = try net.startDaemon(binary: swiftnatBinary, config: config)
+        let secondLog = net.log("daemon.log")
+        #expect(secondLog.contains("sessions: restored "), "\(secondLog)")
+        #expect(!FileManager.default.fileExists(atPath: net.sessionsFile) && FileManager.default.fileExists(atPath: net.sessionsFile + ".old"),
+                "the sessions file is set aside once read")
+
+        // The connection goes on after the restart: a few more echoes, then the peer the server sees.
+        let echoed = net.log("tcp-client.log").split(separator: "\n").filter { $0.hasPrefix("echo ") }.count
+        #expect(net.waitFor("echo \(echoed + 3) ", in: "tcp-client.log", process: tcp, timeout: 15),
+                "no echo after the restart:\n\(net.log("tcp-client.log"))\n\(secondLog)")
+        let tcpPeersAfter = Self.peers(net, port: 5000)
+        for p in [tcp, udp, iperf] { #expect(Self.finish(p, within: 20), "\(p.arguments ?? []) did not end in time; killed") }
+        let tcpLog = net.log("tcp-client.log"), udpLog = net.log("udp-client.log"), iperfLog = net.log("iperf3-client.log")
+        let udpAfter = Self.udpSenders(net, log: "udp-echo.log")
+        let unreachables = Self.unreachablesIn(net, net.client) - unreachablesBefore
+        print("restart: ICMP destination unreachable messages the client got during the restart: \(unreachables)")
+
+        // TCP: one connection from start to end (the server accepted exactly one), echoes after the restart.
+        #expect(tcp.terminationStatus == 0 && tcpLog.contains("done "), "the TCP connection did not survive the restart:\n\(tcpLog)\n\(secondLog)")
+        #expect(net.log("socat-server.log").components(separatedBy: "accepting connection from").count - 1 == 1,
+                "the server should have seen one connection: \(net.log("socat-server.log"))")
+        #expect(tcpPeersBefore.count == 1 && tcpPeersBefore.first?.hasPrefix(LabNetwork.poolAddress + ":") == true, "\(tcpPeersBefore)")
+        #expect(tcpPeersAfter == tcpPeersBefore, "the server sees another peer after the restart: \(tcpPeersBefore) then \(tcpPeersAfter)")
+        // UDP: answers after the restart, from the same outside endpoint before and after.
+        let answersAfter = udpLog.split(separator: "\n").filter { $0.hasPrefix("answer") }.count
+        #expect(Set(udpAfter).count == 1 && udpBefore.first == udpAfter.last && udpAfter.count > udpBefore.count,
+                "the UDP flow changed its outside endpoint or stopped: before \(Set(udpBefore)), after \(Set(udpAfter))\n\(udpLog)")
+        #expect(answersAfter > Int(duration * 5), "too few UDP answers: \(answersAfter)")
+        // iperf3: its control and data connections crossed the restart; the run ends normally.
+        #expect(iperf.terminationStatus == 0 && iperfLog.contains("iperf Done"), "iperf3 did not survive the restart:\n\(iperfLog)")
+
+        net.stop(daemon)
+        #expect(net.log("daemon.log").contains("stopped: routes and snat0 removed"))
+    }
+}

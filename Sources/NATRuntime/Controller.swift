@@ -87,7 +87,8 @@ public final class DaemonController: @unchecked Sendable {
         get { queue.sync { savedRestoreReport } }
         set { queue.sync { savedRestoreReport = newValue } }
     }
-    private var savedRestoreReport: RestoreReport?
+    /// (Read on ``queue``.)
+    private(set) var savedRestoreReport: RestoreReport?
     private var reloads = 0
 
     public init(configuration: DaemonConfiguration, commands: [CommandQueue], tunName: String,

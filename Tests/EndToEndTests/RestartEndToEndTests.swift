@@ -105,7 +105,9 @@ struct RestartEndToEndTests {
         }
         let net = try LabNetwork(tag: "restart")
         defer { net.destroy() }
-        let config = net.daemonConfig(behavior: "port-restricted-cone")
+        // Without port preservation a new mapping gets a port from a hash keyed by each run's own random
+        // seed: only a restored mapping keeps the outside port the server saw before.
+        let config = net.daemonConfig(behavior: "port-restricted-cone", extraKeys: "port_preservation = false")
         var daemon = try net.startDaemon(binary: swiftnatBinary, config: config)
 
         // The outside: a socat echo server (it logs every connection it accepts, with its peer), the lab's
@@ -167,6 +169,13 @@ struct RestartEndToEndTests {
         // iperf3: its control and data connections crossed the restart; the run ends normally.
         #expect(iperf.terminationStatus == 0 && iperfLog.contains("iperf Done"), "iperf3 did not survive the restart:\n\(iperfLog)")
 
+        // `swiftnat stats`: what the start restored, and no session made since (the restored ones carried
+        // every packet after the restart).
+        let stats = Shell.run([swiftnatBinary, "stats", "--json", "--socket", net.controlSocket], timeout: 10)
+        let json = (try? JSONSerialization.jsonObject(with: Data(stats.stdout.utf8))) as? [String: Any] ?? [:]
+        let runtime = json["runtime"] as? [String: Any] ?? [:], nat44 = json["nat44"] as? [String: Any] ?? [:]
+        #expect((runtime["sessions_restored"] as? Int ?? 0) >= 3, "stats: \(stats.stdout) \(stats.stderr)")
+        #expect(nat44["sessions_created"] as? Int == 0 && (nat44["outbound_packets"] as? Int ?? 0) > 100, "stats: \(stats.stdout)")
         net.stop(daemon)
         #expect(net.log("daemon.log").contains("stopped: routes and snat0 removed"))
     }

@@ -110,11 +110,11 @@ struct RestartEndToEndTests {
         let config = net.daemonConfig(behavior: "port-restricted-cone", extraKeys: "port_preservation = false")
         var daemon = try net.startDaemon(binary: swiftnatBinary, config: config)
 
-        // The outside: a socat echo server (it logs every connection it accepts, with its peer), the lab's
-        // UDP echo server (a line per datagram, with its sender), an iperf3 server for one test.
-        // (Not under `timeout`: a process the lab stops must be its own pid, see ``LabNetwork/stop(_:grace:)``;
-        // every one here ends by itself or when the lab is destroyed.)
-        try net.spawn(net.server, ["socat", "-d", "-d", "TCP4-LISTEN:5000,bind=\(LabNetwork.serverAddress),reuseaddr,fork", "EXEC:cat"], logName: "socat-server.log")
+        // The outside: a socat echo server for one connection (PIPE echoes without a child process; it
+        // logs the connection it accepts, with its peer), the lab's UDP echo server (a line per datagram,
+        // with its sender), an iperf3 server for one test. None runs under `timeout`: the lab stops each by
+        // its own pid (``LabNetwork/stop(_:grace:)``); each ends by itself or when the lab is destroyed.
+        try net.spawn(net.server, ["socat", "-d", "-d", "TCP4-LISTEN:5000,bind=\(LabNetwork.serverAddress),reuseaddr", "PIPE"], logName: "socat-server.log")
         try net.startToolUDPEcho(binary: swiftnatBinary, net.server, address: LabNetwork.serverAddress, port: 5001, logName: "udp-echo.log", duration: 60)
         try net.spawn(net.server, ["iperf3", "-s", "-1", "-B", LabNetwork.serverAddress, "-p", "5201"], logName: "iperf3-server.log")
         #expect(net.waitForListener(net.server, port: 5000) && net.waitForListener(net.server, port: 5201))

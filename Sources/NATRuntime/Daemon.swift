@@ -108,7 +108,7 @@ public enum Daemon {
         }
         controller.restoreForwards()
         // After the forwards (a forward's sessions need it), before any packet.
-        if let sessionRestore { controller.restoreReport = sessionRestore.apply(commands, logger: logger) }
+        if let sessionRestore { controller.restoreReport = sessionRestore.apply(commands, logger: logger, failed: { control.failed.load(ordering: .relaxed) }) }
         servers.portControl?.ready()
         var what: [String] = []
         if let n = cfg.nat44 {

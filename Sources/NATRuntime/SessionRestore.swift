@@ -134,7 +134,8 @@ public struct SessionRestorePlan: Sendable {
 
     /// Sends every thread its share (the downtime measured now) and waits for each report; the threads
     /// hold their traffic until then. Returns the total, this plan's own skips included.
-    public func apply(_ commands: [CommandQueue], logger: Logger, wallNow: Int64 = Int64(Date().timeIntervalSince1970)) -> RestoreReport {
+    public func apply(_ commands: [CommandQueue], logger: Logger, failed: () -> Bool = { false },
+                      wallNow: Int64 = Int64(Date().timeIntervalSince1970)) -> RestoreReport {
         let elapsed = UInt32(clamping: max(0, wallNow - writtenAt))
         let replies = commands.enumerated().map { q, c -> Reply<RestoreReport>? in
             var share = q < queues.count ? queues[q] : QueueRestore()
@@ -144,7 +145,10 @@ public struct SessionRestorePlan: Sendable {
         }
         var total = skipped
         for (q, r) in replies.enumerated() {
-            guard let report = r?.wait(seconds: 60) else {
+            // Up to a minute per thread (a big table), but not for a thread that failed to start.
+            var answer: RestoreReport? = nil
+            for _ in 0..<600 where answer == nil && !failed() { answer = r?.wait(seconds: 0.1) }
+            guard let report = answer else {
                 logger.error("sessions: packet thread \(q) did not answer the restore; its share is lost")
                 continue
             }

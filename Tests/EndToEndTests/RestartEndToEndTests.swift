@@ -15,7 +15,7 @@ struct RestartEndToEndTests {
     host, port, duration = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     s = socket.create_connection((host, port), timeout=5)
     s.settimeout(15)
-    print("connected from %s:%d" % s.getsockname(), flush=True)
+    print("connected from %s:%d" % s.getsockname()[:2], flush=True)
     buf = b""
     start = time.time()
     i = 0
@@ -176,6 +176,46 @@ struct RestartEndToEndTests {
         let runtime = json["runtime"] as? [String: Any] ?? [:], nat44 = json["nat44"] as? [String: Any] ?? [:]
         #expect((runtime["sessions_restored"] as? Int ?? 0) >= 3, "stats: \(stats.stdout) \(stats.stderr)")
         #expect(nat44["sessions_created"] as? Int == 0 && (nat44["outbound_packets"] as? Int ?? 0) > 100, "stats: \(stats.stdout)")
+        net.stop(daemon)
+        #expect(net.log("daemon.log").contains("stopped: routes and snat0 removed"))
+    }
+
+    /// Stateful NAT64 (RFC 6146): the IPv6-only client's TCP connection to the IPv4 server crosses a
+    /// restart on the same BIB entry (the server sees the same IPv4 transport address before and after).
+    @Test func restart_statefulNAT64TCPConnectionCrossesARestart() throws {
+        guard requireTools(["socat", "python3", "ss"]) else { return }
+        guard FileManager.default.isExecutableFile(atPath: swiftnatBinary) else {
+            Issue.record("swiftnat binary not found at \(swiftnatBinary): run `swift build` first")
+            return
+        }
+        let net = try LabNetwork(tag: "restart64", ipv6: true, ipv4Client: false)
+        defer { net.destroy() }
+        let config = net.nat64Config(mode: "stateful", extra: "port_preservation = false")
+        var daemon = try net.startDaemon(binary: swiftnatBinary, config: config)
+        try net.spawn(net.server, ["socat", "-d", "-d", "TCP4-LISTEN:5000,bind=\(LabNetwork.serverAddress),reuseaddr", "PIPE"], logName: "socat-server.log")
+        #expect(net.waitForListener(net.server, port: 5000))
+        let tcpPath = try script(net, "tcp_client.py", Self.tcpClient)
+        let tcp = try net.spawn(net.client, ["python3", "-u", tcpPath, LabNetwork.serverAddress6, "5000", "6"], logName: "tcp-client.log")
+        #expect(net.waitFor("echo 10 ", in: "tcp-client.log", process: tcp, timeout: 10), "the TCP flow did not start: \(net.log("tcp-client.log"))")
+        let before = Self.peers(net, port: 5000)
+
+        net.stop(daemon)
+        #expect(net.log("daemon.log").contains("sessions: saved 1 sessions"), "\(net.log("daemon.log"))")
+        daemon = try net.startDaemon(binary: swiftnatBinary, config: config)
+        let secondLog = net.log("daemon.log")
+        #expect(secondLog.contains("sessions: restored 1 sessions"), "\(secondLog)")
+        let echoed = net.log("tcp-client.log").split(separator: "\n").filter { $0.hasPrefix("echo ") }.count
+        #expect(net.waitFor("echo \(echoed + 3) ", in: "tcp-client.log", process: tcp, timeout: 15),
+                "no echo after the restart:\n\(net.log("tcp-client.log"))\n\(secondLog)")
+        let after = Self.peers(net, port: 5000)
+        #expect(Self.finish(tcp, within: 20))
+        #expect(tcp.terminationStatus == 0 && net.log("tcp-client.log").contains("done "), "\(net.log("tcp-client.log"))")
+        #expect(before.count == 1 && before == after, "the server saw \(before) before and \(after) after the restart")
+        #expect(net.log("socat-server.log").components(separatedBy: "accepting connection from").count - 1 == 1)
+        let stats = Shell.run([swiftnatBinary, "stats", "--json", "--socket", net.controlSocket], timeout: 10)
+        let json = (try? JSONSerialization.jsonObject(with: Data(stats.stdout.utf8))) as? [String: Any] ?? [:]
+        let nat64 = json["nat64"] as? [String: Any] ?? [:]
+        #expect(nat64["sessions_created"] as? Int == 0 && (nat64["outbound_packets"] as? Int ?? 0) > 10, "stats: \(stats.stdout)")
         net.stop(daemon)
         #expect(net.log("daemon.log").contains("stopped: routes and snat0 removed"))
     }

@@ -181,6 +181,7 @@ extension RoutingSettings {
         if let v = try t.stringArray("gro_interfaces") { groInterfaces = v }
         if let v = try t.int("gro_flush_timeout_us") { groFlushTimeoutMicroseconds = v }
         if let v = try t.bool("block_outside_to_inside") { blockOutsideToInside = v }
+        if let v = try t.bool("fail_closed_across_restart") { failClosedAcrossRestart = v }
         try t.finish()
     }
 }

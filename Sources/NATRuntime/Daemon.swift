@@ -86,9 +86,13 @@ public enum Daemon {
             throw DaemonError("\(cfg.file): [tun]: \(error.description)")
         }
         let routes = RouteSetup(logger: logger)
+        // Fail-closed rules a planned restart left in place for this start (`fail_closed_across_restart`).
+        let keptPath = cfg.routing.failClosedAcrossRestart ? cfg.control.sessionsFile.map { $0 + ".routes" } : nil
+        let kept = keptPath.map(KeptRules.load) ?? []
         if cfg.routing.enabled {
             do {
-                try routes.apply(cfg, tun: tun.name)
+                try routes.apply(cfg, tun: tun.name, kept: kept)
+                if let keptPath { unlink(keptPath) }
             } catch {
                 tun.closeAll()
                 let keys = cfg.nat44 != nil ? "nat44.inside_interfaces / nat44.outside_interface" : "the NAT64 prefix and pool"
@@ -143,7 +147,12 @@ public enum Daemon {
         for _ in tun.fds { control.finished.wait() }
         keeper?.finish()
         if let path = cfg.control.sessionsFile, let exports { saveSessions(exports, queues: tun.fds.count, to: path, logger: logger) }
-        routes.rollback()
+        let keep = keptPath != nil && cfg.routing.enabled && !control.failed.load(ordering: .relaxed)
+        let left = routes.rollback(keepingFailClosed: keep)
+        if let keptPath, !left.isEmpty {
+            KeptRules.save(left, to: keptPath, logger: logger)
+            logger.info("kept \(left.count) fail-closed rules and routes for the next start (fail_closed_across_restart): \(left.map { "ip " + $0.joined(separator: " ") }.joined(separator: "; "))")
+        }
         tun.closeAll()
         logger.info("stopped: routes and \(tun.name) removed")
         if control.failed.load(ordering: .relaxed) { throw DaemonError("a packet thread failed; see the log above") }
@@ -249,6 +258,23 @@ final class NAT64StateKeeper {
             try NAT64StateFile.write(r, to: path)
         } catch {
             logger.error("\(error.description); the reservations will be lost at a restart")
+        }
+    }
+}
+
+/// The undo commands of the fail-closed rules a planned restart keeps (`fail_closed_across_restart`),
+/// one JSON array of `ip` argument lists beside the sessions file.
+enum KeptRules {
+    static func load(_ path: String) -> [[String]] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        return (try? JSONDecoder().decode([[String]].self, from: data)) ?? []
+    }
+
+    static func save(_ rules: [[String]], to path: String, logger: Logger) {
+        do {
+            try SessionsFile.write(Array(try JSONEncoder().encode(rules)), to: path)
+        } catch {
+            logger.error("cannot write \(path) (\(error)): the next start will remove the kept rules as leftovers")
         }
     }
 }

@@ -59,6 +59,11 @@ public struct RoutingSettings: Sendable, Equatable {
     /// (`ip rule add iif OUTSIDE to PREFIX prohibit priority <priority-2>`), so that its filtering holds
     /// for hosts that address the inside directly. `false` leaves such forwarding to the host's routing.
     public var blockOutsideToInside = true
+    /// At a clean stop, leave the fail-closed rules and unreachable routes in place (the steering rules,
+    /// the `prohibit` rules, the unreachable routes behind the TUN device's), so that during a planned
+    /// restart no inside packet is routed untranslated (on a host whose `ip_forward` is on without
+    /// swiftnat); the next start takes them over. Their list is kept beside `[control] sessions_file`.
+    public var failClosedAcrossRestart = false
     public init() {}
 
     /// Checks every value; keys as in `[routing]`.
@@ -117,6 +122,10 @@ public struct DaemonConfiguration: Sendable {
         do { try tun.validate() } catch { throw error.under("tun") }
         do { try routing.validate() } catch { throw error.under("routing") }
         do { try control.validate() } catch { throw error.under("control") }
+        if routing.failClosedAcrossRestart && control.sessionsFile == nil {
+            throw ConfigurationError(key: "routing.fail_closed_across_restart", problem: "needs [control] sessions_file (the rules it keeps are listed beside it)",
+                                     hint: "set sessions_file, or leave fail_closed_across_restart out")
+        }
         do { try metrics.validate() } catch { throw error.under("metrics") }
         do { try logging.validate() } catch { throw error.under("logging") }
         guard nat44 != nil || nat64 != nil else {

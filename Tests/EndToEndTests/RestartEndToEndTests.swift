@@ -219,4 +219,66 @@ struct RestartEndToEndTests {
         net.stop(daemon)
         #expect(net.log("daemon.log").contains("stopped: routes and snat0 removed"))
     }
+
+    /// The server's TCP resets sent so far (its /proc/net/snmp `Tcp: OutRsts`).
+    static func resetsSent(_ net: LabNetwork, _ ns: String) -> Int {
+        let snmp = net.exec(ns, ["cat", "/proc/net/snmp"]).stdout.split(separator: "\n")
+        guard let header = snmp.first(where: { $0.hasPrefix("Tcp: RtoAlgorithm") }),
+              let values = snmp.first(where: { $0.hasPrefix("Tcp: ") && !$0.hasPrefix("Tcp: RtoAlgorithm") }) else { return -1 }
+        let keys = header.split(separator: " "), vals = values.split(separator: " ")
+        guard let i = keys.firstIndex(of: "OutRsts"), i < vals.count else { return -1 }
+        return Int(vals[i]) ?? -1
+    }
+
+    /// On a host whose `ip_forward` is on without swiftnat (a router), a clean stop that removed the
+    /// fail-closed rules would let the inside host's retransmissions leave untranslated during the
+    /// restart, and a server that routes back to the inside prefix would reset the connection. With
+    /// `[routing] fail_closed_across_restart` the rules stay across the restart (steered traffic meets
+    /// the unreachable route), the next start takes them over, and the connection survives.
+    @Test func restart_failClosedAcrossRestartKeepsConnectionsWhereForwardingIsOn() throws {
+        guard requireTools(["socat", "python3", "ss"]) else { return }
+        guard FileManager.default.isExecutableFile(atPath: swiftnatBinary) else {
+            Issue.record("swiftnat binary not found at \(swiftnatBinary): run `swift build` first")
+            return
+        }
+        let net = try LabNetwork(tag: "restartfc")
+        defer { net.destroy() }
+        net.setSysctl(net.nat, "net/ipv4/ip_forward", "1")
+        net.exec(net.server, ["ip", "route", "add", "100.64.0.0/24", "via", LabNetwork.natOutsideAddress])
+        let config = net.daemonConfig(behavior: "port-restricted-cone", extraKeys: "port_preservation = false",
+                                      extraTables: "[routing]\nfail_closed_across_restart = true\n")
+        var daemon = try net.startDaemon(binary: swiftnatBinary, config: config)
+        try net.spawn(net.server, ["socat", "-d", "-d", "TCP4-LISTEN:5000,bind=\(LabNetwork.serverAddress),reuseaddr", "PIPE"], logName: "socat-server.log")
+        #expect(net.waitForListener(net.server, port: 5000))
+        let tcpPath = try script(net, "tcp_client.py", Self.tcpClient)
+        let tcp = try net.spawn(net.client, ["python3", "-u", tcpPath, LabNetwork.serverAddress, "5000", "6"], logName: "tcp-client.log")
+        #expect(net.waitFor("echo 10 ", in: "tcp-client.log", process: tcp, timeout: 10), "the TCP flow did not start: \(net.log("tcp-client.log"))")
+        let before = Self.peers(net, port: 5000)
+        let resets = Self.resetsSent(net, net.server)
+
+        net.stop(daemon)
+        let firstLog = net.log("daemon.log")
+        #expect(firstLog.contains("fail-closed rules and routes for the next start"), "\(firstLog)")
+        let rules = net.exec(net.nat, ["ip", "rule"]).stdout
+        #expect(rules.contains("7744:") && rules.contains("7742:"), "the rules should stay across the restart: \(rules)")
+        // Between the two runs, steered traffic is refused, never routed on with its inside source.
+        usleep(500_000)
+        daemon = try net.startDaemon(binary: swiftnatBinary, config: config)
+        let secondLog = net.log("daemon.log")
+        #expect(secondLog.contains("sessions: restored 1 sessions"), "\(secondLog)")
+        #expect(!secondLog.contains("removed leftovers"), "the kept rules are taken over, not removed: \(secondLog)")
+        let echoed = net.log("tcp-client.log").split(separator: "\n").filter { $0.hasPrefix("echo ") }.count
+        #expect(net.waitFor("echo \(echoed + 3) ", in: "tcp-client.log", process: tcp, timeout: 15),
+                "no echo after the restart:\n\(net.log("tcp-client.log"))\n\(secondLog)")
+        let after = Self.peers(net, port: 5000)
+        #expect(Self.finish(tcp, within: 20))
+        #expect(tcp.terminationStatus == 0 && net.log("tcp-client.log").contains("done "), "\(net.log("tcp-client.log"))")
+        #expect(before.count == 1 && before == after, "the server saw \(before) before and \(after) after the restart")
+        #expect(Self.resetsSent(net, net.server) == resets, "the server sent resets: it saw untranslated packets")
+        // One set of rules: the start took the kept ones over instead of adding a second.
+        let steering = net.exec(net.nat, ["ip", "rule"]).stdout.split(separator: "\n").filter { $0.hasPrefix("7744:") }
+        #expect(steering.count == 1, "\(steering)")
+        net.stop(daemon)
+        #expect(net.log("daemon.log").contains("stopped: routes and snat0 removed"))
+    }
 }

@@ -92,6 +92,26 @@ import Testing
         #expect(SessionRestorePlan.maximumAge(cfg) == 7440)
     }
 
+    static func configError(_ text: String) -> String? {
+        do {
+            _ = try ConfigLoader.parse(text, file: "t.toml")
+            return nil
+        } catch {
+            return error.key
+        }
+    }
+
+    @Test func sessionsFile_configKeyDefaultsOffSwitchAndChecks() throws {
+        let minimal = "[nat44]\npool = [\"198.51.100.1/32\"]\n"
+        #expect(try ConfigLoader.parse(minimal, file: "t.toml").control.sessionsFile == "/var/lib/swiftnat/sessions.bin")
+        #expect(try ConfigLoader.parse("[control]\nsessions_file = \"\"\n" + minimal, file: "t.toml").control.sessionsFile == nil)
+        #expect(try ConfigLoader.parse("[control]\nsessions_file = \"/tmp/s.bin\"\n" + minimal, file: "t.toml").control.sessionsFile == "/tmp/s.bin")
+        #expect(Self.configError("[control]\nsessions_file = \"s.bin\"\n" + minimal) == "control.sessions_file")
+        #expect(Self.configError("[control]\nsessions_file = \"/tmp/x\"\nstate_file = \"/tmp/x\"\n" + minimal) == "control.sessions_file")
+        #expect(try ConfigLoader.parse("[routing]\nfail_closed_across_restart = true\n" + minimal, file: "t.toml").routing.failClosedAcrossRestart)
+        #expect(Self.configError("[routing]\nfail_closed_across_restart = true\n[control]\nsessions_file = \"\"\n" + minimal) == "routing.fail_closed_across_restart")
+    }
+
     static func withTemporaryFile(_ body: (String) throws -> Void) throws {
         let dir = NSTemporaryDirectory() + "swiftnat-sessions-\(getpid())-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

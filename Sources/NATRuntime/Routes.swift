@@ -25,7 +25,9 @@ public final class RouteSetup {
     /// stay while this start sets up (no moment without them), the same ones are taken over, and those
     /// this configuration no longer makes are removed at the end.
     public func apply(_ cfg: DaemonConfiguration, tun: String, kept: [[String]] = []) throws(SetupError) {
-        self.kept = kept
+        // Only the shapes of undo command this type makes, at this configuration's priorities and table:
+        // the list comes from a file, and nothing else is ever run from it.
+        self.kept = kept.filter { Self.isFailClosedUndo($0, cfg.routing) }
         do {
             try applyUnchecked(cfg, tun: tun)
         } catch {
@@ -38,6 +40,16 @@ public final class RouteSetup {
             Shell.run(["ip"] + u, timeout: 5)
         }
         self.kept = []
+    }
+
+    static func isFailClosedUndo(_ u: [String], _ r: RoutingSettings) -> Bool {
+        let priorities = Set([r.priority - 2, r.priority - 1, r.priority].map(String.init))
+        if u.count >= 4, u[0] == "rule", u[1] == "del", u[u.count - 2] == "priority", priorities.contains(u[u.count - 1]) {
+            return u.dropFirst(2).allSatisfy { !$0.isEmpty && !$0.hasPrefix("-") }
+        }
+        if u == ["route", "del", "unreachable", "default", "metric", fallbackMetric, "table", String(r.table)] { return true }
+        return u.count == 7 && Array(u[0..<4]) == ["-6", "route", "del", "unreachable"] && IPv6Prefix(u[4]) != nil
+            && Array(u[5...]) == ["metric", fallbackMetric]
     }
 
     /// `failClosed`: part of what keeps inside traffic from leaving untranslated while no daemon runs

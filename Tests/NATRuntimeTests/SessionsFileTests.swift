@@ -112,6 +112,21 @@ import Testing
         #expect(Self.configError("[routing]\nfail_closed_across_restart = true\n[control]\nsessions_file = \"\"\n" + minimal) == "routing.fail_closed_across_restart")
     }
 
+    /// The kept fail-closed rules come from a file: only the undo commands RouteSetup itself makes, at the
+    /// configured priorities and table, are ever run from it.
+    @Test func failClosedAcrossRestart_keptRulesFileRunsOnlyOurOwnUndoCommands() {
+        let r = RoutingSettings()
+        #expect(RouteSetup.isFailClosedUndo(["rule", "del", "iif", "in0", "lookup", "7744", "priority", "7744"], r))
+        #expect(RouteSetup.isFailClosedUndo(["rule", "del", "iif", "out0", "to", "100.64.0.0/24", "prohibit", "priority", "7742"], r))
+        #expect(RouteSetup.isFailClosedUndo(["route", "del", "unreachable", "default", "metric", "4294967295", "table", "7744"], r))
+        #expect(RouteSetup.isFailClosedUndo(["-6", "route", "del", "unreachable", "64:ff9b::/96", "metric", "4294967295"], r))
+        #expect(!RouteSetup.isFailClosedUndo(["rule", "del", "priority", "0"], r))
+        #expect(!RouteSetup.isFailClosedUndo(["rule", "del", "-force", "x", "priority", "7744"], r))
+        #expect(!RouteSetup.isFailClosedUndo(["link", "del", "eth0"], r))
+        #expect(!RouteSetup.isFailClosedUndo(["route", "del", "default", "table", "main"], r))
+        #expect(!RouteSetup.isFailClosedUndo(["-6", "route", "del", "unreachable", "default", "metric", "4294967295"], r))
+    }
+
     static func withTemporaryFile(_ body: (String) throws -> Void) throws {
         let dir = NSTemporaryDirectory() + "swiftnat-sessions-\(getpid())-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -146,6 +146,7 @@ start_swiftnat() {  # $1 variant name (swiftnat[-qN][-nooffload][-txqN])
     local plane="[control]
 socket = \"$DIR/control.sock\"
 state_file = \"\"
+sessions_file = \"\"
 [metrics]
 listen = \"127.0.0.1:9770\""
     for part in ${1//-/ }; do

@@ -346,15 +346,17 @@ public final class LabNetwork: @unchecked Sendable {
 
     /// The daemon's control socket (in this lab's folder, so that labs and tests never share one).
     public var controlSocket: String { directory + "/control.sock" }
+    /// The daemon's sessions file (restart without loss), in this lab's folder for the same reason.
+    public var sessionsFile: String { directory + "/sessions.bin" }
 
     /// Writes the configuration and starts `binary run` in the nat namespace; waits for "ready". Unless
-    /// the configuration has its own, a [control] table puts the socket and the forwards' state file
-    /// in this lab's folder.
+    /// the configuration has its own, a [control] table puts the socket, the forwards' state file and the
+    /// sessions file in this lab's folder.
     public func startDaemon(binary: String, config: String, verbose v: Bool = false) throws(LabError) -> Process {
         let path = directory + "/nat44.toml"
         var config = config
         if !config.contains("[control]") {
-            config += "\n\n[control]\nsocket = \"\(controlSocket)\"\nstate_file = \"\(directory)/forwards.json\"\n"
+            config += "\n\n[control]\nsocket = \"\(controlSocket)\"\nstate_file = \"\(directory)/forwards.json\"\nsessions_file = \"\(sessionsFile)\"\n"
         }
         do { try config.write(toFile: path, atomically: true, encoding: .utf8) } catch {
             throw LabError(description: "cannot write \(path): \(error)")

@@ -184,17 +184,19 @@ extension RoutingSettings {
         if let v = try t.stringArray("gro_interfaces") { groInterfaces = v }
         if let v = try t.int("gro_flush_timeout_us") { groFlushTimeoutMicroseconds = v }
         if let v = try t.bool("block_outside_to_inside") { blockOutsideToInside = v }
+        if let v = try t.bool("fail_closed_across_restart") { failClosedAcrossRestart = v }
         try t.finish()
     }
 }
 
 extension ControlSettings {
-    /// `[control]`: `state_file = ""` keeps no state file.
+    /// `[control]`: `state_file = ""` keeps no state file, `sessions_file = ""` no sessions across restarts.
     init(_ t: TableReader) throws(ConfigurationError) {
         self.init()
         if let v = try t.bool("enabled") { enabled = v }
         if let v = try t.string("socket") { socket = v }
         if let v = try t.string("state_file") { stateFile = v.isEmpty ? nil : v }
+        if let v = try t.string("sessions_file") { sessionsFile = v.isEmpty ? nil : v }
         try t.finish()
     }
 }

@@ -91,6 +91,13 @@ public final class DaemonController: @unchecked Sendable {
     /// The stateful NAT64's run-time static BIB entries (PCP MAP from IPv6 hosts), listed as forwards:
     /// inside `[IPV6]:PORT`, outside `IPV4:PORT`.
     private var runtimeBindings: [ForwardEntry] = []
+    /// What the start restored from the sessions file (`swiftnat stats`: `sessions_restored`, …).
+    public var restoreReport: RestoreReport? {
+        get { queue.sync { savedRestoreReport } }
+        set { queue.sync { savedRestoreReport = newValue } }
+    }
+    /// (Read on ``queue``.)
+    private(set) var savedRestoreReport: RestoreReport?
     private var reloads = 0
 
     public init(configuration: DaemonConfiguration, commands: [CommandQueue], tunName: String,
@@ -233,6 +240,12 @@ public final class DaemonController: @unchecked Sendable {
         }
         var runtime = Dictionary(uniqueKeysWithValues: io.fields)
         if let d = tunDropped() { runtime["tun_tx_dropped"] = d }
+        if let r = savedRestoreReport {
+            runtime["sessions_restored"] = UInt64(r.sessionsRestored)
+            runtime["port_holds_restored"] = UInt64(r.holdsRestored)
+            runtime["sessions_restore_skipped"] = UInt64(r.skippedTotal)
+            for (k, v) in r.skipped { runtime["sessions_restore_skipped_\(k.rawValue)"] = UInt64(v) }
+        }
         return StatsResult(queues: snaps.count, nat44: fields(n44, extra44), nat64: fields(n64, extra64),
                            runtime: runtime, dropped: dropped)
     }

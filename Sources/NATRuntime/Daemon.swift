@@ -60,6 +60,22 @@ public enum Daemon {
             }
             if let plan, cfg.tun.queues > 1 { rings = try ShardRings(count: plan.count, router: ShardRouter(plan: plan, configuration: n44)) }
         }
+        // Saved sessions (restart without loss) are read, checked and set aside before anything runs; the
+        // threads take them before they read their first packet.
+        let sessionRestore = cfg.control.sessionsFile.flatMap {
+            SessionRestorePlan.prepare(path: $0, configuration: cfg, router: rings?.router, logger: logger)
+        }
+        if let saved = sessionRestore?.reservations, !saved.isEmpty {
+            // NAT64 pool reservations from the sessions file join those of the pool's own state file.
+            let elapsed = UInt32(clamping: max(0, Int64(Date().timeIntervalSince1970) - sessionRestore!.writtenAt))
+            let known = Set(restore.map(\.ipv6))
+            for var r in saved where !known.contains(r.ipv6) {
+                r.idleSeconds = r.idleSeconds &+ min(elapsed, UInt32.max - r.idleSeconds)
+                restore.append(r)
+            }
+            restore.sort { $0.idleSeconds > $1.idleSeconds }
+        }
+        let exports = cfg.control.sessionsFile.map { _ in SessionExports() }
 
         let tunMTU = cfg.resolvedTunMTU(logger: logger)
         let tun: TunDevice
@@ -79,9 +95,13 @@ public enum Daemon {
             }
         }
         let routes = RouteSetup(logger: logger)
+        // Fail-closed rules a planned restart left in place for this start (`fail_closed_across_restart`).
+        let keptPath = cfg.routing.failClosedAcrossRestart ? cfg.control.sessionsFile.map { $0 + ".routes" } : nil
+        let kept = keptPath.map(KeptRules.load) ?? []
         if cfg.routing.enabled {
             do {
-                try routes.apply(cfg, tun: tun.name)
+                try routes.apply(cfg, tun: tun.name, kept: kept)
+                if let keptPath { unlink(keptPath) }
             } catch {
                 tun.closeAll()
                 let keys = cfg.nat44 != nil ? "nat44.inside_interfaces / nat44.outside_interface" : "the NAT64 prefix and pool"
@@ -99,9 +119,11 @@ public enum Daemon {
             PacketLoop.start(queue: TunQueue(fds: fds, metadataSize: tun.vnetHeaderSize, packetsPerSecond: cfg.tun.fairQueueRate),
                              setup: PacketThreadSetup(queue: q, configuration: plan?.configurations[q], nat64: setup64,
                                                       rings: rings, commands: commands[q], control: control, logger: logger,
-                                                      logging: cfg.logging))
+                                                      logging: cfg.logging, holdsTraffic: sessionRestore != nil, exports: exports))
         }
         controller.restoreForwards()
+        // After the forwards (a forward's sessions need it), before any packet.
+        if let sessionRestore { controller.restoreReport = sessionRestore.apply(commands, logger: logger, failed: { control.failed.load(ordering: .relaxed) }) }
         servers.portControl?.ready()
         var what: [String] = []
         if let n = cfg.nat44 {
@@ -143,11 +165,33 @@ public enum Daemon {
         control.stop.store(true, ordering: .relaxed)
         for _ in 0..<cfg.tun.queues { control.finished.wait() }
         keeper?.finish()
-        routes.rollback()
+        if let path = cfg.control.sessionsFile, let exports { saveSessions(exports, queues: tun.fds.count, to: path, logger: logger) }
+        let keep = keptPath != nil && cfg.routing.enabled && !control.failed.load(ordering: .relaxed)
+        let left = routes.rollback(keepingFailClosed: keep)
+        if let keptPath, !left.isEmpty {
+            KeptRules.save(left, to: keptPath, logger: logger)
+            logger.info("kept \(left.count) fail-closed rules and routes for the next start (fail_closed_across_restart): \(left.map { "ip " + $0.joined(separator: " ") }.joined(separator: "; "))")
+        }
         tun.closeAll()
         logger.info("stopped: routes and \(tun.name) removed")
         if control.failed.load(ordering: .relaxed) { throw DaemonError("a packet thread failed; see the log above") }
         withExtendedLifetime(rings) {}
+    }
+
+    /// Writes what the stopped packet threads handed over to the sessions file (restart without loss).
+    static func saveSessions(_ exports: SessionExports, queues: Int, to path: String, logger: Logger) {
+        guard exports.isComplete(queues: queues) else {
+            logger.error("sessions: not every packet thread handed its tables over; \(path) not written")
+            return
+        }
+        let c = exports.contents(writtenAt: Int64(Date().timeIntervalSince1970))
+        let bytes = SessionsFile.encode(c)
+        do {
+            try SessionsFile.write(bytes, to: path)
+            logger.info("sessions: saved \(c.sessionCount) sessions and \(c.holdCount) port holds\(c.reservations.isEmpty ? "" : " and \(c.reservations.count) NAT64 reservations") to \(path) (\(bytes.count) bytes)")
+        } catch {
+            logger.error("sessions: \(path): \(error.problem); the sessions will not survive this restart")
+        }
     }
 
     /// Asks every packet thread for its counters and sessions and logs them (SIGUSR1, and at stop).
@@ -233,6 +277,23 @@ final class NAT64StateKeeper {
             try NAT64StateFile.write(r, to: path)
         } catch {
             logger.error("\(error.description); the reservations will be lost at a restart")
+        }
+    }
+}
+
+/// The undo commands of the fail-closed rules a planned restart keeps (`fail_closed_across_restart`),
+/// one JSON array of `ip` argument lists beside the sessions file.
+enum KeptRules {
+    static func load(_ path: String) -> [[String]] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        return (try? JSONDecoder().decode([[String]].self, from: data)) ?? []
+    }
+
+    static func save(_ rules: [[String]], to path: String, logger: Logger) {
+        do {
+            try SessionsFile.write(Array(try JSONEncoder().encode(rules)), to: path)
+        } catch {
+            logger.error("cannot write \(path) (\(error)): the next start will remove the kept rules as leftovers")
         }
     }
 }

@@ -82,6 +82,11 @@ public struct RoutingSettings: Sendable, Equatable {
     /// (`ip rule add iif OUTSIDE to PREFIX prohibit priority <priority-2>`), so that its filtering holds
     /// for hosts that address the inside directly. `false` leaves such forwarding to the host's routing.
     public var blockOutsideToInside = true
+    /// At a clean stop, leave the fail-closed rules and unreachable routes in place (the steering rules,
+    /// the `prohibit` rules, the unreachable routes behind the TUN device's), so that during a planned
+    /// restart no inside packet is routed untranslated (on a host whose `ip_forward` is on without
+    /// swiftnat); the next start takes them over. Their list is kept beside `[control] sessions_file`.
+    public var failClosedAcrossRestart = false
     public init() {}
 
     /// Checks every value; keys as in `[routing]`.
@@ -140,6 +145,10 @@ public struct DaemonConfiguration: Sendable {
         do { try tun.validate() } catch { throw error.under("tun") }
         do { try routing.validate() } catch { throw error.under("routing") }
         do { try control.validate() } catch { throw error.under("control") }
+        if routing.failClosedAcrossRestart && control.sessionsFile == nil {
+            throw ConfigurationError(key: "routing.fail_closed_across_restart", problem: "needs [control] sessions_file (the rules it keeps are listed beside it)",
+                                     hint: "set sessions_file, or leave fail_closed_across_restart out")
+        }
         do { try metrics.validate() } catch { throw error.under("metrics") }
         do { try logging.validate() } catch { throw error.under("logging") }
         guard nat44 != nil || nat64 != nil else {
@@ -228,6 +237,9 @@ public struct ControlSettings: Sendable, Equatable {
     public var socket = "/run/swiftnat/control.sock"
     /// Where forwards added at run time (`swiftnat forwards add`) are kept across restarts; nil: not kept.
     public var stateFile: String? = "/var/lib/swiftnat/forwards.json"
+    /// Where the session tables are saved at a clean stop and read back at the next start (restart
+    /// without loss: ``SessionsFile``); nil: not kept.
+    public var sessionsFile: String? = "/var/lib/swiftnat/sessions.bin"
     public init() {}
 
     /// Checks every value; keys as in `[control]`.
@@ -242,6 +254,13 @@ public struct ControlSettings: Sendable, Equatable {
         if let f = stateFile, !f.hasPrefix("/") || f.hasSuffix("/") {
             throw ConfigurationError(key: "state_file", problem: "'\(f)' is not an absolute file path",
                                      hint: "e.g. \"/var/lib/swiftnat/forwards.json\", or \"\" to keep no state")
+        }
+        if let f = sessionsFile, !f.hasPrefix("/") || f.hasSuffix("/") {
+            throw ConfigurationError(key: "sessions_file", problem: "'\(f)' is not an absolute file path",
+                                     hint: "e.g. \"/var/lib/swiftnat/sessions.bin\", or \"\" to keep no sessions across restarts")
+        }
+        if let f = sessionsFile, f == stateFile {
+            throw ConfigurationError(key: "sessions_file", problem: "is the same file as state_file", hint: "give each its own file")
         }
     }
 }

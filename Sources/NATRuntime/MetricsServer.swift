@@ -187,6 +187,14 @@ final class NATMetrics: @unchecked Sendable {
         for (name, v) in io.fields {
             counter("swiftnat_runtime_\(name)_total", [], "Packet threads: \(name.replacingOccurrences(of: "_", with: " "))", v)
         }
+        if let r = controller.savedRestoreReport {
+            counter("swiftnat_sessions_restored_total", [], "Sessions restored from the sessions file at start", UInt64(r.sessionsRestored))
+            counter("swiftnat_port_holds_restored_total", [], "Held outside ports restored from the sessions file at start", UInt64(r.holdsRestored))
+            for reason in RestoreSkip.allCases {
+                counter("swiftnat_sessions_restore_skipped_total", [("reason", reason.rawValue)],
+                        "Saved sessions and holds not restored at start, by reason", UInt64(r.skipped[reason] ?? 0))
+            }
+        }
         gauge("swiftnat_queues", [], "Packet threads", Double(snaps.count))
         if let d = controller.tunDropped() {
             counter("swiftnat_tun_dropped_total", [], "Packets the kernel dropped on their way into the TUN device (a fair queue's ring was full)", d)

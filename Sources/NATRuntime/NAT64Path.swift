@@ -204,6 +204,28 @@ struct NAT64Path: ~Copyable {
         control.publish(pool!.mapping.pool.dynamicReservations(now: now))
     }
 
+    /// Stateful NAT64's sessions and held ports, for the sessions file (nil in the other modes).
+    func exportState(now: Timestamp) -> NAPT64SavedState? {
+        switch stateful {
+        case .some(let t): return t.mapping.exportState(now: now)
+        case .none: return nil
+        }
+    }
+
+    /// The pool's dynamic reservations, for the sessions file (empty in the other modes).
+    func exportReservations(now: Timestamp) -> [AddressReservation] {
+        switch pool {
+        case .some(let t): return t.mapping.pool.dynamicReservations(now: now)
+        case .none: return []
+        }
+    }
+
+    /// Saved stateful NAT64 state back; nil when this NAT64 is not stateful.
+    mutating func importState(_ s: NAPT64SavedState, elapsedSeconds: UInt32, now: Timestamp) -> RestoreReport? {
+        guard stateful != nil else { return nil }
+        return stateful!.mapping.importState(s, elapsedSeconds: elapsedSeconds, now: now)
+    }
+
     var counters: Counters {
         switch pool {
         case .some(let t): return t.counters

@@ -31,6 +31,9 @@ public enum PacketCommand: Sendable {
     case logging(LoggingSettings, Reply<String?>)
     /// The counters and sessions as log lines (SIGUSR1).
     case dumpLines(Reply<[String]>)
+    /// Saved sessions to put back at start (restart without loss); the thread reads no packets until
+    /// it has (``PacketThreadSetup/holdsTraffic``). The reply counts what was restored and skipped.
+    case restoreState(QueueRestore, Reply<RestoreReport>)
 }
 
 /// A PEER request as the packet thread takes it.

@@ -2,6 +2,7 @@ import CTun
 import Foundation
 import Logging
 import NAPT44
+import NAT64
 import NATCore
 import NATWire
 import Synchronization
@@ -305,10 +306,17 @@ public struct PacketThreadSetup: Sendable {
     public var control: LoopControl
     public var logger: Logger
     public var logging: LoggingSettings
+    /// Read no packets until a ``PacketCommand/restoreState(_:_:)`` arrives (saved sessions go in first).
+    public var holdsTraffic: Bool
+    /// Where the thread hands its tables over when it stops (for the sessions file); nil: not saved.
+    public var exports: SessionExports?
 
     public init(queue: Int, configuration: NAPT44Configuration?, nat64: NAT64Setup?, rings: ShardRings?,
-                commands: CommandQueue, control: LoopControl, logger: Logger, logging: LoggingSettings = LoggingSettings()) {
+                commands: CommandQueue, control: LoopControl, logger: Logger, logging: LoggingSettings = LoggingSettings(),
+                holdsTraffic: Bool = false, exports: SessionExports? = nil) {
         self.logging = logging
+        self.holdsTraffic = holdsTraffic
+        self.exports = exports
         self.queue = queue
         self.configuration = configuration
         self.nat64 = nat64
@@ -343,6 +351,10 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
     var census = TableCensus()
     /// Session listings under way (`swiftnat sessions`), advanced one slice per round.
     var listings: [SessionListing] = []
+    /// Waiting for saved sessions: the device is not polled or read (see ``PacketThreadSetup/holdsTraffic``).
+    var holding: Bool
+    let deviceFD: Int32
+    let exports: SessionExports?
 
     /// Builds the engines (they check their configuration) around `device`.
     public init(device: consuming Device, setup: PacketThreadSetup, now: Timestamp) throws(DaemonError) {
@@ -364,8 +376,12 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
         engine?.deferHairpinning = shard != nil
         let fd = device.pollDescriptor
         q = QueueIO(device: device, shard: shard)
+        deviceFD = fd
+        holding = setup.holdsTraffic
+        exports = setup.exports
         pfds = .allocate(capacity: 3)
-        pfds[0] = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        // poll() skips a negative descriptor: while holding, only commands wake the thread.
+        pfds[0] = pollfd(fd: holding ? -1 : fd, events: Int16(POLLIN), revents: 0)
         pfds[1] = pollfd(fd: setup.commands.eventFD, events: Int16(POLLIN), revents: 0)
         pfds[2] = pollfd(fd: shard.map { $0.eventFDs[setup.queue] } ?? -1, events: Int16(POLLIN), revents: 0)
         nfds = shard == nil ? 2 : 3
@@ -402,6 +418,7 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
         var busy = false
         applyCommands(now: now)
         if !listings.isEmpty { advanceListings() }
+        if holding { return false }
         if let shard = q.shard, pfds[2].revents != 0 {
             pfds[2].revents = 0
             ctun_eventfd_drain(shard.eventFDs[shard.me])
@@ -545,14 +562,53 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
             reply.fulfil(nil)
         case .dumpLines(let reply):
             reply.fulfil(PacketLoop.dump(engine, nat64, queue: queue, io: q.io, now: now))
+        case .restoreState(let share, let reply):
+            reply.fulfil(restore(share, now: now))
         }
     }
 
-    /// When the thread stops: NAT64 hands its final reservations over.
+    /// Puts saved sessions back (control-plane work, before the first packet), then lets traffic in.
+    mutating func restore(_ share: QueueRestore, now: Timestamp) -> RestoreReport {
+        var report = RestoreReport()
+        if engine != nil {
+            report += engine!.importState(share.nat44, elapsedSeconds: share.elapsedSeconds, now: now)
+        } else {
+            report.skip(.modeChanged, share.nat44.sessions.count + share.nat44.holds.count)
+        }
+        if !share.nat64.isEmpty {
+            if nat64 != nil, let r = nat64!.importState(share.nat64, elapsedSeconds: share.elapsedSeconds, now: now) {
+                report += r
+            } else {
+                report.skip(.modeChanged, share.nat64.sessions.count + share.nat64.holds.count)
+            }
+        }
+        holding = false
+        pfds[0].fd = deviceFD
+        return report
+    }
+
+    /// When the thread stops: NAT64 hands its final reservations over, and with a sessions file every
+    /// table is handed over for saving (after the last packet: nothing changes them any more).
     mutating func finish(now: Timestamp) {
         applyCommands(now: now)
         while !listings.isEmpty { advanceListings() }
         if nat64 != nil { nat64!.finish(now: now) }
+        if let exports {
+            var n44: NAPT44SavedState? = nil
+            switch engine {
+            case .some(let e): n44 = e.exportState(now: now)
+            case .none: break
+            }
+            var n64: NAPT64SavedState? = nil
+            var reservations: [AddressReservation] = []
+            switch nat64 {
+            case .some(let n):
+                n64 = n.exportState(now: now)
+                reservations = n.exportReservations(now: now)
+            case .none: break
+            }
+            exports.store(queue: queue, nat44: n44, nat64: n64, reservations: reservations)
+        }
     }
 }
 

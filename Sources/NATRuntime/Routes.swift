@@ -10,31 +10,62 @@ public final class RouteSetup {
         public var description: String
     }
 
-    private var undo: [(String, () -> Void)] = []
+    private var undo: [(what: String, failClosed: [String]?, action: () -> Void)] = []
+    /// Fail-closed rules and routes a planned restart left in place (their undo commands), from
+    /// ``apply(_:tun:kept:)``: not removed as leftovers; the ones this start does not make again are
+    /// removed once it has made its own.
+    private var kept: [[String]] = []
     private let logger: Logger
 
     public init(logger: Logger) { self.logger = logger }
 
     /// Adds what `cfg` asks for on device `tun`; on failure removes what it had added and throws.
-    public func apply(_ cfg: DaemonConfiguration, tun: String) throws(SetupError) {
+    /// `kept`: the undo commands of the fail-closed rules and routes that the last run left in place
+    /// for this start (``rollback(keepingFailClosed:)``, `[routing] fail_closed_across_restart`): they
+    /// stay while this start sets up (no moment without them), the same ones are taken over, and those
+    /// this configuration no longer makes are removed at the end.
+    public func apply(_ cfg: DaemonConfiguration, tun: String, kept: [[String]] = []) throws(SetupError) {
+        // Only the shapes of undo command this type makes, at this configuration's priorities and table:
+        // the list comes from a file, and nothing else is ever run from it.
+        self.kept = kept.filter { Self.isFailClosedUndo($0, cfg.routing) }
         do {
             try applyUnchecked(cfg, tun: tun)
         } catch {
             rollback()
             throw error
         }
+        let made = Set(undo.compactMap(\.failClosed))
+        for u in kept where !made.contains(u) {
+            logger.info("removed a fail-closed rule the last run kept, which this configuration does not make: ip \(u.joined(separator: " "))")
+            Shell.run(["ip"] + u, timeout: 5)
+        }
+        self.kept = []
     }
 
-    private func ip(_ args: [String], undo undoArgs: [String]?) throws(SetupError) {
+    static func isFailClosedUndo(_ u: [String], _ r: RoutingSettings) -> Bool {
+        let priorities = Set([r.priority - 2, r.priority - 1, r.priority].map(String.init))
+        if u.count >= 4, u[0] == "rule", u[1] == "del", u[u.count - 2] == "priority", priorities.contains(u[u.count - 1]) {
+            return u.dropFirst(2).allSatisfy { !$0.isEmpty && !$0.hasPrefix("-") }
+        }
+        if u == ["route", "del", "unreachable", "default", "metric", fallbackMetric, "table", String(r.table)] { return true }
+        return u.count == 7 && Array(u[0..<4]) == ["-6", "route", "del", "unreachable"] && IPv6Prefix(u[4]) != nil
+            && Array(u[5...]) == ["metric", fallbackMetric]
+    }
+
+    /// `failClosed`: part of what keeps inside traffic from leaving untranslated while no daemon runs
+    /// (kept across a planned restart when asked). A command that finds its rule or route there already
+    /// is fine when the last run kept it for this start.
+    private func ip(_ args: [String], undo undoArgs: [String]?, failClosed: Bool = false) throws(SetupError) {
         let cmd = ["ip"] + args
         logger.debug("\(cmd.joined(separator: " "))")
         let o = Shell.run(cmd, timeout: 5)
-        guard o.ok else {
+        let takenOver = !o.ok && failClosed && undoArgs.map { kept.contains($0) } == true && o.stderr.contains("File exists")
+        guard o.ok || takenOver else {
             throw SetupError(description: Shell.Failure(command: cmd, output: o).description)
         }
         if let undoArgs {
             let u = ["ip"] + undoArgs
-            undo.append((u.joined(separator: " "), { Shell.run(u, timeout: 5) }))
+            undo.append((u.joined(separator: " "), failClosed ? undoArgs : nil, { Shell.run(u, timeout: 5) }))
         }
     }
 
@@ -54,7 +85,7 @@ public final class RouteSetup {
         }
         logger.debug("\(name) = \(value) (was \(old ?? "?"))")
         if restore, let old {
-            undo.append(("\(name) = \(old)", { try? old.write(toFile: file, atomically: false, encoding: .utf8) }))
+            undo.append(("\(name) = \(old)", nil, { try? old.write(toFile: file, atomically: false, encoding: .utf8) }))
         }
     }
 
@@ -121,7 +152,7 @@ public final class RouteSetup {
                 }
                 logger.debug("\(set.joined(separator: " "))")
                 let u = ["ethtool", "-K", i, short, "off"]
-                undo.append((u.joined(separator: " "), { Shell.run(u, timeout: 5) }))
+                undo.append((u.joined(separator: " "), nil, { Shell.run(u, timeout: 5) }))
             }
             if let us = flushTimeout {
                 let file = "/sys/class/net/\(i)/gro_flush_timeout"
@@ -156,7 +187,7 @@ public final class RouteSetup {
         // Failing closed: behind the TUN route, an unreachable one, so that when the TUN device is gone (the
         // daemon killed) traffic to the prefix is refused, never routed on untranslated.
         let fallback = ["-6", "route", "replace", "unreachable", n64.prefix.description, "metric", Self.fallbackMetric]
-        try ip(fallback, undo: ["-6", "route", "del", "unreachable", n64.prefix.description, "metric", Self.fallbackMetric])
+        try ip(fallback, undo: ["-6", "route", "del", "unreachable", n64.prefix.description, "metric", Self.fallbackMetric], failClosed: true)
     }
 
     private func applyNAT44(_ cfg: DaemonConfiguration, _ n44: NAPT44Configuration, tun: String) throws(SetupError) {
@@ -176,22 +207,22 @@ public final class RouteSetup {
         // device disappears (the daemon killed), steered traffic is refused with ICMP Host Unreachable
         // instead of falling through to the main table and leaving untranslated with its inside source.
         try ip(["route", "replace", "unreachable", "default", "metric", Self.fallbackMetric, "table", table],
-               undo: ["route", "del", "unreachable", "default", "metric", Self.fallbackMetric, "table", table])
+               undo: ["route", "del", "unreachable", "default", "metric", Self.fallbackMetric, "table", table], failClosed: true)
         if r.blockOutsideToInside { try blockOutsideToInside(cfg, n44) }
         let keep = String(r.priority - 1), steer = String(r.priority)
         for p in n44.insidePrefixes {
             try ip(["rule", "add", "to", p.description, "lookup", "main", "priority", keep],
-                   undo: ["rule", "del", "to", p.description, "lookup", "main", "priority", keep])
+                   undo: ["rule", "del", "to", p.description, "lookup", "main", "priority", keep], failClosed: true)
         }
         if cfg.insideInterfaces.isEmpty {
             for p in n44.insidePrefixes {
                 try ip(["rule", "add", "from", p.description, "lookup", table, "priority", steer],
-                       undo: ["rule", "del", "from", p.description, "lookup", table, "priority", steer])
+                       undo: ["rule", "del", "from", p.description, "lookup", table, "priority", steer], failClosed: true)
             }
         } else {
             for i in cfg.insideInterfaces {
                 try ip(["rule", "add", "iif", i, "lookup", table, "priority", steer],
-                       undo: ["rule", "del", "iif", i, "lookup", table, "priority", steer])
+                       undo: ["rule", "del", "iif", i, "lookup", table, "priority", steer], failClosed: true)
             }
         }
         // Pool addresses on the outside interface's own subnet need someone to answer ARP for them.
@@ -225,7 +256,7 @@ public final class RouteSetup {
         let block = String(cfg.routing.priority - 2)
         for p in n44.insidePrefixes {
             try ip(["rule", "add", "iif", out, "to", p.description, "prohibit", "priority", block],
-                   undo: ["rule", "del", "iif", out, "to", p.description, "prohibit", "priority", block])
+                   undo: ["rule", "del", "iif", out, "to", p.description, "prohibit", "priority", block], failClosed: true)
         }
     }
 
@@ -246,7 +277,8 @@ public final class RouteSetup {
             }
             let ours = Set([r.priority - 2, r.priority - 1, r.priority])
             let rules = Shell.run(["ip", "-4", "rule", "show"], timeout: 5).stdout
-            for line in rules.split(separator: "\n") {
+            // Kept for this start on purpose (a planned restart): taken over by apply, not removed here.
+            for line in (kept.isEmpty ? rules : "").split(separator: "\n") {
                 let f = line.split(separator: ":", maxSplits: 1)
                 guard f.count == 2, let prio = Int(f[0]), ours.contains(prio) else { continue }
                 // One rule at that priority per line (by priority alone: the kernel removes the first).
@@ -254,7 +286,7 @@ public final class RouteSetup {
                     removed.append("rule \(line.trimmingCharacters(in: .whitespaces))")
                 }
             }
-            for line in routes.split(separator: "\n") where line.hasPrefix("unreachable default") {
+            for line in routes.split(separator: "\n") where line.hasPrefix("unreachable default") && kept.isEmpty {
                 if Shell.run(["ip", "route", "del", "unreachable", "default", "metric", Self.fallbackMetric, "table", table], timeout: 5).ok {
                     removed.append("route \(line) table \(table)")
                 }
@@ -273,7 +305,7 @@ public final class RouteSetup {
         if let n64 = cfg.nat64 {
             let p = n64.prefix.description
             let routes = Shell.run(["ip", "-6", "route", "show", p], timeout: 5).stdout
-            if routes.contains("unreachable"),
+            if routes.contains("unreachable"), kept.isEmpty,
                Shell.run(["ip", "-6", "route", "del", "unreachable", p, "metric", Self.fallbackMetric], timeout: 5).ok {
                 removed.append("route unreachable \(p)")
             }
@@ -299,11 +331,21 @@ public final class RouteSetup {
         return out
     }
 
-    /// Removes everything added, newest first.
-    public func rollback() {
-        while let (what, u) = undo.popLast() {
+    /// Removes everything added, newest first. With `keepingFailClosed` (a planned restart, `[routing]
+    /// fail_closed_across_restart`), the fail-closed rules and unreachable routes stay, so that no inside
+    /// packet is routed untranslated until the next start takes them over; returns their undo commands
+    /// (for ``apply(_:tun:kept:)``).
+    @discardableResult
+    public func rollback(keepingFailClosed: Bool = false) -> [[String]] {
+        var kept: [[String]] = []
+        while let (what, failClosed, u) = undo.popLast() {
+            if keepingFailClosed, let f = failClosed {
+                kept.append(f)
+                continue
+            }
             logger.debug("undo: \(what)")
             u()
         }
+        return kept.reversed()
     }
 }

@@ -17,7 +17,7 @@ struct MasqueradeEndToEndTests {
         let path = net.directory + "/masq.toml"
         let config = net.daemonConfig(behavior: "port-restricted-cone")
             .replacingOccurrences(of: "pool = [\"198.51.100.1/32\"]", with: "pool = [\"\(LabNetwork.natOutsideAddress)/32\"]")
-            + "\n[control]\nsocket = \"\(net.controlSocket)\"\nstate_file = \"\"\n"
+            + "\n[control]\nsocket = \"\(net.controlSocket)\"\nstate_file = \"\"\nsessions_file = \"\"\n"
         try config.write(toFile: path, atomically: true, encoding: .utf8)
         let o = net.exec(net.nat, [swiftnatBinary, "run", "--config", path], timeout: 20)
         #expect(o.status != 0)

@@ -165,7 +165,7 @@ public enum Daemon {
         control.stop.store(true, ordering: .relaxed)
         for _ in 0..<cfg.tun.queues { control.finished.wait() }
         keeper?.finish()
-        if let path = cfg.control.sessionsFile, let exports { saveSessions(exports, queues: tun.fds.count, to: path, logger: logger) }
+        if let path = cfg.control.sessionsFile, let exports { saveSessions(exports, queues: cfg.tun.queues, to: path, logger: logger) }
         let keep = keptPath != nil && cfg.routing.enabled && !control.failed.load(ordering: .relaxed)
         let left = routes.rollback(keepingFailClosed: keep)
         if let keptPath, !left.isEmpty {

@@ -228,6 +228,8 @@ struct EndToEndTests {
         guard requireTools(["ping", "curl", "socat", "python3"]) else { return }
         try withLab("mq", extraTables: Self.forward, tunKeys: "queues = 2") { net, daemon in
             #expect(net.log("daemon.log").contains("queues=2"), "\(net.log("daemon.log"))")
+            // Fair queueing by host (README "Holding the load"): the kernel took the steering program.
+            #expect(net.log("daemon.log").contains("fair_queues=by host, 32 per thread"), "\(net.log("daemon.log"))")
             let hosts = (2...9).map { "100.64.0.\($0)" }
             for h in hosts.dropFirst() { net.exec(net.client, ["ip", "addr", "add", "\(h)/24", "dev", "eth0"]) }
             let ping = net.exec(net.client, ["ping", "-c", "3", "-i", "0.2", "-W", "2", LabNetwork.serverAddress])

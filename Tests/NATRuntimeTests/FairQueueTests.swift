@@ -99,4 +99,24 @@ import Testing
         #expect(read(bw, &got, 8) == 3)
         #expect(read(aw, &got, 8) < 0)
     }
+
+    @Test("a queue that used its packet budget rests for the rest of the 5 ms window; the others go on; then it is read again")
+    func budgetRestsAFloodingQueue() {
+        let (fw, fr) = Self.pair(), (vw, vr) = Self.pair()
+        defer { for fd in [fw, fr, vw, vr] { close(fd) } }
+        // 2000 packets per second: 10 per 5 ms window.
+        var q = TunQueue(fds: [fr, vr], metadataSize: 0, packetsPerSecond: 2000)
+        Self.send(fw, 1, count: 100)
+        Self.send(vw, 2, count: 5)
+        let first = Self.drain(&q)
+        #expect(first.filter { $0 == 1 }.count == 10)
+        #expect(first.filter { $0 == 2 }.count == 5)
+        #expect(q.budgetPauses == 1)
+        // The resting queue asks for a short poll timeout so that it is looked at again when the window ends.
+        #expect(q.idleWaitMilliseconds == 1)
+        usleep(6000)
+        let second = Self.drain(&q)
+        #expect(second.count == 10 && second.allSatisfy { $0 == 1 })
+        #expect(q.budgetPauses == 2)
+    }
 }

@@ -162,14 +162,20 @@ stop_kernel() {
     ip netns exec $N nft delete table ip snflood
 }
 
-drops() {  # what swiftnat dropped since it started (non-zero drop counters) and its TUN read/write errors
+drops() {  # what swiftnat dropped during the last flood and why (counters since the previous call), and
+           # what the kernel dropped on the way into the TUN device (a fair queue's ring was full)
     timeout 5 ip netns exec $N "$BIN" stats --json --socket $DIR/control.sock 2>/dev/null | python3 -c '
-import json, sys
+import json, sys, os
 d = json.load(sys.stdin)
-drops = " ".join("%s=%s" % kv for kv in sorted((d.get("dropped") or {}).items()) if kv[1])
+now = dict(d.get("dropped") or {})
 rt = d.get("runtime") or {}
-print("dropped: %s; tun reads=%s" % (drops or "none", rt.get("reads", "?")))' 2>/dev/null || echo "(no answer)"
-    ip -n $N -s link show snflood0 2>/dev/null | awk '/TX:/ {getline; print "  TUN device tx (toward swiftnat): packets=" $2 " dropped=" $4}'
+for k in ("tun_tx_dropped", "queue_pauses"):
+    now["(" + k + ")"] = rt.get(k, 0)
+path = sys.argv[1]
+before = json.load(open(path)) if os.path.exists(path) else {}
+json.dump(now, open(path, "w"))
+delta = {k: v - before.get(k, 0) for k, v in now.items() if v - before.get(k, 0) > 0}
+print("dropped: " + (" ".join("%s=%d" % kv for kv in sorted(delta.items())) or "none"))' "$DIR/drops-$DPID.json" 2>/dev/null || echo "(no answer)"
 }
 
 RESULTS=$DIR/results.txt
@@ -179,7 +185,7 @@ read -r -a FL <<<"$FLOODS"
 for s in "${SYS[@]}"; do
     case $s in swiftnat*) start_swiftnat "$s" ;; kernel) start_kernel ;; *) echo "unknown system $s" >&2; exit 1 ;; esac
     base=$(tcp_gbps "$T")
-    r0=0; [ -n "$DPID" ] && r0=$(rss_kib)
+    r0=0; [ -n "$DPID" ] && r0=$(rss_kib) && drops >/dev/null
     echo "$s none $base $base $r0 $r0" >> $RESULTS
     echo "$s: no flood: $base Gbit/s" >&2
     for f in "${FL[@]}"; do
@@ -199,7 +205,7 @@ for s in "${SYS[@]}"; do
         r1=0; [ -n "$DPID" ] && r1=$(rss_kib)
         echo "$s $f $g $base $r0 $r1" >> $RESULTS
         echo "$s: $f: $g Gbit/s (unflooded $base)" >&2
-        [ -n "$DPID" ] && echo "  $s: $(drops)" >&2
+        [ -n "$DPID" ] && echo "  $s $f $(drops)" >&2
     done
     case $s in swiftnat*) stop_swiftnat ;; kernel) stop_kernel ;; esac
 done

@@ -75,7 +75,7 @@ public enum Daemon {
                 try routes.apply(cfg, tun: tun.name)
             } catch {
                 tun.closeAll()
-                let keys = cfg.nat44 != nil ? "nat44.inside_interfaces / nat44.outside_interface" : "the NAT64 prefix and pool"
+                let keys = cfg.nat44 != nil ? "nat44.inside_interfaces / nat44.outside_interface" : cfg.nat64 != nil ? "the NAT64 prefix and pool" : "the [nptv6] interfaces and prefixes"
                 throw DaemonError("route setup failed, nothing was left behind: \(error.description) (check \(keys) and [routing] in \(cfg.file), or run with --no-routes)")
             }
         }
@@ -83,12 +83,13 @@ public enum Daemon {
         let setup64 = cfg.nat64.map {
             NAT64Setup(settings: $0, mtu: tunMTU, restore: restore, claimsAllIPv4: cfg.nat44 == nil, control: nat64Control)
         }
+        let setup66 = cfg.nptv6.map { NPTv6Setup($0, nat64: cfg.nat64, nat44: cfg.nat44 != nil) }
         controller.offload = tun.offloadDescription
         for (q, fd) in tun.fds.enumerated() {
             PacketLoop.start(queue: TunQueue(fd: fd, metadataSize: tun.vnetHeaderSize),
                              setup: PacketThreadSetup(queue: q, configuration: plan?.configurations[q], nat64: setup64,
                                                       rings: rings, commands: commands[q], control: control, logger: logger,
-                                                      logging: cfg.logging))
+                                                      logging: cfg.logging, nptv6: setup66))
         }
         controller.restoreForwards()
         servers.portControl?.ready()
@@ -97,6 +98,9 @@ public enum Daemon {
             what.append("inside=\(n.insidePrefixes.map(\.description).joined(separator: ",")) pool=\(n.pool.map(\.description).joined(separator: ",")) tcp=\(n.tcp) udp=\(n.udp) icmp=\(n.icmp) forwards=\(n.forwards.count)")
         }
         if let n = cfg.nat64 {
+            what.append(n.summary)
+        }
+        if let n = cfg.nptv6 {
             what.append(n.summary)
         }
         logger.info("ready: tun=\(tun.name) mtu=\(tunMTU) queues=\(tun.fds.count) offload=\(tun.offloadDescription) \(what.joined(separator: " ")) routes=\(cfg.routing.enabled ? "on" : "off") pid=\(getpid())")

@@ -322,3 +322,37 @@ func upperLayerChecksumVerifies(_ packet: [UInt8]) -> Bool {
         }
     }
 }
+
+/// Packets between the two prefixes on the same side: the NAT host's own errors and hairpinning.
+@Suite struct RFC6296HairpinTests {
+    /// The NAT host forwards an inside host's translated packet out and its Hop Limit runs out there: the
+    /// kernel's ICMPv6 Time Exceeded comes from the NAT host's inside address (under the inside prefix)
+    /// to the host's outside address. Only the destination and the quoted source are mapped, so the host
+    /// gets the error its router would have sent without the translator.
+    @Test("RFC 6296 §3.7: the NAT host's own Time Exceeded from an inside address reaches the inside host")
+    func rfc6296_3_7_natHostErrorFromInsideAddress() throws {
+        var t = try RFC6296Tests.example()
+        let nat = IPv6Address("fd01:203:405:1::1")!
+        var sent = PacketBuilder.echo6(source: RFC6296Tests.host, destination: RFC6296Tests.remote, identifier: 9)
+        let original = sent
+        #expect(t.process(&sent, now: .zero) == .toOutside)
+        var error = PacketBuilder.icmp6Error(source: nat, destination: RFC6296Tests.hostOutside, type: ICMPv6Type.timeExceeded,
+                                             code: 0, original: sent)
+        let expected = PacketBuilder.icmp6Error(source: nat, destination: RFC6296Tests.host, type: ICMPv6Type.timeExceeded,
+                                                code: 0, original: original)
+        #expect(t.process(&error, now: .zero) == .toInside(tenant: 0))
+        #expect(error == expected)
+        #expect(upperLayerChecksumVerifies(error))
+    }
+
+    /// An inside host reaching another by its outside address: the destination is mapped back, the source
+    /// stays, and the other host answers inside directly.
+    @Test func hairpinMapsTheDestinationOnly() throws {
+        var t = try RFC6296Tests.example()
+        let other = IPv6Address("fd01:203:405:2::5")!
+        var p = PacketBuilder.udp6(source: other, sourcePort: 1, destination: RFC6296Tests.hostOutside, destinationPort: 2)
+        let expected = PacketBuilder.udp6(source: other, sourcePort: 1, destination: RFC6296Tests.host, destinationPort: 2)
+        #expect(t.process(&p, now: .zero) == .toInside(tenant: 0))
+        #expect(p == expected)
+    }
+}

@@ -242,10 +242,11 @@ public final class LabNetwork: @unchecked Sendable {
     public func startHTTPServer(_ ns: String, address: String, port: Int, logName: String) throws(LabError) -> Process {
         let path = directory + "/http_server.py"
         let code = """
-        import functools, http.server, socketserver, sys
+        import functools, http.server, socket, socketserver, sys
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True
             daemon_threads = True
+            address_family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
         handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[3])
         Server((sys.argv[1], int(sys.argv[2])), handler).serve_forever()
         """

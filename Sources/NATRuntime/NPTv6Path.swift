@@ -61,15 +61,10 @@ struct NPTv6Path {
     /// destination is the NAT64 prefix), or whose outside prefix holds the destination; -1 for none.
     @inline(__always)
     func owner(_ p: UnsafeRawPointer, _ n: Int) -> Int {
-        guard n >= IPv6Layout.headerLength, p.load(as: UInt8.self) >> 4 == 6 else { return -1 }
-        let source = UInt64(bigEndian: p.loadUnaligned(fromByteOffset: IPv6Layout.source, as: UInt64.self))
-        let destination = UInt64(bigEndian: p.loadUnaligned(fromByteOffset: IPv6Layout.destination, as: UInt64.self))
-        for i in 0..<translators.count where destination & mask[i] == outsideHigh[i] { return i }
-        if let nat64Prefix {
-            let low = UInt64(bigEndian: p.loadUnaligned(fromByteOffset: IPv6Layout.destination + 8, as: UInt64.self))
-            if nat64Prefix.contains(IPv6Address(high: destination, low: low)) { return -1 }
-        }
-        for i in 0..<translators.count where source & mask[i] == insideHigh[i] { return i }
+        guard let (source, destination) = IPPeek.ipv6Addresses(p, count: n) else { return -1 }
+        for i in 0..<translators.count where destination.high & mask[i] == outsideHigh[i] { return i }
+        if let nat64Prefix, nat64Prefix.contains(destination) { return -1 }
+        for i in 0..<translators.count where source.high & mask[i] == insideHigh[i] { return i }
         return -1
     }
 
@@ -82,7 +77,7 @@ struct NPTv6Path {
     /// A packet no engine claimed, in a daemon with NPTv6 alone: counted, never sent.
     mutating func unclaimed(_ p: UnsafeRawPointer, _ n: Int) {
         if IPPeek.isIPv6LinkScope(p, count: n) { ignoredLinkScope &+= 1; return }
-        runtime.recordDrop(n >= 1 && p.load(as: UInt8.self) >> 4 == 6 ? .notNATTraffic : .badIPVersion)
+        runtime.recordDrop(IPPeek.version(p, count: n) == 6 ? .notNATTraffic : .badIPVersion)
     }
 
     /// Every translator's counters and the runtime's drops, summed.

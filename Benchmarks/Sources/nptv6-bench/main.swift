@@ -47,7 +47,7 @@ func pack(_ make: (Int) -> [UInt8]) -> (UnsafeMutableRawPointer, Int) {
     return (p, size)
 }
 
-let work = UnsafeMutableRawPointer.allocate(byteCount: 2048, alignment: 64)
+nonisolated(unsafe) let work = UnsafeMutableRawPointer.allocate(byteCount: 2048, alignment: 64)
 
 @inline(never)
 func loop(_ t: inout NPTv6Translator, _ base: UnsafeMutableRawPointer, size: Int, translate: Bool) -> (UInt64, Int) {
@@ -69,7 +69,7 @@ func loop(_ t: inout NPTv6Translator, _ base: UnsafeMutableRawPointer, size: Int
     return (mc_thread_cpu_ns() - start, bad)
 }
 
-var allPass = true
+nonisolated(unsafe) var allPass = true
 
 func measure(_ t: inout NPTv6Translator, _ name: String, _ packets: (UnsafeMutableRawPointer, Int)) {
     let (base, size) = packets

@@ -52,14 +52,14 @@ func bracketedIPv6(_ text: String) -> [String] {
 
 /// Builds the namespaces (dual-stack client, IPv6 on the outside link), starts the daemon with NPTv6 (and
 /// NAT44 with `nat44`), runs `body`, stops the daemon and checks that it removed its routes and rules.
-func withNPTv6Lab(_ tag: String, nat44: Bool = false, _ body: (LabNetwork, Process) throws -> Void) throws {
+func withNPTv6Lab(_ tag: String, nat44: Bool = false, extraTables: String = "", _ body: (LabNetwork, Process) throws -> Void) throws {
     guard FileManager.default.isExecutableFile(atPath: swiftnatBinary) else {
         Issue.record("swiftnat binary not found at \(swiftnatBinary): run `swift build` first")
         return
     }
     let net = try LabNetwork(tag: tag, outsideIPv6: true)
     defer { net.destroy() }
-    let daemon = try net.startDaemon(binary: swiftnatBinary, config: net.nptv6Config(nat44: nat44 ? "port-restricted-cone" : nil))
+    let daemon = try net.startDaemon(binary: swiftnatBinary, config: net.nptv6Config(nat44: nat44 ? "port-restricted-cone" : nil) + "\n" + extraTables + "\n")
     do {
         try body(net, daemon)
     } catch {
@@ -160,8 +160,8 @@ struct NPTv6EndToEndTests {
     /// (ECONNREFUSED on a connected UDP socket) and the nat's own hop limit exceeded (ping -t 2).
     @Test("RFC 6296 §3.7: ICMPv6 errors are translated back to the inside host")
     func rfc6296_3_7_icmpv6ErrorsTranslatedBack() throws {
-        guard requireTools(["ping", "python3"]) else { return }
-        try withNPTv6Lab("n66-icmp") { net, daemon in
+        guard requireTools(["ping", "python3", "curl"]) else { return }
+        try withNPTv6Lab("n66-icmp", extraTables: "[metrics]\nlisten = \"127.0.0.1:9770\"") { net, daemon in
             let py = try script(net, "unreach6.py", """
             import socket
             s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
@@ -185,6 +185,15 @@ struct NPTv6EndToEndTests {
             #expect(hl.stdout.contains("Time exceeded"), "ping -t 2 should report Time exceeded: \(hl.stdout) \(hl.stderr)")
             let stats = nptv6Stats(net, daemon)
             #expect(statsCounter(stats, "icmp_errors_translated").map { $0 >= 2 } == true, "\(stats)")
+            // The same counters over the control socket and the metrics endpoint.
+            let cli = Shell.run([swiftnatBinary, "stats", "--socket", net.controlSocket], timeout: 10)
+            #expect(cli.ok && cli.stdout.contains("nptv6:"), "swiftnat stats: \(cli.stdout) \(cli.stderr)")
+            let metrics = net.exec(net.nat, ["curl", "-sS", "-m", "5", "http://127.0.0.1:9770/metrics"]).stdout
+            let ours = metrics.split(separator: "\n").filter { $0.contains("engine=\"nptv6\"") }
+            #expect(ours.contains { $0.hasPrefix("swiftnat_icmp_errors_total") && $0.contains("translated") && !$0.hasSuffix(" 0") },
+                    "no nptv6 ICMP error metric: \(ours)")
+            #expect(ours.contains { $0.hasPrefix("swiftnat_dropped_packets_total") && $0.contains("adjustment_word_all_ones") },
+                    "no nptv6 drop-reason series: \(ours.prefix(5))")
         }
     }
 

@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "CTun"),
         // Layer 3: TUN I/O, packet threads, clock, configuration, routes, lifecycle.
         .target(name: "NATRuntime", dependencies: [
-            "NATWire", "NATCore", "NAPT44", "NAT64", "CTun", "PortControl",
+            "NATWire", "NATCore", "NAPT44", "NAT64", "NPTv6", "CTun", "PortControl",
             .product(name: "SWXMLHash", package: "SWXMLHash"),
             .product(name: "TOMLKit", package: "TOMLKit"),
             .product(name: "Logging", package: "swift-log"),
@@ -73,7 +73,7 @@ let package = Package(
         .testTarget(name: "STUNTests", dependencies: ["STUN", "NATWire"]),
         .testTarget(name: "NATTraversalTests", dependencies: ["NATTraversal", "STUN", "NATWire"]),
         .testTarget(name: "PortControlTests", dependencies: ["PortControl", "NATWire"]),
-        .testTarget(name: "NATRuntimeTests", dependencies: ["NATRuntime", "NAPT44", "NAT64", "NATCore", "NATWire", "PortControl"]),
+        .testTarget(name: "NATRuntimeTests", dependencies: ["NATRuntime", "NAPT44", "NAT64", "NPTv6", "NATCore", "NATWire", "PortControl"]),
         // Real namespaces, the real daemon, real clients: needs root and /dev/net/tun (skipped otherwise).
         .testTarget(name: "EndToEndTests", dependencies: ["NATLab", "NATRuntime", "swiftnat", "PortControl", "NATWire"]),
     ],

@@ -47,6 +47,15 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "nptv6-bench",
+            dependencies: [
+                "CMallocCounter",
+                .product(name: "NPTv6", package: mainPackage),
+                .product(name: "NATCore", package: mainPackage),
+                .product(name: "NATWire", package: mainPackage),
+            ]
+        ),
+        .executableTarget(
             name: "control-bench",
             dependencies: [
                 "CMallocCounter",

@@ -10,6 +10,9 @@ import NATRuntime
 /// With `ipv6: true` the client–nat link also carries IPv6 (client 2001:db8:1::2/64, nat 2001:db8:1::1/64,
 /// the client's default IPv6 route via the nat); with `ipv4Client: false` the client has no IPv4 at all
 /// (an IPv6-only host for NAT64: it reaches 203.0.113.2 as 2001:db8:64::cb00:7102 under 2001:db8:64::/96).
+/// With `outsideIPv6: true` (NPTv6) the nat–server link carries IPv6 too (nat 2001:db8:100::1/64, server
+/// 2001:db8:100::2/64), and the server, as the outside router of a real deployment would (DHCPv6 prefix
+/// delegation or a static route), routes the NPTv6 outside prefix 2001:db8:2::/48 to the nat.
 /// Every name starts with `snlab-<pid>-`, so parallel or stale runs never collide; ``destroy()`` kills
 /// the processes it started and deletes the namespaces (and with them the veths and the TUN device).
 /// Building it takes `ip` (iproute2) and `sh` only; the traffic helpers that start with `startTool` run
@@ -42,8 +45,15 @@ public final class LabNetwork: @unchecked Sendable {
     public static let serverAddress6 = "2001:db8:64::cb00:7102"
     /// The NAT64 address pool (usable .65 to .70).
     public static let nat64Pool = "198.51.100.64/29"
+    /// NPTv6 (RFC 6296): the inside prefix the client is numbered from and the outside prefix it appears under.
+    public static let nptv6InsidePrefix = "2001:db8:1::/48"
+    public static let nptv6OutsidePrefix = "2001:db8:2::/48"
+    /// The nat–server link's IPv6 addresses (with `outsideIPv6`).
+    public static let natOutsideAddress6 = "2001:db8:100::1"
+    public static let outsideServerAddress6 = "2001:db8:100::2"
     public let ipv6: Bool
     public let ipv4Client: Bool
+    public let outsideIPv6: Bool
 
     public struct LabError: Error, CustomStringConvertible {
         public var description: String
@@ -59,10 +69,11 @@ public final class LabNetwork: @unchecked Sendable {
 
     /// `verbose` prints every command it runs, from the first `ip netns add` on.
     public init(tag: String = "", withFar: Bool = false, ipv6: Bool = false, ipv4Client: Bool = true,
-                verbose: Bool = false) throws(LabError) {
+                outsideIPv6: Bool = false, verbose: Bool = false) throws(LabError) {
         self.verbose = verbose
-        self.ipv6 = ipv6
-        self.ipv4Client = ipv4Client || !ipv6
+        self.ipv6 = ipv6 || outsideIPv6
+        self.outsideIPv6 = outsideIPv6
+        self.ipv4Client = ipv4Client || !self.ipv6
         let t = tag.isEmpty ? "" : "\(tag)-"
         prefix = "snlab-\(getpid())-\(t)"
         client = prefix + "client"
@@ -90,7 +101,7 @@ public final class LabNetwork: @unchecked Sendable {
             try ip(["netns", "add", ns])
             lock.withLock { namespaces.append(ns) }
             try ip(["-n", ns, "link", "set", "lo", "up"])
-            if ipv6 {
+            if self.ipv6 {
                 // No duplicate address detection on the lab's links: a link-local address still in DAD
                 // holds back neighbour discovery (and the first packets to a new client address) for a second.
                 setSysctl(ns, "net/ipv6/conf/default/accept_dad", "0")
@@ -129,6 +140,7 @@ public final class LabNetwork: @unchecked Sendable {
         try ip(["-n", server, "addr", "add", "203.0.113.3/24", "dev", "eth0"])
         try ip(["-n", server, "link", "set", "eth0", "up"])
         try ip(["-n", server, "route", "add", "198.51.100.0/24", "via", "203.0.113.1"])
+        if outsideIPv6 { try buildOutsideIPv6() }
         if let far {
             try ip(["link", "add", "far0", "netns", server, "type", "veth", "peer", "name", "eth0", "netns", far])
             try ip(["-n", server, "addr", "add", "192.0.2.1/24", "dev", "far0"])
@@ -138,6 +150,18 @@ public final class LabNetwork: @unchecked Sendable {
             try ip(["-n", far, "route", "add", "default", "via", "192.0.2.1"])
             setSysctl(server, "net/ipv4/ip_forward", "1")
         }
+    }
+
+    /// IPv6 on the nat–server link, fixed neighbours both ways (no neighbour discovery stalls), and the
+    /// server's route for the NPTv6 outside prefix via the nat.
+    private func buildOutsideIPv6() throws(LabError) {
+        try ip(["-n", nat, "addr", "add", Self.natOutsideAddress6 + "/64", "dev", "out0", "nodad"])
+        try ip(["-n", server, "addr", "add", Self.outsideServerAddress6 + "/64", "dev", "eth0", "nodad"])
+        let natMAC = try mac(nat, "out0"), serverMAC = try mac(server, "eth0")
+        try ip(["-n", nat, "-6", "neigh", "replace", Self.outsideServerAddress6, "lladdr", serverMAC, "dev", "out0", "nud", "permanent"])
+        try ip(["-n", server, "-6", "neigh", "replace", Self.natOutsideAddress6, "lladdr", natMAC, "dev", "eth0", "nud", "permanent"])
+        try ip(["-n", nat, "-6", "route", "add", "default", "via", Self.outsideServerAddress6, "dev", "out0"])
+        try ip(["-n", server, "-6", "route", "add", Self.nptv6OutsidePrefix, "via", Self.natOutsideAddress6, "dev", "eth0"])
     }
 
     /// Writes a kernel setting of namespace `ns` (`path` under /proc/sys), with `sh` rather than `sysctl`,
@@ -218,10 +242,11 @@ public final class LabNetwork: @unchecked Sendable {
     public func startHTTPServer(_ ns: String, address: String, port: Int, logName: String) throws(LabError) -> Process {
         let path = directory + "/http_server.py"
         let code = """
-        import functools, http.server, socketserver, sys
+        import functools, http.server, socket, socketserver, sys
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True
             daemon_threads = True
+            address_family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
         handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[3])
         Server((sys.argv[1], int(sys.argv[2])), handler).serve_forever()
         """
@@ -327,6 +352,39 @@ public final class LabNetwork: @unchecked Sendable {
         prefix = "\(Self.nat64Prefix)"
         \(addresses)
         \(extra)
+
+        """
+        if let behavior {
+            s += """
+
+            [nat44]
+            inside = ["100.64.0.0/24"]
+            inside_interfaces = ["in0"]
+            outside_interface = "out0"
+            pool = ["198.51.100.1/32"]
+            behavior = "\(behavior)"
+
+            """
+        }
+        return s
+    }
+
+    /// An NPTv6 configuration for this topology (2001:db8:1::/48 <-> 2001:db8:2::/48, in0/out0); with
+    /// `nat44`, the NAT44 table of ``daemonConfig(behavior:extraKeys:extraTables:)`` is added (the same
+    /// daemon and TUN device translate the dual-stack client's IPv4 too).
+    public func nptv6Config(nat44 behavior: String? = nil, tunKeys: String = "") -> String {
+        var s = """
+        # Generated by swiftnat lab / the end-to-end tests.
+        [tun]
+        name = "snat0"
+        mtu = 1500
+        \(tunKeys)
+
+        [nptv6]
+        inside_interface = "in0"
+        outside_interface = "out0"
+        inside_prefix = "\(Self.nptv6InsidePrefix)"
+        outside_prefix = "\(Self.nptv6OutsidePrefix)"
 
         """
         if let behavior {

@@ -151,6 +151,7 @@ public enum ConfigLoader {
         } else if let t = try r.table("nat64") {
             cfg.nat64 = try readNAT64(t)
         }
+        cfg.nptv6 = try readNPTv6(r)
         try r.finish()
         return cfg
     }
@@ -420,6 +421,13 @@ final class TableReader {
         guard let v = value(k) else { return nil }
         guard let t = v.table else { throw typeError(k, "a table", v) }
         return TableReader(t, path: keyPath(k), file: file)
+    }
+
+    /// `[k]` (one table) or `[[k]]` (an array of tables): the tables, and whether it was an array.
+    func tableOrTables(_ k: String) throws(ConfigurationError) -> (tables: [TableReader], isArray: Bool)? {
+        guard let v = table[k] else { return nil }
+        if v.table != nil { return try table(k).map { ([$0], false) } }
+        return (try tableArray(k), true)
     }
 
     func tableArray(_ k: String) throws(ConfigurationError) -> [TableReader] {

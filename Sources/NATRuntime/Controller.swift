@@ -67,6 +67,7 @@ public struct StatsResult: Codable, Sendable {
     public var queues: Int
     public var nat44: [String: UInt64]?
     public var nat64: [String: UInt64]?
+    public var nptv6: [String: UInt64]?
     public var runtime: [String: UInt64]
     public var dropped: [String: UInt64]
 }
@@ -190,6 +191,7 @@ public final class DaemonController: @unchecked Sendable {
         var engines: [String] = []
         if configuration.nat44 != nil { engines.append("nat44") }
         if let n = configuration.nat64 { engines.append("nat64-\(n.mode.name)") }
+        if configuration.nptv6 != nil { engines.append("nptv6") }
         return StatusResult(version: SwiftNATVersion.string, pid: getpid(), uptimeSeconds: Date().timeIntervalSince(started),
                             configFile: configuration.file, engines: engines, tun: tunName, queues: commands.count,
                             offload: offload, sessions: snaps.reduce(0) { $0 + $1.nat44Sessions + $1.nat64Sessions },
@@ -212,7 +214,7 @@ public final class DaemonController: @unchecked Sendable {
     func stats() throws(ControlError) -> StatsResult {
         let snaps = try snapshots()
         var io = IOCounters()
-        var n44: Counters? = nil, n64: Counters? = nil
+        var n44: Counters? = nil, n64: Counters? = nil, n66: Counters? = nil
         var dropped: [String: UInt64] = [:]
         var extra44: [String: UInt64] = [:], extra64: [String: UInt64] = [:]
         for s in snaps {
@@ -228,8 +230,9 @@ public final class DaemonController: @unchecked Sendable {
                 extra64["bib_entries", default: 0] += UInt64(s.nat64Bindings)
                 extra64["reservations", default: 0] += UInt64(s.nat64Reservations)
             }
+            if let c = s.nptv6 { n66 = (n66 ?? Counters()) + c }
         }
-        for c in [n44, n64].compactMap({ $0 }) {
+        for c in [n44, n64, n66].compactMap({ $0 }) {
             for r in DropReason.allCases where c.dropped(r) > 0 { dropped[r.name, default: 0] += c.dropped(r) }
         }
         func fields(_ c: Counters?, _ extra: [String: UInt64]) -> [String: UInt64]? {
@@ -246,7 +249,7 @@ public final class DaemonController: @unchecked Sendable {
             runtime["sessions_restore_skipped"] = UInt64(r.skippedTotal)
             for (k, v) in r.skipped { runtime["sessions_restore_skipped_\(k.rawValue)"] = UInt64(v) }
         }
-        return StatsResult(queues: snaps.count, nat44: fields(n44, extra44), nat64: fields(n64, extra64),
+        return StatsResult(queues: snaps.count, nat44: fields(n44, extra44), nat64: fields(n64, extra64), nptv6: fields(n66, [:]),
                            runtime: runtime, dropped: dropped)
     }
 
@@ -554,6 +557,7 @@ public final class DaemonController: @unchecked Sendable {
         if new.insideInterfaces != old.insideInterfaces || new.outsideInterface != old.outsideInterface { restart.append("nat44 interfaces") }
         if (new.nat44 == nil) != (old.nat44 == nil) { restart.append("[nat44] added or removed") }
         if new.nat64 != old.nat64 { restart.append("[nat64]") }
+        if new.nptv6 != old.nptv6 { restart.append("[nptv6]") }
         if new.control != old.control { restart.append("[control]") }
         if new.metrics != old.metrics { restart.append("[metrics]") }
         if new.portControl != old.portControl { restart.append("[port_control]") }

@@ -104,7 +104,7 @@ public enum Daemon {
                 if let keptPath { unlink(keptPath) }
             } catch {
                 tun.closeAll()
-                let keys = cfg.nat44 != nil ? "nat44.inside_interfaces / nat44.outside_interface" : "the NAT64 prefix and pool"
+                let keys = cfg.nat44 != nil ? "nat44.inside_interfaces / nat44.outside_interface" : cfg.nat64 != nil ? "the NAT64 prefix and pool" : "the [nptv6] interfaces and prefixes"
                 throw DaemonError("route setup failed, nothing was left behind: \(error.description) (check \(keys) and [routing] in \(cfg.file), or run with --no-routes)")
             }
         }
@@ -112,6 +112,7 @@ public enum Daemon {
         let setup64 = cfg.nat64.map {
             NAT64Setup(settings: $0, mtu: tunMTU, restore: restore, claimsAllIPv4: cfg.nat44 == nil, control: nat64Control)
         }
+        let setup66 = cfg.nptv6.map { NPTv6Setup($0, nat64: cfg.nat64, nat44: cfg.nat44 != nil) }
         controller.offload = tun.offloadDescription
         let perThread = cfg.tun.fairQueues
         for q in 0..<cfg.tun.queues {
@@ -119,7 +120,8 @@ public enum Daemon {
             PacketLoop.start(queue: TunQueue(fds: fds, metadataSize: tun.vnetHeaderSize, packetsPerSecond: cfg.tun.fairQueueRate),
                              setup: PacketThreadSetup(queue: q, configuration: plan?.configurations[q], nat64: setup64,
                                                       rings: rings, commands: commands[q], control: control, logger: logger,
-                                                      logging: cfg.logging, holdsTraffic: sessionRestore != nil, exports: exports))
+                                                      logging: cfg.logging, holdsTraffic: sessionRestore != nil, exports: exports,
+                                                      nptv6: setup66))
         }
         controller.restoreForwards()
         // After the forwards (a forward's sessions need it), before any packet.
@@ -130,6 +132,9 @@ public enum Daemon {
             what.append("inside=\(n.insidePrefixes.map(\.description).joined(separator: ",")) pool=\(n.pool.map(\.description).joined(separator: ",")) tcp=\(n.tcp) udp=\(n.udp) icmp=\(n.icmp) forwards=\(n.forwards.count)")
         }
         if let n = cfg.nat64 {
+            what.append(n.summary)
+        }
+        if let n = cfg.nptv6 {
             what.append(n.summary)
         }
         logger.info("ready: tun=\(tun.name) mtu=\(tunMTU) queues=\(cfg.tun.queues) fair_queues=\(fairness) offload=\(tun.offloadDescription) \(what.joined(separator: " ")) routes=\(cfg.routing.enabled ? "on" : "off") pid=\(getpid())")

@@ -115,6 +115,8 @@ public struct DaemonConfiguration: Sendable {
     public var nat44: NAPT44Configuration?
     /// NAT64 (`[nat64]`, or a protomask file); nil without one.
     public var nat64: NAT64Settings?
+    /// NPTv6 (`[nptv6]` or `[[nptv6]]`, RFC 6296); nil without one.
+    public var nptv6: NPTv6Settings?
     /// Interfaces the inside hosts are on; traffic arriving on them is steered into the TUN device.
     /// When empty, traffic is steered by source prefix (`from <inside prefix>`).
     public var insideInterfaces: [String] = []
@@ -151,9 +153,9 @@ public struct DaemonConfiguration: Sendable {
         }
         do { try metrics.validate() } catch { throw error.under("metrics") }
         do { try logging.validate() } catch { throw error.under("logging") }
-        guard nat44 != nil || nat64 != nil else {
+        guard nat44 != nil || nat64 != nil || nptv6 != nil else {
             throw ConfigurationError(key: "nat44", problem: "is missing",
-                                     hint: "add a [nat44] table with at least pool = [\"198.51.100.1/32\"], or a [nat64] table (Examples/nat64.toml)")
+                                     hint: "add a [nat44] table with at least pool = [\"198.51.100.1/32\"], a [nat64] table (Examples/nat64.toml) or an [nptv6] table (Examples/nptv6.toml)")
         }
         if let n = nat44 {
             do { try n.validate() } catch { throw error.under("nat44") }
@@ -161,7 +163,11 @@ public struct DaemonConfiguration: Sendable {
         if let n = nat64 {
             do { try n.validate() } catch { throw n.fromProtomask ? error : error.under("nat64") }
         }
+        if let n = nptv6 {
+            try n.validate()
+        }
         try validateOverlap()
+        try validateNPTv6Overlap()
         try validateQueues()
         try validatePortControl()
     }
@@ -213,6 +219,18 @@ public struct DaemonConfiguration: Sendable {
 }
 
 extension DaemonConfiguration {
+    /// NPTv6 prefixes must not hold (or lie in) the NAT64 prefix or an IPv6 prefix SIIT routes: a packet
+    /// would belong to two translators.
+    func validateNPTv6Overlap() throws(ConfigurationError) {
+        guard let n6 = nptv6, let n64 = nat64 else { return }
+        let theirs = (n64.usesPrefix ? [("nat64.prefix", n64.prefix)] : []) + n64.ipv6Routes.map { ("nat64.eam", $0) }
+        for (key, p) in n6.prefixesWithKeys {
+            for (k64, q) in theirs where p.overlaps(q) {
+                throw ConfigurationError(key: key, problem: "\(p) overlaps \(k64) \(q)", hint: "NPTv6 and NAT64 need IPv6 prefixes of their own")
+            }
+        }
+    }
+
     /// Port control grants run-time forwards of NAT44, which need one queue.
     func validatePortControl() throws(ConfigurationError) {
         guard let pc = portControl else { return }

@@ -113,12 +113,13 @@ final class NATMetrics: @unchecked Sendable {
 
     func update(_ snaps: [QueueSnapshot]) {
         var io = IOCounters()
-        var n44: Counters? = nil, n64: Counters? = nil
+        var n44: Counters? = nil, n64: Counters? = nil, n66: Counters? = nil
         var sessions44 = 0, mappings44 = 0, sessions64 = 0, bib64 = 0, res64 = 0, static64 = 0, free64 = 0
         for s in snaps {
             io += s.io
             if let c = s.nat44 { n44 = (n44 ?? Counters()) + c }
             if let c = s.nat64 { n64 = (n64 ?? Counters()) + c }
+            if let c = s.nptv6 { n66 = (n66 ?? Counters()) + c }
             sessions44 += s.nat44Sessions; mappings44 += s.nat44Mappings
             sessions64 += s.nat64Sessions; bib64 += s.nat64Bindings
             res64 += s.nat64Reservations; static64 += s.nat64StaticReservations; free64 += s.nat64FreeAddresses
@@ -127,7 +128,7 @@ final class NATMetrics: @unchecked Sendable {
         var byOrigin: [String: Int] = ["config": 0, "cli": 0, "upnp": 0, "natpmp": 0, "pcp": 0]
         for f in controller.forwards() { byOrigin[f.origin, default: 0] += 1 }
         for (o, n) in byOrigin.sorted(by: { $0.key < $1.key }) { gauge("swiftnat_forwards", [("origin", o)], "Port forwards by origin", Double(n)) }
-        for (engine, c) in [("nat44", n44), ("nat64", n64)] {
+        for (engine, c) in [("nat44", n44), ("nat64", n64), ("nptv6", n66)] {
             guard let c else { continue }
             let e = [("engine", engine)]
             counter("swiftnat_packets_total", e + [("direction", "outbound"), ("verdict", "translated")], "Packets by engine, direction and verdict", c.outboundPackets)

@@ -283,6 +283,8 @@ public struct QueueSnapshot: Sendable {
     public var nat64ICMP: [ICMPKey: UInt64] = [:]
     /// NAT64 packets by protocol (ipv4, ipv6, tcp, udp, icmp, icmpv6) and status (translated, dropped).
     public var nat64ProtocolPackets: [ProtocolCount] = []
+    /// NPTv6's counters (every translation's, summed).
+    public var nptv6: Counters?
     public var sessions: [SessionRow] = []
     public var reservations: [AddressReservation] = []
 

@@ -301,6 +301,7 @@ public struct PacketThreadSetup: Sendable {
     public var queue: Int
     public var configuration: NAPT44Configuration?
     public var nat64: NAT64Setup?
+    public var nptv6: NPTv6Setup?
     public var rings: ShardRings?
     public var commands: CommandQueue
     public var control: LoopControl
@@ -313,10 +314,11 @@ public struct PacketThreadSetup: Sendable {
 
     public init(queue: Int, configuration: NAPT44Configuration?, nat64: NAT64Setup?, rings: ShardRings?,
                 commands: CommandQueue, control: LoopControl, logger: Logger, logging: LoggingSettings = LoggingSettings(),
-                holdsTraffic: Bool = false, exports: SessionExports? = nil) {
+                holdsTraffic: Bool = false, exports: SessionExports? = nil, nptv6: NPTv6Setup? = nil) {
         self.logging = logging
         self.holdsTraffic = holdsTraffic
         self.exports = exports
+        self.nptv6 = nptv6
         self.queue = queue
         self.configuration = configuration
         self.nat64 = nat64
@@ -339,6 +341,7 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
     var q: QueueIO<Device>
     var engine: NAPT44Engine?
     var nat64: NAT64Path?
+    var nptv6: NPTv6Path?
     public let queue: Int
     let commands: CommandQueue
     let frags = FragmentOwners()
@@ -371,6 +374,11 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
             if let s = setup.nat64 { nat64 = try NAT64Path(s, now: now, logger: setup.logger) }
         } catch {
             throw DaemonError("queue \(setup.queue): the NAT64 refused the configuration: \(error)")
+        }
+        do throws(ConfigurationError) {
+            if let s = setup.nptv6 { nptv6 = try NPTv6Path(s) }
+        } catch {
+            throw DaemonError("queue \(setup.queue): the NPTv6 refused the configuration: \(error)")
         }
         let shard = setup.rings?.context(for: setup.queue)
         engine?.deferHairpinning = shard != nil
@@ -473,9 +481,20 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
         }
     }
 
-    /// One packet read from the device: NAT64's, this shard's NAT44 engine's, or another shard's.
+    /// One packet read from the device: NPTv6's, NAT64's, this shard's NAT44 engine's, or another shard's.
     @inline(__always)
     mutating func dispatch(_ p: UnsafeMutableRawPointer, _ n: Int, now: Timestamp) {
+        if nptv6 != nil {
+            let i = nptv6!.owner(p, n)
+            if i >= 0 {
+                q.handleNPTv6(p, n, translator: i, nptv6: &nptv6!, now: now)
+                return
+            }
+            if nptv6!.claimsAll {
+                nptv6!.unclaimed(p, n)
+                return
+            }
+        }
         if nat64 != nil && nat64!.claims(UnsafeMutableRawBufferPointer(start: p, count: n)) {
             q.handle64(p, n, nat64: &nat64!, now: now)
             return
@@ -561,7 +580,12 @@ public struct PacketThread<Device: PacketDevice & ~Copyable>: ~Copyable {
             }
             reply.fulfil(nil)
         case .dumpLines(let reply):
-            reply.fulfil(PacketLoop.dump(engine, nat64, queue: queue, io: q.io, now: now))
+            var lines = PacketLoop.dump(engine, nat64, queue: queue, io: q.io, now: now)
+            switch nptv6 {
+            case .some(let n): lines += n.dumpLines(queue: queue)
+            case .none: break
+            }
+            reply.fulfil(lines)
         case .restoreState(let share, let reply):
             reply.fulfil(restore(share, now: now))
         }

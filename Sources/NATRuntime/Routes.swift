@@ -92,9 +92,9 @@ public final class RouteSetup {
     private func applyUnchecked(_ cfg: DaemonConfiguration, tun: String) throws(SetupError) {
         let r = cfg.routing
         removeLeftovers(cfg, tun: tun)
-        // Nothing on the TUN device but NAT traffic (IPv6 only with NAT64); the kernel must accept packets
-        // from it whose source routes elsewhere (translated inbound traffic comes from remote addresses).
-        if cfg.nat64 == nil {
+        // Nothing on the TUN device but NAT traffic (IPv6 only with NAT64 or NPTv6); the kernel must accept
+        // packets from it whose source routes elsewhere (translated inbound traffic comes from remote addresses).
+        if cfg.nat64 == nil && cfg.nptv6 == nil {
             try? sysctl("net/ipv6/conf/\(tun)/disable_ipv6", "1", restore: false)
         } else {
             // IPv6 on, but no link-local address: the kernel then sends no router solicitations or MLD
@@ -114,10 +114,12 @@ public final class RouteSetup {
         }
         if let n64 = cfg.nat64 { try applyNAT64(n64, tun: tun, forwarding: r.forwarding) }
         if let n44 = cfg.nat44 { try applyNAT44(cfg, n44, tun: tun) }
-        if r.forwarding {
+        if let n66 = cfg.nptv6 { try applyNPTv6(n66, routing: r, tun: tun) }
+        if r.forwarding && (cfg.nat44 != nil || cfg.nat64 != nil) {
             try sysctl("net/ipv4/ip_forward", "1", restore: true)
         }
-        applyGRO(r.groInterfaces ?? cfg.insideInterfaces, flushTimeout: r.groFlushTimeoutMicroseconds)
+        let gro = cfg.insideInterfaces + (cfg.nptv6?.insideInterfaces ?? []).filter { !cfg.insideInterfaces.contains($0) }
+        applyGRO(r.groInterfaces ?? gro, flushTimeout: r.groFlushTimeoutMicroseconds)
     }
 
     /// GRO and UDP GRO forwarding on the interfaces packets come in on, so that the kernel merges a
@@ -240,6 +242,44 @@ public final class RouteSetup {
         }
     }
 
+    /// NPTv6 (RFC 6296): each outside prefix routes into the TUN device (inbound), and traffic from each
+    /// inside prefix that arrives on its inside interface is steered into it by an `ip -6 rule` to the
+    /// IPv6 table `[routing] table`, whose default route is the TUN device (outbound); traffic to an
+    /// inside prefix stays in the main table. Behind each TUN route an unreachable one (failing closed:
+    /// with the daemon gone, inside hosts are never routed out untranslated). With `outside_interface`,
+    /// packets arriving there for an inside prefix are refused (`block_outside_to_inside`). IPv6
+    /// forwarding on (restored at stop).
+    ///
+    /// The outside prefix must reach this host: the upstream router routes it here (DHCPv6 prefix
+    /// delegation, or a static route). Nothing answers neighbour solicitations for it on the outside
+    /// link: an outside prefix that is on-link there needs proxy NDP, which Linux does per address.
+    private func applyNPTv6(_ n66: NPTv6Settings, routing r: RoutingSettings, tun: String) throws(SetupError) {
+        let table = String(r.table), keep = String(r.priority - 1), steer = String(r.priority), block = String(r.priority - 2)
+        for t in n66.translations {
+            let o = t.outsidePrefix.description
+            try ip(["-6", "route", "add", o, "dev", tun], undo: ["-6", "route", "del", o, "dev", tun])
+            try ip(["-6", "route", "replace", "unreachable", o, "metric", Self.fallbackMetric],
+                   undo: ["-6", "route", "del", "unreachable", o, "metric", Self.fallbackMetric])
+        }
+        try ip(["-6", "route", "add", "default", "dev", tun, "table", table], undo: ["-6", "route", "del", "default", "dev", tun, "table", table])
+        try ip(["-6", "route", "replace", "unreachable", "default", "metric", Self.fallbackMetric, "table", table],
+               undo: ["-6", "route", "del", "unreachable", "default", "metric", Self.fallbackMetric, "table", table])
+        for t in n66.translations {
+            let i = t.insidePrefix.description
+            if r.blockOutsideToInside, let out = t.outsideInterface {
+                try ip(["-6", "rule", "add", "iif", out, "to", i, "prohibit", "priority", block],
+                       undo: ["-6", "rule", "del", "iif", out, "to", i, "prohibit", "priority", block])
+            }
+            try ip(["-6", "rule", "add", "to", i, "lookup", "main", "priority", keep],
+                   undo: ["-6", "rule", "del", "to", i, "lookup", "main", "priority", keep])
+            try ip(["-6", "rule", "add", "iif", t.insideInterface, "from", i, "lookup", table, "priority", steer],
+                   undo: ["-6", "rule", "del", "iif", t.insideInterface, "from", i, "lookup", table, "priority", steer])
+        }
+        if r.forwarding {
+            try sysctl("net/ipv6/conf/all/forwarding", "1", restore: true)
+        }
+    }
+
     /// The metric of the unreachable routes behind the TUN device's (the largest: they only ever match
     /// when the TUN route is gone).
     static let fallbackMetric = "4294967295"
@@ -310,9 +350,42 @@ public final class RouteSetup {
                 removed.append("route unreachable \(p)")
             }
         }
+        if let n66 = cfg.nptv6 { removed += removeNPTv6Leftovers(n66, routing: r, tun: tun) }
         if !removed.isEmpty {
             logger.notice("removed leftovers of an earlier run that did not stop cleanly: \(removed.joined(separator: "; "))")
         }
+    }
+
+    /// NPTv6's leftovers: the `ip -6 rule`s at its priorities, the unreachable routes (unless the IPv6
+    /// table's default route goes through another device: another daemon's).
+    private func removeNPTv6Leftovers(_ n66: NPTv6Settings, routing r: RoutingSettings, tun: String) -> [String] {
+        var removed: [String] = []
+        let table = String(r.table)
+        let routes = Shell.run(["ip", "-6", "route", "show", "table", table], timeout: 5).stdout
+        if routes.split(separator: "\n").contains(where: { $0.hasPrefix("default dev ") && !$0.hasPrefix("default dev \(tun) ") }) {
+            logger.warning("IPv6 table \(table) has a default route through another device: not touching its leftovers")
+            return []
+        }
+        let ours = Set([r.priority - 2, r.priority - 1, r.priority])
+        for line in Shell.run(["ip", "-6", "rule", "show"], timeout: 5).stdout.split(separator: "\n") {
+            let f = line.split(separator: ":", maxSplits: 1)
+            guard f.count == 2, let prio = Int(f[0]), ours.contains(prio) else { continue }
+            if Shell.run(["ip", "-6", "rule", "del", "priority", String(prio)], timeout: 5).ok {
+                removed.append("rule -6 \(line.trimmingCharacters(in: .whitespaces))")
+            }
+        }
+        if routes.contains("unreachable default"),
+           Shell.run(["ip", "-6", "route", "del", "unreachable", "default", "metric", Self.fallbackMetric, "table", table], timeout: 5).ok {
+            removed.append("route -6 unreachable default table \(table)")
+        }
+        for t in n66.translations {
+            let o = t.outsidePrefix.description
+            if Shell.run(["ip", "-6", "route", "show", o], timeout: 5).stdout.contains("unreachable"),
+               Shell.run(["ip", "-6", "route", "del", "unreachable", o, "metric", Self.fallbackMetric], timeout: 5).ok {
+                removed.append("route unreachable \(o)")
+            }
+        }
+        return removed
     }
 
     /// The IPv4 subnets assigned to interface `name`.

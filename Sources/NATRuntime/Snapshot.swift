@@ -29,6 +29,12 @@ extension PacketThread where Device: ~Copyable {
         case .none:
             break
         }
+        switch nptv6 {
+        case .some(let n):
+            s.nptv6 = n.counters
+        case .none:
+            break
+        }
         return s
     }
 

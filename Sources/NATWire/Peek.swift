@@ -72,6 +72,14 @@ public enum IPPeek {
         count > 0 ? p.load(as: UInt8.self) >> 4 : 0
     }
 
+    /// An IPv6 packet's source and destination (nil when it is not IPv6 or shorter than the fixed
+    /// header): what a prefix translator (NPTv6) picks its translator by.
+    @inlinable public static func ipv6Addresses(_ p: UnsafeRawPointer, count: Int) -> (source: IPv6Address, destination: IPv6Address)? {
+        guard count >= IPv6Layout.headerLength, p.load(as: UInt8.self) >> 4 == 6 else { return nil }
+        return (IPv6Address(high: load64(p, IPv6Layout.source), low: load64(p, IPv6Layout.source + 8)),
+                IPv6Address(high: load64(p, IPv6Layout.destination), low: load64(p, IPv6Layout.destination + 8)))
+    }
+
     /// The IP version, the transport protocol as the first header after the IP header names it (IPv4's
     /// protocol; IPv6's Next Header, so 0 behind extension headers), and for ICMP and ICMPv6 the type and
     /// code (nil for a later fragment or when the bytes are not there). For counting, not for deciding.

@@ -4,9 +4,13 @@ import NATWire
 /// IPv6-to-IPv6 Network Prefix Translation (RFC 6296): stateless and checksum-neutral. Packet bytes and
 /// `now` in, the same bytes rewritten in place and a ``Verdict`` out; no state, no clock, no allocation.
 ///
-/// - A packet whose source is under the inside prefix gets the outside prefix in its source
-///   (`.toOutside`); otherwise a packet whose destination is under the outside prefix gets the inside
-///   prefix in its destination (`.toInside(tenant: 0)`). Anything else is dropped with `.notNATTraffic`.
+/// - A packet whose destination is under the outside prefix gets the inside prefix in its destination
+///   (`.toInside(tenant: 0)`); otherwise a packet whose source is under the inside prefix gets the
+///   outside prefix in its source (`.toOutside`). Anything else is dropped with `.notNATTraffic`.
+///   Inbound first: a packet from an inside address to an outside one (an inside host reaching another
+///   by its outside address, or the NAT host's own ICMPv6 error from its inside address about a packet
+///   it could not forward out) has only its destination mapped, and so arrives as it would have without
+///   the translator (the quoted packet of an error included); the other host answers inside directly.
 /// - The prefix is replaced and one 16-bit word is adjusted by a constant (RFC 6296 §3.2), so that the
 ///   address's one's complement sum does not change: pseudo-header checksums (TCP, UDP, ICMPv6, …) stay
 ///   valid and are never touched. A result of 0xFFFF is written as 0x0000 (§3.4). The word is bits 48-63
@@ -139,17 +143,17 @@ public struct NPTv6Translator: Sendable {
         } catch {
             throw error == .badVersion ? .badIPVersion : .badIPLength
         }
-        if view.source.high & maskHigh == insideHigh {
-            let source = try outsideAddress(for: view.source)
-            try translateQuotedPacket(view, quotedAddressOffset: IPv6Layout.destination, outbound: true)
-            view.setSource(source)
-            return (.toOutside, view.count)
-        }
         if view.destination.high & maskHigh == outsideHigh {
             let destination = try insideAddress(for: view.destination)
             try translateQuotedPacket(view, quotedAddressOffset: IPv6Layout.source, outbound: false)
             view.setDestination(destination)
             return (.toInside(tenant: 0), view.count)
+        }
+        if view.source.high & maskHigh == insideHigh {
+            let source = try outsideAddress(for: view.source)
+            try translateQuotedPacket(view, quotedAddressOffset: IPv6Layout.destination, outbound: true)
+            view.setSource(source)
+            return (.toOutside, view.count)
         }
         throw .notNATTraffic
     }

@@ -122,7 +122,7 @@ struct Stats: ParsableCommand {
         let data = control.call(ControlRequest(command: "stats"))
         if json { printJSON(data); return }
         let s = control.decode(StatsResult.self, data)
-        for (name, d) in [("nat44", s.nat44), ("nat64", s.nat64), ("runtime", s.runtime), ("dropped", s.dropped)] {
+        for (name, d) in [("nat44", s.nat44), ("nat64", s.nat64), ("nptv6", s.nptv6), ("runtime", s.runtime), ("dropped", s.dropped)] {
             guard let d, !d.isEmpty else { continue }
             print("\(name):")
             for (k, v) in d.sorted(by: { $0.key < $1.key }) { print("  \(k.padding(toLength: 28, withPad: " ", startingAt: 0)) \(v)") }

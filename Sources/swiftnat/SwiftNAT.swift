@@ -113,9 +113,12 @@ struct Lab: ParsableCommand {
     @Option(name: .customLong("nat64-mode"), help: "With --nat64: pool (protomask's 1:1 pool) or siit (stateless, EAM).")
     var nat64Mode = "pool"
 
+    @Flag(help: "NPTv6 too: the dual-stack client's IPv6 (2001:db8:1::/48) crosses NPTv6 to the server (2001:db8:100::2) as 2001:db8:2::/48, its IPv4 NAT44.")
+    var nptv6 = false
+
     func run() throws {
         do {
-            try LabRunner.run(behavior: behavior, keep: keep, verbose: verbose, binary: selfPath(), nat64: nat64 ? nat64Mode : nil)
+            try LabRunner.run(behavior: behavior, keep: keep, verbose: verbose, binary: selfPath(), nat64: nat64 ? nat64Mode : nil, nptv6: nptv6)
         } catch {
             fail(error.description)
         }

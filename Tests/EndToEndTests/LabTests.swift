@@ -47,6 +47,7 @@ struct LabTests {
         (["--behavior", "symmetric"], "== done: ping, HTTP and UDP crossed swiftnat"),
         (["--nat64"], "== done: ping, HTTP and UDP from an IPv6-only host crossed swiftnat's NAT64"),
         (["--nat64", "--nat64-mode", "siit"], "== done: ping, HTTP and UDP from an IPv6-only host crossed swiftnat's NAT64"),
+        (["--nptv6"], "== done: ping, HTTP and UDP crossed swiftnat's NPTv6; the server saw 2001:db8:2:fffe::2"),
     ])
     func labNeedsOnlyIPAndTheBinary(options: [String], done: String) throws {
         let dir = try reducedPATH()

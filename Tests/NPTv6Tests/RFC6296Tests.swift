@@ -57,7 +57,7 @@ func upperLayerChecksumVerifies(_ packet: [UInt8]) -> Bool {
 
     // MARK: RFC 6296 §3.6 example
 
-    @Test func rfc6296_3_6_exampleMapsHostToD550() throws {
+    @Test("RFC 6296 §3.6: the example maps fd01:203:405:1::1234 to 2001:db8:1:d550::1234 and back") func rfc6296_3_6_exampleMapsHostToD550() throws {
         let t = try Self.example()
         #expect(try t.outsideAddress(for: Self.host) == Self.hostOutside)
         // Erratum 3033: the reply's destination 2001:db8:1:d550::1234 maps back to the host.
@@ -66,7 +66,7 @@ func upperLayerChecksumVerifies(_ packet: [UInt8]) -> Bool {
 
     /// The §3.6 example as a golden packet pair: a UDP datagram from the inside host (checksum computed
     /// independently) leaves with only its source address changed; the UDP checksum bytes are the same.
-    @Test func rfc6296_3_6_goldenUDPPacket() throws {
+    @Test("RFC 6296 §3.6: golden UDP packet pair, only the source changes, checksum bytes identical") func rfc6296_3_6_goldenUDPPacket() throws {
         var t = try Self.example()
         var packet = hex("60000000000d1140fd01020304050001000000000000123420010db8beef0000000000000000000113880035000dd1476e70747636")
         let expected = hex("60000000000d114020010db80001d550000000000000123420010db8beef0000000000000000000113880035000dd1476e70747636")
@@ -77,7 +77,7 @@ func upperLayerChecksumVerifies(_ packet: [UInt8]) -> Bool {
         #expect(t.counters.outboundBytes == UInt64(expected.count))
     }
 
-    @Test func rfc6296_3_6_inboundReplyMapsDestinationBack() throws {
+    @Test("RFC 6296 §3.6: the reply's destination maps back to the inside host") func rfc6296_3_6_inboundReplyMapsDestinationBack() throws {
         var t = try Self.example()
         var reply = PacketBuilder.udp6(source: Self.remote, sourcePort: 53, destination: Self.hostOutside,
                                        destinationPort: 5000, payload: Array("answer".utf8))
@@ -94,7 +94,7 @@ func upperLayerChecksumVerifies(_ packet: [UInt8]) -> Bool {
 
     /// Random prefixes of each length (inside under fd00::/8, outside under 2001:db8::/32) and random
     /// hosts: the address's one's complement sum is the same before and after, and the mapping is undone.
-    @Test(arguments: lengths)
+    @Test("RFC 6296 §3.2: checksum-neutral and reversible on random prefixes and hosts", arguments: lengths)
     func rfc6296_3_2_checksumNeutralOnRandomAddresses(length: Int) throws {
         var rng = SplitMix64(state: UInt64(length) &* 7919)
         let (mask, _) = IPv6Prefix.mask(UInt8(length))
@@ -123,7 +123,7 @@ func upperLayerChecksumVerifies(_ packet: [UInt8]) -> Bool {
     }
 
     /// RFC 6296 §3.4: a sum of 0xFFFF is written as 0x0000 (both are zero), and maps back.
-    @Test func rfc6296_3_4_minusZeroWrittenAsZero() throws {
+    @Test("RFC 6296 §3.4: a sum of 0xFFFF is written as 0x0000 and maps back") func rfc6296_3_4_minusZeroWrittenAsZero() throws {
         let t = try Self.example()
         // 0x2AB0 + 0xD54F (the example's adjustment) = 0xFFFF.
         let a = IPv6Address("fd01:203:405:2ab0::1")!
@@ -134,7 +134,7 @@ func upperLayerChecksumVerifies(_ packet: [UInt8]) -> Bool {
 
     // MARK: RFC 6296 §3.5 the adjustment word 0xFFFF
 
-    @Test func rfc6296_3_4_subnetIDAllOnesRefused() throws {
+    @Test("RFC 6296 §3.4: a subnet ID of 0xFFFF is not translated (adjustment_word_all_ones)") func rfc6296_3_4_subnetIDAllOnesRefused() throws {
         var t = try Self.example()
         var out = PacketBuilder.udp6(source: IPv6Address("fd01:203:405:ffff::1")!, sourcePort: 1, destination: Self.remote,
                                      destinationPort: 2)
@@ -150,7 +150,7 @@ func upperLayerChecksumVerifies(_ packet: [UInt8]) -> Bool {
 
     /// Above /48 the adjustment goes to the first IID word that is not 0xFFFF (§3.5); an all-ones IID is
     /// refused (§3.7).
-    @Test func rfc6296_3_5_firstIIDWordNotAllOnesAdjustedAbove48() throws {
+    @Test("RFC 6296 §3.5: above /48 the first IID word that is not 0xFFFF is adjusted; an all-ones IID is refused") func rfc6296_3_5_firstIIDWordNotAllOnesAdjustedAbove48() throws {
         let t = try NPTv6Translator(configuration: NPTv6Configuration(insidePrefix: IPv6Prefix("fd01:203:405:600::/56")!,
                                                                       outsidePrefix: IPv6Prefix("2001:db8:1:100::/56")!))
         let plain = IPv6Address("fd01:203:405:6ff:1::1")!
@@ -177,7 +177,7 @@ func upperLayerChecksumVerifies(_ packet: [UInt8]) -> Bool {
     // MARK: Round trip and transport checksums
 
     /// Inside → outside, the reply's addresses swapped in, outside → inside: the original bytes.
-    @Test(arguments: lengths)
+    @Test("RFC 6296 §3: out and back gives the original bytes, TCP checksum untouched", arguments: lengths)
     func rfc6296_3_roundTripGivesOriginalBytes(length: Int) throws {
         let (mask, _) = IPv6Prefix.mask(UInt8(length))
         let inside = IPv6Prefix(address: IPv6Address(high: 0xFD01_0203_0405_0607 & mask, low: 0), length: length)!
@@ -202,7 +202,7 @@ func upperLayerChecksumVerifies(_ packet: [UInt8]) -> Bool {
         for i in 0..<16 { p.swapAt(8 + i, 24 + i) }
     }
 
-    @Test func rfc6296_3_udpAndTCPChecksumsVerifyUntouched() throws {
+    @Test("RFC 6296 §3.2: UDP and TCP checksums verify without being touched") func rfc6296_3_udpAndTCPChecksumsVerifyUntouched() throws {
         var t = try Self.example()
         var udp = PacketBuilder.udp6(source: Self.host, sourcePort: 5353, destination: Self.remote, destinationPort: 53,
                                      payload: Array(repeating: 0x5A, count: 33))
@@ -223,7 +223,7 @@ func upperLayerChecksumVerifies(_ packet: [UInt8]) -> Bool {
 
     /// An outside router's error about the inside host's translated packet comes back with the quoted
     /// source translated too: byte for byte the error the router would have sent the host directly.
-    @Test func rfc6296_5_inboundICMPv6ErrorQuotedSourceTranslated() throws {
+    @Test("RFC 6296 §3.7/§5: an inbound ICMPv6 error has its quoted source mapped back") func rfc6296_5_inboundICMPv6ErrorQuotedSourceTranslated() throws {
         var t = try Self.example()
         var sent = PacketBuilder.udp6(source: Self.host, sourcePort: 5000, destination: Self.remote, destinationPort: 53,
                                       payload: Array("query".utf8))
@@ -245,7 +245,7 @@ func upperLayerChecksumVerifies(_ packet: [UInt8]) -> Bool {
 
     /// The inside host's error about an inbound packet leaves with the quoted destination translated back
     /// to the outside address the remote sent to. The quote is cut short (RFC 4443 §2.4 (c)).
-    @Test func rfc6296_5_outboundICMPv6ErrorQuotedDestinationTranslated() throws {
+    @Test("RFC 6296 §3.7/§5: an outbound ICMPv6 error has its quoted destination mapped out") func rfc6296_5_outboundICMPv6ErrorQuotedDestinationTranslated() throws {
         var t = try Self.example()
         let arrived = PacketBuilder.udp6(source: Self.remote, sourcePort: 53, destination: Self.hostOutside,
                                          destinationPort: 5000, payload: Array(repeating: 1, count: 100))
@@ -262,7 +262,7 @@ func upperLayerChecksumVerifies(_ packet: [UInt8]) -> Bool {
         #expect(upperLayerChecksumVerifies(error))
     }
 
-    @Test func rfc6296_5_icmpv6ErrorQuotingForeignPacketDropped() throws {
+    @Test("RFC 6296 §3.7: an ICMPv6 error quoting a packet of neither prefix is dropped") func rfc6296_5_icmpv6ErrorQuotingForeignPacketDropped() throws {
         var t = try Self.example()
         let foreign = PacketBuilder.udp6(source: IPv6Address("2001:db8:cafe::1")!, sourcePort: 1, destination: Self.remote,
                                          destinationPort: 2)
@@ -303,7 +303,7 @@ func upperLayerChecksumVerifies(_ packet: [UInt8]) -> Bool {
 
     // MARK: Configuration
 
-    @Test func rfc6296_3_1_configurationRules() throws {
+    @Test("RFC 6296 §3.1: equal lengths, at most /64, two different prefixes") func rfc6296_3_1_configurationRules() throws {
         func check(_ i: String, _ o: String) -> ConfigurationError? {
             do throws(ConfigurationError) {
                 try NPTv6Configuration(insidePrefix: IPv6Prefix(i)!, outsidePrefix: IPv6Prefix(o)!).validate()
@@ -320,5 +320,39 @@ func upperLayerChecksumVerifies(_ packet: [UInt8]) -> Bool {
             try NPTv6Translator(configuration: NPTv6Configuration(insidePrefix: IPv6Prefix("fd01::/16")!,
                                                                   outsidePrefix: IPv6Prefix("2001:db8::/32")!))
         }
+    }
+}
+
+/// Packets between the two prefixes on the same side: the NAT host's own errors and hairpinning.
+@Suite struct RFC6296HairpinTests {
+    /// The NAT host forwards an inside host's translated packet out and its Hop Limit runs out there: the
+    /// kernel's ICMPv6 Time Exceeded comes from the NAT host's inside address (under the inside prefix)
+    /// to the host's outside address. Only the destination and the quoted source are mapped, so the host
+    /// gets the error its router would have sent without the translator.
+    @Test("RFC 6296 §3.7: the NAT host's own Time Exceeded from an inside address reaches the inside host")
+    func rfc6296_3_7_natHostErrorFromInsideAddress() throws {
+        var t = try RFC6296Tests.example()
+        let nat = IPv6Address("fd01:203:405:1::1")!
+        var sent = PacketBuilder.echo6(source: RFC6296Tests.host, destination: RFC6296Tests.remote, identifier: 9)
+        let original = sent
+        #expect(t.process(&sent, now: .zero) == .toOutside)
+        var error = PacketBuilder.icmp6Error(source: nat, destination: RFC6296Tests.hostOutside, type: ICMPv6Type.timeExceeded,
+                                             code: 0, original: sent)
+        let expected = PacketBuilder.icmp6Error(source: nat, destination: RFC6296Tests.host, type: ICMPv6Type.timeExceeded,
+                                                code: 0, original: original)
+        #expect(t.process(&error, now: .zero) == .toInside(tenant: 0))
+        #expect(error == expected)
+        #expect(upperLayerChecksumVerifies(error))
+    }
+
+    /// An inside host reaching another by its outside address: the destination is mapped back, the source
+    /// stays, and the other host answers inside directly.
+    @Test func hairpinMapsTheDestinationOnly() throws {
+        var t = try RFC6296Tests.example()
+        let other = IPv6Address("fd01:203:405:2::5")!
+        var p = PacketBuilder.udp6(source: other, sourcePort: 1, destination: RFC6296Tests.hostOutside, destinationPort: 2)
+        let expected = PacketBuilder.udp6(source: other, sourcePort: 1, destination: RFC6296Tests.host, destinationPort: 2)
+        #expect(t.process(&p, now: .zero) == .toInside(tenant: 0))
+        #expect(p == expected)
     }
 }

@@ -56,6 +56,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         fuzzer("fuzz-stun", ["STUN", "NATWire"]),
+        fuzzer("fuzz-portcontrol", ["PortControl", "NATRuntime", "NATWire"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -424,3 +424,14 @@ final class PortControlServers: @unchecked Sendable {
         pmp = nil
     }
 }
+
+/// UPnP control's SOAP parsing, for programs that embed the port-control logic with their own HTTP
+/// server (and for the fuzz target): a body and its SOAPACTION header to service type, action and
+/// arguments, or nil when the request is refused (a DTD, not SOAP, or an action that differs from the
+/// header's). The same checks as swiftnat's own server, bounded the same way.
+public enum UPnPSOAP {
+    public static func parse(body: [UInt8], soapAction: String) -> (serviceType: String, action: String, arguments: [String: String])? {
+        guard body.count <= SOAPRequest.maxBody, let r = try? SOAPRequest.parse(body: body, soapAction: soapAction) else { return nil }
+        return (r.serviceType, r.action, r.arguments)
+    }
+}

@@ -115,6 +115,11 @@ public struct NAPT64Configuration: Sendable, Equatable {
     public var maxHosts: Int? = nil
     /// Sessions one IPv6 host may have at once (RFC 6888 REQ-4); nil: no limit but the table's.
     public var maxSessionsPerHost: Int? = nil
+    /// New sessions one IPv6 host may open per second, and at once (a token bucket per host, RFC 6888
+    /// REQ-4's spirit; the packet that would open one more is dropped silently: `host_new_session_rate`).
+    /// 0: unlimited.
+    public var newSessionsPerSecond = 2000
+    public var newSessionBurst = 4000
     /// BIB entries (IPv4 ports and identifiers) one IPv6 host may have at once; nil: no limit.
     public var maxBindingsPerHost: Int? = nil
     /// Unsolicited IPv4 SYNs kept at once.
@@ -210,6 +215,8 @@ public struct NAPT64Configuration: Sendable, Equatable {
         if let l = maxSessionsPerHost, l < 1 {
             throw ConfigurationError(key: "limits.max_sessions_per_host", problem: "is \(l); it must be at least 1")
         }
+        if let e = ConfigurationError.outside(0...1_000_000, key: "limits.new_sessions_per_second", value: newSessionsPerSecond) { throw e }
+        if let e = ConfigurationError.outside(1...1_000_000, key: "limits.new_session_burst", value: newSessionBurst) { throw e }
         if let l = maxBindingsPerHost, l < 1 {
             throw ConfigurationError(key: "limits.max_bib_entries_per_host", problem: "is \(l); it must be at least 1")
         }

@@ -33,6 +33,8 @@ public struct IPv6HostTable: ~Copyable {
 
     public let capacity: Int
     public let records: UnsafeMutablePointer<Host>
+    /// Each host's new-session token bucket, by the same id (kept apart so that a record stays 32 bytes).
+    public let newSessions: UnsafeMutablePointer<NewSessionBucket>
     @usableFromInline let buckets: UnsafeMutablePointer<UInt32>
     @usableFromInline let mask: UInt64
     @usableFromInline let seed: UInt64
@@ -51,6 +53,8 @@ public struct IPv6HostTable: ~Copyable {
         records = UnsafeMutableRawPointer.allocate(byteCount: (capacity + 1) * MemoryLayout<Host>.stride, alignment: 64)
             .bindMemory(to: Host.self, capacity: capacity + 1)
         records.initialize(repeating: Host(), count: capacity + 1)
+        newSessions = .allocate(capacity: capacity + 1)
+        newSessions.initialize(repeating: NewSessionBucket(), count: capacity + 1)
         for i in stride(from: capacity, through: 1, by: -1) {
             records[i].next = free
             free = UInt32(i)
@@ -60,10 +64,13 @@ public struct IPv6HostTable: ~Copyable {
     deinit {
         buckets.deallocate()
         records.deallocate()
+        newSessions.deallocate()
     }
 
     /// Bytes held by the table.
-    public var memoryBytes: Int { (capacity + 1) * MemoryLayout<Host>.stride + Int(mask + 1) * 4 }
+    public var memoryBytes: Int {
+        (capacity + 1) * (MemoryLayout<Host>.stride + MemoryLayout<NewSessionBucket>.stride) + Int(mask + 1) * 4
+    }
 
     public var isFull: Bool { free == 0 }
 
@@ -140,6 +147,7 @@ public struct IPv6HostTable: ~Copyable {
         h.tenant = tenant
         h.link = Host.liveBit | buckets[b]
         records[Int(id)] = h
+        newSessions[Int(id)] = NewSessionBucket()
         buckets[b] = id
         count += 1
         return id

@@ -31,6 +31,11 @@ extension NAPT64Mapping {
         let sid: UInt32
         do throws(DropReason) {
             if let l = configuration.maxSessionsPerHost, Int(hosts.records[Int(host)].sessions) >= l { throw .hostSessionLimit }
+            if configuration.newSessionsPerSecond != 0 && !hosts.newSessions[Int(host)].take(
+                nowMilliseconds: UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000),
+                rate: UInt32(configuration.newSessionsPerSecond), burst: UInt32(configuration.newSessionBurst)) {
+                throw .hostNewSessionRate
+            }
             let (mid, made) = try binding(host: host, proto: proto, local: local, now: nowS)
             let state: TCPState = proto == IPProtocol.tcp ? .outboundInit : .closed
             let timer: TimerClass = proto == IPProtocol.tcp ? .tcpTransitory : proto == IPProtocol.udp ? .udp : .icmp

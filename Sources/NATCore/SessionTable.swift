@@ -175,6 +175,36 @@ public struct EndpointProbe {
     }
 }
 
+/// A host's new-session token bucket: fills at `rate` sessions per second up to `burst` sessions (a new
+/// host starts full); each new session takes one. 8 bytes, no allocation.
+public struct NewSessionBucket: Sendable {
+    /// Credit in thousandths of a session.
+    public var credit: UInt32 = 0
+    /// When `credit` was last topped up, in milliseconds of the engine's clock (0: never, a new host).
+    public var milliseconds: UInt32 = 0
+    public init() {}
+
+    /// Takes one new session's credit; whether there was enough.
+    @inlinable
+    public mutating func take(nowMilliseconds now: UInt32, rate: UInt32, burst: UInt32) -> Bool {
+        let cap = burst &* 1000
+        let t = now | 1  // 0 means "never"
+        if milliseconds == 0 {
+            credit = cap
+        } else {
+            let elapsed = t &- milliseconds
+            // rate sessions per second = rate thousandths per millisecond; a jump of more than 2^31 ms
+            // (the clock wrapped backwards, or 24 days) fills the bucket.
+            let gained: UInt64 = elapsed >= 0x8000_0000 ? UInt64(cap) : UInt64(elapsed) &* UInt64(rate)
+            credit = UInt32(min(UInt64(cap), UInt64(credit) &+ gained))
+        }
+        milliseconds = t
+        guard credit >= 1000 else { return false }
+        credit &-= 1000
+        return true
+    }
+}
+
 /// Per inside host (tenant, address) accounting for RFC 6888 per-subscriber limits.
 public struct HostRecord: Sendable {
     public var address: UInt32 = 0
@@ -182,10 +212,14 @@ public struct HostRecord: Sendable {
     public var sessions: UInt32 = 0
     public var ports: UInt32 = 0
     @usableFromInline var nextFree: UInt32 = 0
-    /// New-session credit, in thousandths of a session (a token bucket; see ``takeNewSessionCredit``).
-    public var credit: UInt32 = 0
-    /// When `credit` was last topped up, in milliseconds of the engine's clock (0: never, a new host).
-    public var creditMilliseconds: UInt32 = 0
+    /// New-session credit (RFC 6888 REQ-4's spirit; see ``NewSessionBucket``).
+    public var newSessions = NewSessionBucket()
+
+    /// Takes one new session's credit from ``newSessions``. Whether there was enough.
+    @inlinable
+    public mutating func takeNewSessionCredit(nowMilliseconds now: UInt32, rate: UInt32, burst: UInt32) -> Bool {
+        newSessions.take(nowMilliseconds: now, rate: rate, burst: burst)
+    }
 
     public init() {}
 
@@ -195,26 +229,6 @@ public struct HostRecord: Sendable {
         self.sessions = sessions
         self.ports = ports
         self.nextFree = nextFree
-    }
-
-    /// Takes one new session's credit from a token bucket that fills at `rate` sessions per second up to
-    /// `burst` sessions (a new host starts full). Whether there was enough. No allocation.
-    @inlinable
-    public mutating func takeNewSessionCredit(nowMilliseconds now: UInt32, rate: UInt32, burst: UInt32) -> Bool {
-        let cap = burst &* 1000
-        let t = now | 1  // 0 means "never"
-        if creditMilliseconds == 0 {
-            credit = cap
-        } else {
-            let elapsed = t &- creditMilliseconds
-            // rate sessions per second = rate thousandths per millisecond.
-            let gained: UInt64 = elapsed >= 0x8000_0000 ? UInt64(cap) : UInt64(elapsed) &* UInt64(rate)
-            credit = UInt32(min(UInt64(cap), UInt64(credit) &+ gained))
-        }
-        creditMilliseconds = t
-        guard credit >= 1000 else { return false }
-        credit &-= 1000
-        return true
     }
 }
 

@@ -165,6 +165,8 @@ extension ConfigLoader {
             if let v = try l.int("max_hosts") { c.maxHosts = v }
             if let v = try l.int("max_sessions_per_host") { c.maxSessionsPerHost = v }
             if let v = try l.int("max_bib_entries_per_host") { c.maxBindingsPerHost = v }
+            if let v = try l.int("new_sessions_per_second") { c.newSessionsPerSecond = v }
+            if let v = try l.int("new_session_burst") { c.newSessionBurst = v }
             if let v = try l.int("max_held_syns") { c.maxHeldSYNs = v }
             if let v = try l.int("max_fragment_flows") { c.maxFragmentFlows = v }
             try l.finish()

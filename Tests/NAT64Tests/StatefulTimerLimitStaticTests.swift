@@ -139,6 +139,22 @@ import NATWire
         #expect(c.dropped(.hostSessionLimit) == 1)
     }
 
+    @Test("RFC 6888 REQ-4 spirit: an IPv6 host spraying new flows is held to new_sessions_per_second; another host is not")
+    func perHostNewSessionRate() {
+        var t = makeStateful { $0.newSessionsPerSecond = 100; $0.newSessionBurst = 5 }
+        var passed = 0
+        for p in 0..<30 where run(&t, udp6(host6, UInt16(6000 + p), server6), at: at(1)).verdict == toIPv4 { passed += 1 }
+        #expect(passed == 5)
+        #expect(t.counters6to4.dropped(.hostNewSessionRate) == 25)
+        #expect(run(&t, udp6(host6b, 6000, server6), at: at(1)).verdict == toIPv4, "another host is not affected")
+        // Its own existing session goes on; 100 ms later the bucket has refilled (10 at 100/s) up to its
+        // burst of 5.
+        #expect(run(&t, udp6(host6, 6000, server6), at: at(1)).verdict == toIPv4)
+        var later = 0
+        for p in 0..<20 where run(&t, udp6(host6, UInt16(7000 + p), server6), at: at(1.1)).verdict == toIPv4 { later += 1 }
+        #expect(later == 5)
+    }
+
     @Test func rfc6888_req4_perHostBIBLimitAlsoForInboundSessions() throws {
         var t = makeStateful { $0.maxBindingsPerHost = 1; $0.maxSessionsPerHost = 2 }
         #expect(run(&t, udp6(host6, 5000), at: at(0)).verdict == toIPv4)

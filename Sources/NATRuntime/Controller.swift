@@ -670,20 +670,53 @@ struct SessionFilter {
     }
 }
 
-/// Writing a state file so that a crash never leaves half of it: a temporary file beside it, fsync, rename.
+/// Writing a state file so that a crash never leaves half of it: a temporary file beside it (its folder
+/// made if missing, unless the caller says not to), every byte written, fsync, rename over the file, fsync of the folder. A crash at
+/// any point leaves the old file or the new one, never a mix. The forwards file, the NAT64 state file
+/// and the sessions file all go through here.
 enum StateFile {
-    static func writeAtomically(_ data: Data, to path: String) throws {
-        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let tmp = path + ".tmp.\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        guard fd >= 0 else { throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: tmp]) }
-        var ok = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) == $0.count }
-        ok = ok && fsync(fd) == 0
+    /// Writes `bytes`; on failure, what went wrong (with errno's words), the temporary file removed.
+    static func write(_ bytes: [UInt8], to path: String, makingFolder: Bool = true) -> String? {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        if makingFolder { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())"
+        func why(_ what: String) -> String { "\(what): \(String(cString: strerror(errno)))" }
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return why("cannot create \(tmp)") }
+        var off = 0, ok = true
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                ok = false
+                break
+            }
+            off += n
+        }
+        if ok && fsync(fd) != 0 { ok = false }
+        let failure = ok ? nil : why("cannot write \(tmp)")
         close(fd)
-        guard ok, rename(tmp, path) == 0 else {
+        if let failure {
             unlink(tmp)
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+            return failure
+        }
+        guard rename(tmp, path) == 0 else {
+            let e = why("cannot rename \(tmp) to \(path)")
+            unlink(tmp)
+            return e
+        }
+        let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 {
+            _ = fsync(dfd)
+            close(dfd)
+        }
+        return nil
+    }
+
+    static func writeAtomically(_ data: Data, to path: String) throws {
+        if let problem = write([UInt8](data), to: path) {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path, NSLocalizedDescriptionKey: problem])
         }
     }
 }

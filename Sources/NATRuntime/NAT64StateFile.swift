@@ -98,43 +98,10 @@ public enum NAT64StateFile {
     public static func write(_ reservations: [AddressReservation], to path: String,
                              wallNow: Int64 = Int64(Date().timeIntervalSince1970)) throws(StateError) {
         let text = render(reservations, writtenAt: wallNow)
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path
-        let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())"
-        func fail(_ what: String) -> StateError {
-            StateError(file: path, problem: "\(what): \(String(cString: strerror(errno))) (check that \(dir) exists and is writable)")
-        }
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw fail("cannot create \(tmp)") }
-        var ok = true
-        var bytes = Array(text.utf8)
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                ok = false
-                break
-            }
-            off += n
-        }
-        bytes.removeAll()
-        if ok && fsync(fd) != 0 { ok = false }
-        let err = fail("cannot write \(tmp)")
-        close(fd)
-        guard ok else {
-            unlink(tmp)
-            throw err
-        }
-        guard rename(tmp, path) == 0 else {
-            let e = fail("cannot rename \(tmp) to \(path)")
-            unlink(tmp)
-            throw e
-        }
-        let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 {
-            _ = fsync(dfd)
-            close(dfd)
+        // The folder must exist (checked at start): a state file is not a reason to make folders.
+        if let problem = StateFile.write(Array(text.utf8), to: path, makingFolder: false) {
+            let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            throw StateError(file: path, problem: "\(problem) (check that \(dir) exists and is writable)")
         }
     }
 }

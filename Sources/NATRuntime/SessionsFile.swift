@@ -194,40 +194,7 @@ public enum SessionsFile {
     /// Writes atomically: a temporary file beside `path` (its folder made if missing), fsync, rename over
     /// `path`, fsync of the folder. A crash at any point leaves the old file or the new one, never a mix.
     public static func write(_ bytes: [UInt8], to path: String) throws(LoadError) {
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())"
-        func fail(_ what: String) -> LoadError { LoadError("\(what): \(String(cString: strerror(errno)))") }
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw fail("cannot create \(tmp)") }
-        var off = 0, ok = true
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                ok = false
-                break
-            }
-            off += n
-        }
-        if ok && fsync(fd) != 0 { ok = false }
-        let err = fail("cannot write \(tmp)")
-        close(fd)
-        guard ok else {
-            unlink(tmp)
-            throw err
-        }
-        guard rename(tmp, path) == 0 else {
-            let e = fail("cannot rename \(tmp) to \(path)")
-            unlink(tmp)
-            throw e
-        }
-        let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 {
-            _ = fsync(dfd)
-            close(dfd)
-        }
+        if let problem = StateFile.write(bytes, to: path) { throw LoadError(problem) }
     }
 }
 

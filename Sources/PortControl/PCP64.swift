@@ -64,14 +64,9 @@ extension PortControlService {
         guard b.count >= 2, b[0] != 0, isInside(client) else { return nil }
         let e = epoch(at: now)
         let r: PCP.Request
-        do {
-            r = try PCP.parse(b)
-        } catch {
-            switch error {
-            case .ignored: return nil
-            case .failure(let code, let op, let body):
-                return PCP.response(opcode: op, result: code, lifetime: code.errorLifetime, epoch: e, body: body)
-            }
+        switch parsePCPRequest(b, epoch: e) {
+        case .request(let parsed): r = parsed
+        case .answer(let a): return a
         }
         let op = r.opcode.rawValue
         func fail(_ code: PCP.ResultCode, body: [UInt8]) -> [UInt8] {

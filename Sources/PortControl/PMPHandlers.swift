@@ -63,18 +63,32 @@ extension PortControlService {
 
     // MARK: PCP
 
+    enum PCPParse {
+        case request(PCP.Request)
+        /// Not a request to act on: the error answer (§8.3), or nil for none.
+        case answer([UInt8]?)
+    }
+
+    /// RFC 6887 §8.3: a request parsed, or what to answer instead (over IPv4 and IPv6 alike).
+    func parsePCPRequest(_ b: [UInt8], epoch e: UInt32) -> PCPParse {
+        do {
+            return .request(try PCP.parse(b))
+        } catch {
+            switch error {
+            case .ignored: return .answer(nil)
+            case .failure(let code, let op, let body):
+                return .answer(PCP.response(opcode: op, result: code, lifetime: code.errorLifetime, epoch: e, body: body))
+            }
+        }
+    }
+
     /// RFC 6887: answers a PCP request (§8.3), or nil for none.
     public func handlePCP(_ b: [UInt8], from client: IPv4Address, now: Double, backend: some PortMappingBackend) -> [UInt8]? {
         let e = epoch(at: now)
         let r: PCP.Request
-        do {
-            r = try PCP.parse(b)
-        } catch {
-            switch error {
-            case .ignored: return nil
-            case .failure(let code, let op, let body):
-                return PCP.response(opcode: op, result: code, lifetime: code.errorLifetime, epoch: e, body: body)
-            }
+        switch parsePCPRequest(b, epoch: e) {
+        case .request(let parsed): r = parsed
+        case .answer(let a): return a
         }
         let op = r.opcode.rawValue
         func fail(_ code: PCP.ResultCode, body: [UInt8]) -> [UInt8] {

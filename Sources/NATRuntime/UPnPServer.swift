@@ -30,6 +30,9 @@ struct SOAPRequest: Equatable {
         // SOAP 1.1 §3: a message must not contain a DTD. Refusing one before the parser sees the body keeps
         // entity expansion (billion laughs, external entities) out entirely.
         if Self.containsDTD(body) { throw .documentTypeDeclaration }
+        // UPnP DA §3.2.1: UTF-8. Refused before the parser sees it: Foundation's XMLParser traps on an
+        // element name that is not UTF-8 (found by fuzz-portcontrol), and a NUL ends libxml2's view early.
+        guard String(validating: body, as: UTF8.self) != nil, !body.contains(0) else { throw .notSOAP("the body is not UTF-8 text") }
         var header = soapAction.trimmingCharacters(in: .whitespaces)
         if header.hasPrefix("\"") && header.hasSuffix("\"") && header.count >= 2 { header = String(header.dropFirst().dropLast()) }
         guard let hash = header.lastIndex(of: "#") else { throw .notSOAP("the SOAPACTION header has no '#'") }

@@ -110,7 +110,9 @@ public enum PCP {
         let op = b[1] & 0x7F
         guard b[0] == version else { throw .failure(.unsupportedVersion, opcode: op, body: []) }
         guard b.count >= headerSize, b.count <= maxMessage, b.count % 4 == 0 else {
-            let body = b.count > headerSize ? Array(b[headerSize..<min(b.count, maxMessage)]) : []
+            // The echo is cut to whole 32-bit words: every PCP message is a multiple of 4 bytes (§7).
+            let end = headerSize + ((min(b.count, maxMessage) - headerSize) & ~3)
+            let body = b.count > headerSize ? Array(b[headerSize..<end]) : []
             throw .failure(.malformedRequest, opcode: op, body: body)
         }
         let all = Array(b[headerSize...])
@@ -159,6 +161,8 @@ public enum PCP {
         out.put(epoch)
         out.zeros(12)
         out.append(contentsOf: body.prefix(maxMessage - headerSize))
+        // §7: a multiple of 4 bytes, whatever the body was.
+        while out.count % 4 != 0 { out.append(0) }
         return out
     }
 

@@ -82,6 +82,17 @@ inside = ["100.64.0.0/24"]
                 && r.arguments["NewRemoteHost"] == "" && r.arguments.count == 8)
     }
 
+    @Test("UPnP DA §3.2.1: a body that is not UTF-8 (an 0xFF in an element name) or holds a NUL is refused before the parser, which traps on it (found by fuzz-portcontrol)")
+    func nonUTF8BodiesAreRefused() {
+        var bad = Array(Self.body.utf8)
+        let at = bad.firstIndex(of: UInt8(ascii: "E"))!  // in "Envelope"
+        bad[at] = 0xFF
+        #expect(throws: SOAPRequest.Problem.notSOAP("the body is not UTF-8 text")) { try SOAPRequest.parse(body: bad, soapAction: Self.action) }
+        var nul = Array(Self.body.utf8)
+        nul[nul.count / 2] = 0
+        #expect(throws: SOAPRequest.Problem.notSOAP("the body is not UTF-8 text")) { try SOAPRequest.parse(body: nul, soapAction: Self.action) }
+    }
+
     @Test func hostileBodiesAreRefusedBeforeOrByTheParser() {
         let laughs = "<?xml version=\"1.0\"?><!DOCTYPE l [<!ENTITY a \"aaaa\"><!ENTITY b \"&a;&a;&a;&a;\">]>" + Self.body.dropFirst(22)
         #expect(throws: SOAPRequest.Problem.documentTypeDeclaration) { try SOAPRequest.parse(body: Array(laughs.utf8), soapAction: Self.action) }

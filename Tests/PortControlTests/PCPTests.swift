@@ -44,6 +44,17 @@ import Testing
         #expect(gone[3] == 0 && Array(gone[4..<8]) == [0, 0, 0, 0] && b.table.isEmpty)
     }
 
+    @Test("RFC 6887 §7, §8.3: a request of 55 bytes gets MALFORMED_REQUEST in whole words, over IPv4 and IPv6 (found by fuzz-portcontrol)")
+    func rfc6887_7_errorAnswersAreWholeWords() {
+        let b = MemoryBackend()
+        let odd = Array(Self.map.prefix(55))
+        let a = service().handleDatagram(odd, from: client, now: 1000, backend: b)!
+        #expect(a[3] == PCP.ResultCode.malformedRequest.rawValue && a.count == 52)
+        // The same over IPv6 (the stateful NAT64's PCP), the fuzz target's input.
+        let r = PCP.response(opcode: 1, result: .malformedRequest, lifetime: 30, epoch: 0, body: [1, 2, 3])
+        #expect(r.count == 28 && Array(r[24...]) == [1, 2, 3, 0])
+    }
+
     @Test func rfc6887_8_3_malformedRequestsAndVersions() {
         let b = MemoryBackend()
         let s = service()
@@ -51,6 +62,7 @@ import Testing
         for bad in [Self.map + [0], Array(Self.map.prefix(20)), Self.map + [UInt8](repeating: 0, count: 1044)] {
             let a = s.handleDatagram(bad, from: client, now: 1000, backend: b)!
             #expect(a[0] == 2 && a[1] == 0x81 && a[3] == PCP.ResultCode.malformedRequest.rawValue && a.count <= 1100)
+            #expect(a.count % 4 == 0, "§7: every PCP message is a multiple of 4 bytes; the answer has \(a.count)")
         }
         // MAP shorter than its 36 bytes of data.
         let short = s.handleDatagram(Array(Self.map.prefix(56)), from: client, now: 1000, backend: b)!

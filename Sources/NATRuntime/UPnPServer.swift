@@ -33,6 +33,9 @@ struct SOAPRequest: Equatable {
         // UPnP DA §3.2.1: UTF-8. Refused before the parser sees it: Foundation's XMLParser traps on an
         // element name that is not UTF-8 (found by fuzz-portcontrol), and a NUL ends libxml2's view early.
         guard String(validating: body, as: UTF8.self) != nil, !body.contains(0) else { throw .notSOAP("the body is not UTF-8 text") }
+        // SOAP 1.1 §3: no processing instructions (the XML declaration at the start is not one). Foundation's
+        // XMLParser also dereferences a null pointer on a PI without data (`<?x?>`; found by fuzz-portcontrol).
+        if Self.containsProcessingInstruction(body) { throw .notSOAP("the body holds a processing instruction") }
         var header = soapAction.trimmingCharacters(in: .whitespaces)
         if header.hasPrefix("\"") && header.hasSuffix("\"") && header.count >= 2 { header = String(header.dropFirst().dropLast()) }
         guard let hash = header.lastIndex(of: "#") else { throw .notSOAP("the SOAPACTION header has no '#'") }
@@ -52,6 +55,29 @@ struct SOAPRequest: Equatable {
             args[e.name] = e.text
         }
         return SOAPRequest(serviceType: serviceType, action: actionName, arguments: args)
+    }
+
+    /// Whether the bytes hold `<?` anywhere but in an XML declaration (`<?xml ` … `?>`) at the very start
+    /// (after white space).
+    static func containsProcessingInstruction(_ b: [UInt8]) -> Bool {
+        var start = 0
+        while start < b.count, [0x20, 0x09, 0x0A, 0x0D].contains(b[start]) { start += 1 }
+        var i = start
+        let declaration = Array("<?xml ".utf8)
+        if b.count >= start + declaration.count && Array(b[start..<(start + declaration.count)]) == declaration {
+            // Past the declaration's own "?>".
+            i = start + declaration.count
+            while i + 1 < b.count && !(b[i] == UInt8(ascii: "?") && b[i + 1] == UInt8(ascii: ">")) {
+                if b[i] == UInt8(ascii: "<") { return true }
+                i += 1
+            }
+            i += 2
+        }
+        while i + 1 < b.count {
+            if b[i] == UInt8(ascii: "<") && b[i + 1] == UInt8(ascii: "?") { return true }
+            i += 1
+        }
+        return false
     }
 
     /// Whether the bytes hold `<!DOCTYPE` or `<!ENTITY` (ASCII letters in any case).

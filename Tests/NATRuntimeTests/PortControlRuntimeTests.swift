@@ -93,6 +93,19 @@ inside = ["100.64.0.0/24"]
         #expect(throws: SOAPRequest.Problem.notSOAP("the body is not UTF-8 text")) { try SOAPRequest.parse(body: nul, soapAction: Self.action) }
     }
 
+    @Test("SOAP 1.1 §3: no processing instructions; Foundation's XMLParser crashes on one without data (found by fuzz-portcontrol)")
+    func processingInstructionsAreRefused() throws {
+        let pi = "<?x?>" + Self.body
+        #expect(throws: SOAPRequest.Problem.notSOAP("the body holds a processing instruction")) { try SOAPRequest.parse(body: Array(pi.utf8), soapAction: Self.action) }
+        let inside = Self.body.replacingOccurrences(of: "<s:Body>", with: "<s:Body><?pi data?>")
+        #expect(inside != Self.body)
+        #expect(throws: SOAPRequest.Problem.notSOAP("the body holds a processing instruction")) { try SOAPRequest.parse(body: Array(inside.utf8), soapAction: Self.action) }
+        // The XML declaration at the start is not a processing instruction.
+        #expect(!SOAPRequest.containsProcessingInstruction(Array("  <?xml version=\"1.0\"?><a/>".utf8)))
+        #expect(SOAPRequest.containsProcessingInstruction(Array("<?xml version=\"1.0\"?><a/><?x?>".utf8)))
+        #expect(try SOAPRequest.parse(body: Array(Self.body.utf8), soapAction: Self.action).action == "AddPortMapping")
+    }
+
     @Test func hostileBodiesAreRefusedBeforeOrByTheParser() {
         let laughs = "<?xml version=\"1.0\"?><!DOCTYPE l [<!ENTITY a \"aaaa\"><!ENTITY b \"&a;&a;&a;&a;\">]>" + Self.body.dropFirst(22)
         #expect(throws: SOAPRequest.Problem.documentTypeDeclaration) { try SOAPRequest.parse(body: Array(laughs.utf8), soapAction: Self.action) }

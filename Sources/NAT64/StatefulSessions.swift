@@ -163,7 +163,6 @@ extension NAPT64Mapping {
             guard mid != 0 else { throw .noMapping }
             guard admits(mid, remote: source.rawValue) else { throw .filtered }
         }
-        let nowS = now.seconds
         if table.isSessionTableFull { expire(now: now) }
         guard !table.isSessionTableFull else { throw .sessionTableFull }
         let m = table.mappings[Int(mid)]

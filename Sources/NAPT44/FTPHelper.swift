@@ -43,6 +43,19 @@ public enum FTPCommand {
         return parseEPRT(args, lineLength: lf + 1)
     }
 
+    /// The first PORT/EPRT line of a payload that may carry several commands (a client that pipelines
+    /// `USER`, `PASS` and `PORT` in one segment), with its offset in the payload.
+    public static func find(_ p: UnsafeRawBufferPointer) -> (offset: Int, command: Parsed) {
+        var start = 0
+        while start < p.count {
+            let r = parse(UnsafeRawBufferPointer(rebasing: p[start...]))
+            if r != .none { return (start, r) }
+            guard let lf = p[start...].firstIndex(of: 10) else { break }
+            start = lf + 1
+        }
+        return (0, .none)
+    }
+
     /// `h1,h2,h3,h4,p1,p2`, each 0-255.
     static func parsePort(_ a: UnsafeRawBufferPointer, lineLength: Int) -> Parsed {
         var values = InlineArray<6, UInt32>(repeating: 0)
@@ -115,24 +128,24 @@ public enum FTPCommand {
 extension NAPT44Engine {
     /// The FTP helper on an outbound payload of session `sid` (the control connection): a PORT or EPRT
     /// announcing the inside host's own address is rewritten to its outside address and a port where an
-    /// expectation waits for the server's data connection. Returns how many leading payload bytes `text`
-    /// replaces (0: leave the payload alone). A command split over segments is counted and forwarded as
+    /// expectation waits for the server's data connection. Returns where in the payload the command line
+    /// starts and how many bytes of it `text` replaces (0: leave the payload alone). A command split over segments is counted and forwarded as
     /// it is (the data connection then fails as it would without the helper).
     mutating func ftpOutbound(_ payload: UnsafeRawBufferPointer, sid: UInt32, insideAddress: UInt32, now: Timestamp,
-                              into text: inout HelperText) -> Int {
-        let parsed = FTPCommand.parse(payload)
+                              into text: inout HelperText) -> (offset: Int, replaced: Int) {
+        let (offset, parsed) = FTPCommand.find(payload)
         let address: UInt32, port: UInt16, line: Int
         switch parsed {
-        case .none: return 0
+        case .none: return (0, 0)
         case .split:
             counters.helperSplitCommands &+= 1
-            return 0
+            return (0, 0)
         case .port(let a, let p, let l), .eprt(let a, let p, let l, _):
             (address, port, line) = (a, p, l)
         }
         // Only the client's own address: a third party's (an FTP bounce) is no business of the NAT's.
-        guard address == insideAddress else { return 0 }
-        guard let outsidePort = expect(master: sid, insideAddress: insideAddress, insidePort: port, now: now) else { return 0 }
+        guard address == insideAddress else { return (0, 0) }
+        guard let outsidePort = expect(master: sid, insideAddress: insideAddress, insidePort: port, now: now) else { return (0, 0) }
         let o = table.sessions[Int(sid)].outsideAddress
         switch parsed {
         case .eprt(_, _, _, let d):
@@ -153,6 +166,6 @@ extension NAPT44Engine {
             text.append(decimal: UInt32(outsidePort & 0xFF))
         }
         text.append("\r\n")
-        return text.overflowed ? 0 : line
+        return text.overflowed ? (0, 0) : (offset, line)
     }
 }

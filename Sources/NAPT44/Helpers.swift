@@ -120,9 +120,9 @@ extension NAPT44Engine {
         guard hl >= TCPLayout.minimumHeaderLength, hl <= length else { return false }
         let seq = TCPSegmentEdit.sequenceNumber(tcp)
         var text = HelperText()
-        var replaced = 0
+        var replaced = 0, at = 0
         if length > hl {
-            replaced = ftpOutbound(UnsafeRawBufferPointer(start: tcp + hl, count: length - hl), sid: sid,
+            (at, replaced) = ftpOutbound(UnsafeRawBufferPointer(start: tcp + hl, count: length - hl), sid: sid,
                                    insideAddress: insideAddress, now: now, into: &text)
         }
         let seqOffset = st.outbound.offset(forSequence: seq)
@@ -145,16 +145,17 @@ extension NAPT44Engine {
         st.outbound.record(rewriteAt: seq, delta: Int32(delta))
         helped[sid] = st
         if delta == 0 {
-            for i in 0..<text.count { tcp.storeBytes(of: text.bytes[i], toByteOffset: hl + i, as: UInt8.self) }
+            for i in 0..<text.count { tcp.storeBytes(of: text.bytes[i], toByteOffset: hl + at + i, as: UInt8.self) }
             TCPSegmentEdit.recomputeChecksum(UnsafeMutableRawBufferPointer(start: tcp, count: length), source: ip.source, destination: ip.destination)
             return false
         }
-        try emitResized(ip, tcpHeaderLength: hl, text: text, replaced: replaced)
+        try emitResized(ip, tcpHeaderLength: hl + at, text: text, replaced: replaced)
         return true
     }
 
-    /// Builds the rewritten segment in the outbox: IP and TCP headers as they are, `text` in place of the
-    /// payload's first `replaced` bytes, the rest after it; lengths and checksums recomputed.
+    /// Builds the rewritten segment in the outbox: IP and TCP headers (and the payload up to the command,
+    /// all within `hl` bytes of the TCP header's start) as they are, `text` in place of the next `replaced`
+    /// bytes, the rest after it; lengths and checksums recomputed.
     mutating func emitResized(_ ip: MutableIPv4View, tcpHeaderLength hl: Int, text: HelperText, replaced: Int) throws(DropReason) {
         let ihl = ip.headerLength
         let newCount = ip.count + text.count - replaced

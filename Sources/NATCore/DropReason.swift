@@ -155,7 +155,8 @@ public enum Verdict: Equatable, Sendable {
     case toOutside
     /// Rewritten in place; deliver it to the inside network of `tenant` (inbound, or hairpinned).
     case toInside(tenant: UInt32)
-    /// Kept by the engine for now (an out-of-order fragment, an unsolicited SYN held for 6 s); nothing to send.
+    /// Kept by the engine for now (an out-of-order fragment, an unsolicited SYN held for 6 s), or replaced
+    /// by a rewritten copy in the outbox (a helper resized its payload, issue 15): nothing to send.
     case held
     /// Not forwarded, for this reason; counted.
     case drop(DropReason)

@@ -73,7 +73,7 @@ struct FTPEndToEndTests {
     /// RFC 959 §3.2 and RFC 5382 REQ-6 (a NAT with an FTP ALG): passive mode (curl's EPSV, then PASV),
     /// and active mode with EPRT (RFC 2428 §2) and with PORT, whose rewrite changes the command's length.
     @Test func rfc959_passiveAndActiveModeFetchThroughTheNAT() throws {
-        guard requireTools(["curl"]) else { return }
+        guard requireTools(["curl", "socat"]) else { return }
         guard FileManager.default.isExecutableFile(atPath: Self.vsftpd) else {
             Issue.record("vsftpd missing: apt-get install vsftpd (see .ci/run)")
             return
@@ -90,6 +90,19 @@ struct FTPEndToEndTests {
             #expect(fetch(net, ["--ftp-port", "-", "--disable-eprt"], name: "active-port") == file, "active (PORT, length changed)")
             // Twice in a row over new control connections: expectations are consumed, not left behind.
             #expect(fetch(net, ["--ftp-port", "-", "--disable-eprt"], name: "active-port-2") == file, "active (PORT) again")
+            // A PORT that nobody connects to: `swiftnat sessions` lists the expectation with its master, and
+            // the control connection as helped.
+            let ctl = try net.spawn(net.client, ["sh", "-c", "(printf 'USER anonymous\\r\\nPASS x\\r\\nPORT 100,64,0,2,117,48\\r\\n'; sleep 4) | timeout 8 socat -t 5 - TCP:\(LabNetwork.serverAddress):21"],
+                                    logName: "ctl.log")
+            defer { net.stop(ctl) }
+            var listing = ""
+            for _ in 0..<30 where !listing.contains("expected") {
+                usleep(100_000)
+                listing = Shell.run([swiftnatBinary, "sessions", "--socket", net.controlSocket], timeout: 10).stdout
+            }
+            #expect(listing.contains("expected") && listing.contains("inside=100.64.0.2:30000")
+                    && listing.contains("master=100.64.0.2:") && listing.contains("-> 203.0.113.2:21"), "\(listing)\nctl: \(net.log("ctl.log"))")
+            #expect(listing.contains("[helper ftp]"), "\(listing)")
         }
     }
 

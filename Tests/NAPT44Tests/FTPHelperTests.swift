@@ -261,6 +261,15 @@ struct FTPHelperTests {
         #expect(e.helperState(session: sid) == nil)
     }
 
+    /// A client that pipelines its commands: the PORT is the third line of the segment.
+    @Test func portAfterOtherCommandsInTheSameSegment() throws {
+        var e = control()
+        let sentPipelined = sendPort(&e, "USER anonymous\r\nPASS x\r\nPORT 100,64,0,2,39,16\r\nLIST\r\n")
+        let out = try #require(sentPipelined)
+        #expect(segmentFields(out).text == "USER anonymous\r\nPASS x\r\nPORT 198,51,100,1,39,16\r\nLIST\r\n")
+        #expect(checksumsValid(out))
+    }
+
     @Test func commandSplitOverTwoSegments_countedAndForwardedUnchanged() {
         var e = control()
         let (v, out) = send(&e, ftpSegment(clientA, 40000, serverX, 21, seq: 1001, ack: 5001, "PORT 100,64,0,"))
@@ -357,5 +366,7 @@ struct FTPHelperTests {
         #expect(parsed("USER anonymous\r\n") == .none)
         #expect(parsed("EPRT |2|2001:db8::1|5282|\r\n") == .none)
         #expect(parsed("EPRT !1!100.64.0.2!5282!\r\n") == .eprt(address: 0x6440_0002, port: 5282, lineLength: 26, delimiter: 33))
+        let found = Array("USER a\r\nPASS x\r\nPORT 100,64,0,2,39,16\r\n".utf8).withUnsafeBytes { FTPCommand.find($0) }
+        #expect(found.offset == 16 && found.command == .port(address: 0x6440_0002, port: 10000, lineLength: 23))
     }
 }

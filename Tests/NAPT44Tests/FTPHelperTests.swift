@@ -312,6 +312,18 @@ struct FTPHelperTests {
         #expect(send(&f, ftpSegment(clientA, 40000, serverX, 2121, seq: 1001, ack: 5001, text)).0 == .held)
     }
 
+    /// A reload may change the helper ports (new sessions follow them) but not the expectation table's size.
+    @Test func reloadChangesHelperPortsNotTableSize() throws {
+        var e = engine(config(.portRestrictedCone))
+        var c = e.configuration
+        c.helpers.ftpPorts = [2121]
+        try e.reconfigure(c, now: .seconds(1))
+        send(&e, tcp(clientA, 40000, serverX, 2121, .syn, seq: 1000), at: 1)
+        #expect(send(&e, ftpSegment(clientA, 40000, serverX, 2121, seq: 1001, ack: 5001, "PORT 100,64,0,2,39,16\r\n"), at: 1).0 == .held)
+        c.helpers.maxExpectations = 8
+        #expect(NAPT44Engine.restartReason(from: e.configuration, to: c) == "helpers.max_expectations")
+    }
+
     @Test func rfc5382_req6_ftpHelperOnByDefault() {
         #expect(NAPT44Configuration().helpers.ftpPorts == [21])
     }

@@ -200,6 +200,8 @@ public struct NAPT44Configuration: Sendable {
     public var icmpSourceAddress: IPv4Address? = nil
     /// Hash seed for the tables; random when nil.
     public var hashSeed: UInt64? = nil
+    /// Application-level gateways (`[nat44.helpers]`): FTP on port 21 by default.
+    public var helpers = HelperSettings()
 
     public init(pool: [IPv4Prefix] = []) { self.pool = pool }
 
@@ -252,6 +254,7 @@ public struct NAPT44Configuration: Sendable {
         if let h = maxHosts, let e = ConfigurationError.outside(1...(1 << 24), key: "max_hosts", value: h) { throw e }
         if let e = ConfigurationError.outside(0...65536, key: "max_held_syns", value: maxHeldSYNs) { throw e }
         try validateTimeouts()
+        try helpers.validate()
         if let l = limits.maxSessionsPerHost, let e = ConfigurationError.outside(0...Int.max, key: "limits.max_sessions_per_host", value: l) { throw e }
         if let e = ConfigurationError.outside(0...1_000_000, key: "limits.new_sessions_per_second", value: limits.newSessionsPerSecond) { throw e }
         if let e = ConfigurationError.outside(1...1_000_000, key: "limits.new_session_burst", value: limits.newSessionBurst) { throw e }
@@ -386,4 +389,34 @@ extension PortForward {
     }
 
     public var protocolName: String { proto == IPProtocol.tcp ? "tcp" : proto == IPProtocol.udp ? "udp" : "\(proto)" }
+}
+
+/// Application-level gateways (issue 15), `[nat44.helpers]`. RFC 4787 REQ-10 and RFC 5382 REQ-6 leave
+/// ALGs to the operator; FTP's is on by default because active-mode FTP cannot work through a NAT without
+/// it.
+public struct HelperSettings: Sendable, Hashable {
+    /// Server ports whose TCP sessions the FTP helper watches (RFC 959, RFC 2428); `[]` turns it off.
+    public var ftpPorts: [UInt16] = [21]
+    /// Expectations (announced connections) in all, and per control session.
+    public var maxExpectations = 256
+    public var maxExpectationsPerSession = 4
+    /// Seconds an expectation waits for its connection.
+    public var expectationTimeout: UInt32 = 120
+    /// Sessions a helper may watch at once (each keeps its TCP sequence offsets); more are forwarded
+    /// unhelped.
+    public var maxHelpedSessions = 4096
+
+    public init() {}
+
+    public func validate() throws(ConfigurationError) {
+        for (i, p) in ftpPorts.enumerated() where p == 0 {
+            throw ConfigurationError(key: "helpers.ftp[\(i)]", problem: "is 0", hint: "give TCP ports, e.g. ftp = [21]")
+        }
+        if let e = ConfigurationError.outside(1...65536, key: "helpers.max_expectations", value: maxExpectations) { throw e }
+        if let e = ConfigurationError.outside(1...1024, key: "helpers.max_expectations_per_session", value: maxExpectationsPerSession) { throw e }
+        if let e = ConfigurationError.outside(1...(1 << 24), key: "helpers.max_helped_sessions", value: maxHelpedSessions) { throw e }
+        if expectationTimeout < 1 || expectationTimeout > 86_400 {
+            throw ConfigurationError(key: "helpers.expectation_timeout", problem: "is \(expectationTimeout) s; it must be between 1 and 86400")
+        }
+    }
 }

@@ -57,6 +57,12 @@ public struct NAPT44Engine: ~Copyable {
     /// When set, every mapping created and removed is recorded here (RFC 6888 §4 logging); the runtime
     /// drains it between bursts. nil (the default) costs one test per new or freed mapping.
     public var mappingEvents: MappingEventLog? = nil
+    /// Application-level gateways (issue 15): the server ports whose sessions are helped, the helped
+    /// sessions' state (capacity reserved up front: no allocation while under the limit), and the
+    /// connections helpers announced.
+    var helperPorts: [UInt16] = []
+    var helped: [UInt32: HelperState] = [:]
+    public var expectations: ExpectationTable
 
     /// Builds an engine; the configuration must pass ``NAPT44Configuration/validate()``.
     public init(configuration c: NAPT44Configuration) throws(ConfigurationError) {
@@ -75,6 +81,8 @@ public struct NAPT44Engine: ~Copyable {
         poolAddresses = c.poolAddresses.map(\.rawValue)
         ports = Self.portAllocator(c, seed: s)
         endpointProbe = table.endpointProbe
+        expectations = ExpectationTable(capacity: c.helpers.maxExpectations, perMaster: c.helpers.maxExpectationsPerSession)
+        helped.reserveCapacity(c.helpers.maxHelpedSessions)
         loadSettings(c)
         for st in c.staticNAT {
             staticInside[UInt64(st.tenant) << 32 | UInt64(st.inside.rawValue)] = st.outside.rawValue
@@ -109,6 +117,7 @@ public struct NAPT44Engine: ~Copyable {
         newSessionRate = UInt32(c.limits.newSessionsPerSecond)
         newSessionBurst = UInt32(c.limits.newSessionBurst)
         maxPortsPerHost = c.limits.maxPortsPerHost
+        helperPorts = c.helpers.ftpPorts
         // Every idle timeout under 2^16 s: an established packet need not read the second half of its session.
         table.refreshReadsHighBits = TimerClass.allCases.contains { c.timeouts.seconds(for: $0) >= 1 << 16 }
     }

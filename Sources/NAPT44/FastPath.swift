@@ -84,8 +84,9 @@ extension NAPT44Engine {
                                hash: hash ?? table.sessionHash(insideWire: addresses, ports: ports, tenant: tenant, proto: proto))
         guard sid != 0 else { return false }
         let s = table.sessions + Int(sid)
-        // Addressed to one of our own outside addresses: hairpinning, the full pipeline's job.
-        guard s.pointee.flags & SessionRecord.flagHairpin == 0 else { return false }
+        // Addressed to one of our own outside addresses: hairpinning, the full pipeline's job; so is a
+        // session a helper watches (its payloads and sequence numbers may change).
+        guard s.pointee.flags & (SessionRecord.flagHairpin | SessionRecord.flagHelped) == 0 else { return false }
         if proto == IPProtocol.tcp {
             tcpTransition(sid, flags: flags, outbound: true, now: now.sessionSeconds)
         } else {
@@ -109,12 +110,13 @@ extension NAPT44Engine {
         let sid = table.lookup(outsideWire: addresses, ports: ports, proto: proto,
                                hash: hash ?? table.sessionHash(outsideWire: addresses, ports: ports, proto: proto))
         guard sid != 0 else { return nil }
+        let s = table.sessions + Int(sid)
+        guard s.pointee.flags & SessionRecord.flagHelped == 0 else { return nil }
         if proto == IPProtocol.tcp {
             tcpTransition(sid, flags: flags, outbound: false, now: now.sessionSeconds)
         } else if inboundRefresh {
             table.touch(sid, now: now.sessionSeconds)
         }
-        let s = table.sessions + Int(sid)
         // The inside key (inside, via) with its halves exchanged is the new (source, destination).
         Self.fastRewrite(p, proto: proto, from: addresses, ports,
                          to: WireKey.swapped(s.pointee.insideWire), WireKey.swapped(s.pointee.insidePortsWire))

@@ -192,7 +192,13 @@ extension NAPT44Engine {
             return .tableFull
         }
         if s.cleanClose { table.sessions[Int(sid)].flags |= SessionRecord.flagCleanClose }
-        if isOutside(s.remoteAddress) { table.sessions[Int(sid)].flags |= SessionRecord.flagHairpin }
+        if isOutside(s.remoteAddress) {
+            table.sessions[Int(sid)].flags |= SessionRecord.flagHairpin
+        } else if s.proto == IPProtocol.tcp && isHelperPort(s.remotePort) {
+            // Helped again (issue 15): new commands are rewritten; offsets from before the restart are not
+            // saved, so a control connection whose payload length had changed does not survive it.
+            markHelped(sid)
+        }
         table.hosts[Int(host)].sessions += 1
         report.sessionsRestored += 1
         return nil

@@ -15,7 +15,8 @@ extension NAPT44Engine {
     /// the forwards on such an address. Paired pooling follows the new pool for new mappings.
     ///
     /// Refused (the engine stays as it was), because the tables were built for them: inside prefixes,
-    /// port ranges, table sizes, 1:1 NAT, fragment buffers, the hash seed.
+    /// port ranges, table sizes, 1:1 NAT, fragment buffers, the hash seed, the expectation table's size.
+    /// The helper ports may change: new sessions follow them, sessions helped already stay helped.
     public mutating func reconfigure(_ new: NAPT44Configuration, now: Timestamp) throws(ConfigurationError) {
         try new.validate()
         let old = configuration
@@ -41,6 +42,9 @@ extension NAPT44Engine {
         if old.maxHeldSYNs != new.maxHeldSYNs { return "max_held_syns" }
         if old.staticNAT != new.staticNAT { return "static_nat" }
         if old.fragments != new.fragments { return "fragments" }
+        // The expectation table is preallocated; the helper ports and timeout may change in place.
+        if old.helpers.maxExpectations != new.helpers.maxExpectations
+            || old.helpers.maxExpectationsPerSession != new.helpers.maxExpectationsPerSession { return "helpers.max_expectations" }
         if new.hashSeed != nil && old.hashSeed != new.hashSeed { return "hash_seed" }
         return nil
     }

@@ -44,7 +44,11 @@ extension NAPT44Engine {
                                             timerClass: timer, state: state.rawValue, now: now.sessionSeconds) else {
             throw reject(.sessionTableFull, ip, tenant: tenant)
         }
-        if isOutside(remote) { table.sessions[Int(sid)].flags |= SessionRecord.flagHairpin }
+        if isOutside(remote) {
+            table.sessions[Int(sid)].flags |= SessionRecord.flagHairpin
+        } else if t.proto == IPProtocol.tcp && !helperPorts.isEmpty && isHelperPort(remotePort) {
+            markHelped(sid)
+        }
         table.hosts[Int(host)].sessions += 1
         counters.sessionsCreated &+= 1
         if t.proto == IPProtocol.tcp && heldSYNs.count > 0 {
@@ -153,6 +157,11 @@ extension NAPT44Engine {
         var mid = table.lookupMapping(proto: t.proto, outsideAddress: t.destination, outsidePort: t.destinationPort)
         let isSYN = t.proto == IPProtocol.tcp && TCPFlags(rawValue: t.tcpFlags).contains(.syn) && !TCPFlags(rawValue: t.tcpFlags).contains(.ack)
         if mid != 0 && table.mappings[Int(mid)].isHeld { mid = 0 }
+        if mid == 0 && isSYN && !hairpin && expectations.used > 0,
+           let e = expectations.take(proto: t.proto, outsideAddress: t.destination, outsidePort: t.destinationPort,
+                                     remoteAddress: t.source, remotePort: t.sourcePort, now: nowS) {
+            return .session(try admitExpected(e, t, now: now))
+        }
         if mid == 0, let inside = staticOutside[t.destination] {
             // 1:1 NAT: every inbound flow to the host's outside address is admitted.
             var rec = MappingRecord()
@@ -244,6 +253,7 @@ extension NAPT44Engine {
     /// configured time (RFC 6888 REQ-8) unless the TCP connection closed cleanly or the address is 1:1.
     mutating func endSession(_ sid: UInt32, now: UInt32) {
         let s = table.sessions[Int(sid)]
+        if s.flags & SessionRecord.flagHelped != 0 { endHelped(sid, now: now) }
         let mid = table.removeSession(sid)
         let host = table.lookupHost(tenant: s.tenant, address: s.insideAddress)
         if host != 0 && table.hosts[Int(host)].sessions > 0 { table.hosts[Int(host)].sessions -= 1 }

@@ -12,6 +12,8 @@ public struct SessionInfo: Sendable, Hashable, CustomStringConvertible {
     public var tcpState: TCPState?
     public var idleSeconds: UInt32
     public var isStatic: Bool
+    /// An application-level gateway watches it (issue 15).
+    public var isHelped = false
 
     public static func == (a: SessionInfo, b: SessionInfo) -> Bool { a.description == b.description }
     public func hash(into h: inout Hasher) { h.combine(description) }
@@ -148,7 +150,7 @@ extension NAPT44Engine {
                 via: (IPv4Address(s.viaAddress), s.viaPort),
                 tcpState: s.proto == IPProtocol.tcp ? TCPState(rawValue: l.state) : nil,
                 idleSeconds: nowS >= seen ? nowS - seen : 0,
-                isStatic: table.mappings[Int(l.mapping)].isStatic))
+                isStatic: table.mappings[Int(l.mapping)].isStatic, isHelped: s.isHelped))
         }
     }
 

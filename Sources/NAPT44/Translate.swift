@@ -82,6 +82,13 @@ extension NAPT44Engine {
         rewriteTransport(proto: t.proto, t.l4, available: t.l4Length, addressDelta: d,
                          sourcePort: s.pointee.outsidePort, destinationPort: t.proto == IPProtocol.icmp ? 0 : s.pointee.remotePort,
                          icmpIdentifierIsSource: true)
+        if s.pointee.flags & SessionRecord.flagHelped != 0,
+           try helpOutbound(ip, sid: sid, insideAddress: originalSource, now: now) {
+            // Resized: the rewritten copy leaves from the outbox.
+            counters.outboundPackets &+= 1
+            counters.outboundBytes &+= UInt64(ip.count)
+            return .held
+        }
         counters.outboundPackets &+= 1
         counters.outboundBytes &+= UInt64(ip.count)
         var verdict = Verdict.toOutside
@@ -123,6 +130,7 @@ extension NAPT44Engine {
         rewriteTransport(proto: t.proto, t.l4, available: t.l4Length, addressDelta: d,
                          sourcePort: t.proto == IPProtocol.icmp ? 0 : s.pointee.viaPort, destinationPort: s.pointee.insidePort,
                          icmpIdentifierIsSource: false)
+        if s.pointee.flags & SessionRecord.flagHelped != 0 { helpInbound(ip, sid: sid) }
         if hairpin {
             counters.hairpinnedPackets &+= 1
         } else {

@@ -82,6 +82,12 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
     /// An inside host opened new sessions faster than `limits.new_sessions_per_second` (beyond its burst):
     /// the packet that would have opened one more is dropped, silently.
     case hostNewSessionRate
+    // Application-level gateways (issue 15).
+    /// An expected connection arrived but its outside port had meanwhile been mapped to another flow.
+    case expectedPortTaken
+    /// A helper's rewritten payload does not fit the engine's output buffer: the segment is dropped
+    /// (the sender retransmits; forwarding it unrewritten would announce an inside address).
+    case helperRewriteTooLarge
 
     /// The snake_case metrics label.
     public var name: String {
@@ -135,6 +141,8 @@ public enum DropReason: UInt8, Error, Sendable, CaseIterable, CustomStringConver
         case .fragmentBeforeFirst: "fragment_before_first"
         case .adjustmentWordAllOnes: "adjustment_word_all_ones"
         case .hostNewSessionRate: "host_new_session_rate"
+        case .expectedPortTaken: "expected_port_taken"
+        case .helperRewriteTooLarge: "helper_rewrite_too_large"
         }
     }
 
@@ -147,7 +155,8 @@ public enum Verdict: Equatable, Sendable {
     case toOutside
     /// Rewritten in place; deliver it to the inside network of `tenant` (inbound, or hairpinned).
     case toInside(tenant: UInt32)
-    /// Kept by the engine for now (an out-of-order fragment, an unsolicited SYN held for 6 s); nothing to send.
+    /// Kept by the engine for now (an out-of-order fragment, an unsolicited SYN held for 6 s), or replaced
+    /// by a rewritten copy in the outbox (a helper resized its payload, issue 15): nothing to send.
     case held
     /// Not forwarded, for this reason; counted.
     case drop(DropReason)
@@ -177,6 +186,14 @@ public struct Counters: Sendable, Equatable {
     public var fragmentsTranslated: UInt64 = 0
     public var fragmentsHeld: UInt64 = 0
     public var synsHeld: UInt64 = 0
+    /// Application-level gateways (issue 15): expectations announced, consumed by a connection, refused
+    /// (over the per-session or total limit), payloads rewritten, and commands split over segments
+    /// (forwarded unchanged: see ``DropReason`` for what is dropped).
+    public var expectationsCreated: UInt64 = 0
+    public var expectationsUsed: UInt64 = 0
+    public var expectationsRefused: UInt64 = 0
+    public var helperRewrites: UInt64 = 0
+    public var helperSplitCommands: UInt64 = 0
     /// Per-reason drop counts, stored inline (a plain value: copying `Counters` for a scrape never makes
     /// the next drop allocate).
     @usableFromInline var drops = InlineArray<64, UInt64>(repeating: 0)
@@ -200,6 +217,9 @@ public struct Counters: Sendable, Equatable {
             && a.mappingsCreated == b.mappingsCreated && a.mappingsFreed == b.mappingsFreed
             && a.icmpErrorsTranslated == b.icmpErrorsTranslated && a.icmpErrorsGenerated == b.icmpErrorsGenerated
             && a.fragmentsTranslated == b.fragmentsTranslated && a.fragmentsHeld == b.fragmentsHeld && a.synsHeld == b.synsHeld
+            && a.expectationsCreated == b.expectationsCreated && a.expectationsUsed == b.expectationsUsed
+            && a.expectationsRefused == b.expectationsRefused && a.helperRewrites == b.helperRewrites
+            && a.helperSplitCommands == b.helperSplitCommands
             && DropReason.allCases.allSatisfy { a.dropped($0) == b.dropped($0) }
     }
 
@@ -218,6 +238,11 @@ public struct Counters: Sendable, Equatable {
         a.fragmentsTranslated += b.fragmentsTranslated
         a.fragmentsHeld += b.fragmentsHeld
         a.synsHeld += b.synsHeld
+        a.expectationsCreated += b.expectationsCreated
+        a.expectationsUsed += b.expectationsUsed
+        a.expectationsRefused += b.expectationsRefused
+        a.helperRewrites += b.helperRewrites
+        a.helperSplitCommands += b.helperSplitCommands
         for r in DropReason.allCases { a.drops[Int(r.rawValue)] &+= b.drops[Int(r.rawValue)] }
     }
 }

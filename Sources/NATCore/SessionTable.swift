@@ -46,10 +46,13 @@ public struct SessionRecord: Sendable {
     public static let flagCleanClose: UInt8 = 2
     /// The remote is one of the NAT's own outside addresses: its packets hairpin (set by the engine).
     public static let flagHairpin: UInt8 = 4
+    /// An application-level gateway watches this session (issue 15): it never takes the fast path.
+    public static let flagHelped: UInt8 = 8
     public static let flagLive: UInt8 = 0x80
 
     @inlinable public var isRedirected: Bool { flags & SessionRecord.flagRedirected != 0 }
     @inlinable public var isLive: Bool { flags & SessionRecord.flagLive != 0 }
+    @inlinable public var isHelped: Bool { flags & SessionRecord.flagHelped != 0 }
 
     // Host-order views of the wire keys, for everything but the fast path.
     @inlinable public var insideAddress: UInt32 { get { WireKey.first(insideWire) } set { WireKey.setFirst(&insideWire, newValue) } }

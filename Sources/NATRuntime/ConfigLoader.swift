@@ -273,6 +273,14 @@ extension NAPT44Configuration {
             if let v = try t.int("new_session_burst") { limits.newSessionBurst = v }
             try t.finish()
         }
+        if let t = try n.table("helpers") {
+            if let v = try t.portList("ftp") { helpers.ftpPorts = v }
+            if let v = try t.int("max_expectations") { helpers.maxExpectations = v }
+            if let v = try t.int("max_expectations_per_session") { helpers.maxExpectationsPerSession = v }
+            if let v = try t.integer("expectation_timeout", as: UInt32.self) { helpers.expectationTimeout = v }
+            if let v = try t.int("max_helped_sessions") { helpers.maxHelpedSessions = v }
+            try t.finish()
+        }
         if let t = try n.table("fragments") {
             if let v = try t.int("max_flows") { fragments.maxFlows = v }
             if let v = try t.int("max_held") { fragments.maxHeld = v }
@@ -404,6 +412,20 @@ final class TableReader {
         if let i = v.int { d = Double(i) } else if let x = v.double { d = x } else { throw typeError(k, "a number of seconds", v) }
         guard d >= 0, d <= 86_400 else { throw error(k, "is \(d) s; it must be between 0 and 86400") }
         return UInt64((d * 1000).rounded())
+    }
+
+    /// A list of ports as integers (`ftp = [21, 2121]`); `[]` is an empty list.
+    func portList(_ k: String) throws(ConfigurationError) -> [UInt16]? {
+        guard let v = value(k) else { return nil }
+        guard let a = v.array else { throw typeError(k, "an array of ports", v) }
+        var out: [UInt16] = []
+        for (i, e) in a.enumerated() {
+            guard let p = e.int, (1...65535).contains(p) else {
+                throw error("\(k)[\(i)]", "must be a port between 1 and 65535", hint: "e.g. \(k) = [21]")
+            }
+            out.append(UInt16(p))
+        }
+        return out
     }
 
     func stringArray(_ k: String) throws(ConfigurationError) -> [String]? {

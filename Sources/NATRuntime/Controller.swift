@@ -729,7 +729,9 @@ extension Counters {
          ("sessions_expired", sessionsExpired), ("mappings_created", mappingsCreated), ("mappings_freed", mappingsFreed),
          ("icmp_errors_translated", icmpErrorsTranslated), ("icmp_errors_generated", icmpErrorsGenerated),
          ("fragments_translated", fragmentsTranslated), ("fragments_held", fragmentsHeld), ("syns_held", synsHeld),
-         ("dropped", totalDropped)]
+         ("expectations_created", expectationsCreated), ("expectations_used", expectationsUsed),
+         ("expectations_refused", expectationsRefused), ("helper_rewrites", helperRewrites),
+         ("helper_split_commands", helperSplitCommands), ("dropped", totalDropped)]
     }
 
     static func + (a: Counters, b: Counters) -> Counters {

@@ -255,6 +255,10 @@ public struct SessionRow: Sendable, Equatable, Codable {
     public var expiresInSeconds: UInt32
     public var isStatic: Bool
     public var tenant: UInt32
+    /// A helped session: the helper's name ("ftp"); nil otherwise (issue 15).
+    public var helper: String? = nil
+    /// An expectation (state "expected"): its master session, `INSIDE -> REMOTE` of the control connection.
+    public var master: String? = nil
 }
 
 /// What one packet thread reports: its engines' counters and sizes, its own counters, and on request

@@ -121,7 +121,10 @@ struct QueueIO<Device: PacketDevice & ~Copyable>: ~Copyable {
             finish(p, n, kind: kind, fix: nil, engine: &engine, now: now)
             return
         }
-        if let fix = IPv4PartialChecksum(UnsafeRawBufferPointer(packet), header: h) {
+        // A segment a helper may rewrite (issue 15) must be whole and plain: its checksum completed, a
+        // super-packet cut into segments, below; everything else keeps its offloads.
+        let plain = engine.needsPlainPacket(packet)
+        if !plain, let fix = IPv4PartialChecksum(UnsafeRawBufferPointer(packet), header: h) {
             io.offloaded &+= 1
             finish(p, n, kind: kind, fix: fix, engine: &engine, now: now)
             return

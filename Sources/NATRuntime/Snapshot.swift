@@ -19,6 +19,7 @@ extension PacketThread where Device: ~Copyable {
             (s.nat44SessionsByProtocol, s.nat44MappingsByProtocol, s.outsidePortsInUse) = census.last
             if request.sessions {
                 s.sessions = e.sessions(limit: request.limit).map { Self.row($0, queue: queue, timeouts: e.configuration.timeouts) }
+                    + Self.expectationRows(e, queue: queue)
             }
         case .none:
             break
@@ -52,7 +53,22 @@ extension PacketThread where Device: ~Copyable {
                           remote: "\(i.via.0):\(i.via.1)", remoteOutside: "\(i.remote.0):\(i.remote.1)",
                           state: i.tcpState.map { "\($0)" } ?? "", idleSeconds: i.idleSeconds,
                           expiresInSeconds: timeout &- min(timeout, i.idleSeconds),
-                          isStatic: i.isStatic, tenant: i.tenant)
+                          isStatic: i.isStatic, tenant: i.tenant, helper: i.isHelped ? "ftp" : nil)
+    }
+
+    /// The live expectations (issue 15) as rows in state "expected", each with its master session.
+    static func expectationRows(_ e: borrowing NAPT44Engine, queue: Int) -> [SessionRow] {
+        let now = e.lastNow.seconds
+        return e.liveExpectations().map { x in
+            let m = e.table.sessions[Int(x.master)]
+            let remote = "\(x.remoteAddress == 0 ? "*" : "\(IPv4Address(x.remoteAddress))"):\(x.remotePort == 0 ? "*" : "\(x.remotePort)")"
+            return SessionRow(engine: "nat44", queue: queue, protocol: protocolName(x.proto),
+                              inside: "\(IPv4Address(x.insideAddress)):\(x.insidePort)",
+                              outside: "\(IPv4Address(x.outsideAddress)):\(x.outsidePort)", remote: remote, remoteOutside: remote,
+                              state: "expected", idleSeconds: 0, expiresInSeconds: x.expiry &- min(x.expiry, now),
+                              isStatic: false, tenant: x.tenant,
+                              master: "\(IPv4Address(m.insideAddress)):\(m.insidePort) -> \(IPv4Address(m.remoteAddress)):\(m.remotePort)")
+        }
     }
 }
 
@@ -90,7 +106,7 @@ extension PacketThread where Device: ~Copyable {
             done = l.cursor > e.sessionSlots || l.found.count >= l.limit
             if done {
                 let rows = l.found.map { Self.row($0, queue: queue, timeouts: e.configuration.timeouts) }
-                l.snapshot.sessions = rows + l.snapshot.sessions
+                l.snapshot.sessions = rows + Self.expectationRows(e, queue: queue) + l.snapshot.sessions
             }
         case .none:
             break

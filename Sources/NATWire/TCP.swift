@@ -40,6 +40,8 @@ public enum TCPOption: Hashable, Sendable {
     public static let kindWindowScale: UInt8 = 3
     public static let kindSACKPermitted: UInt8 = 4
     public static let kindTimestamps: UInt8 = 8
+    /// RFC 2018 §3: SACK blocks (pairs of left and right edges).
+    public static let kindSACK: UInt8 = 5
 }
 
 public protocol TCPReadable {

@@ -105,6 +105,8 @@ struct Sessions: ParsableCommand {
             if s.remoteOutside != s.remote && s.engine == "nat44" { line += " via=\(s.remoteOutside)" }
             line += " idle=\(s.idleSeconds)s left=\(s.expiresInSeconds)s"
             if s.isStatic { line += " [forward]" }
+            if let h = s.helper { line += " [helper \(h)]" }
+            if let m = s.master { line += " master=\(m)" }
             if s.tenant != 0 { line += " tenant=\(s.tenant)" }
             line += " queue=\(s.queue)"
             print(line)

@@ -61,7 +61,8 @@ func router(_ v: UInt8, _ c: NAPT44Configuration) -> ShardRouter {
 func moved(_ c: Counters, _ v: Verdict) -> UInt64 {
     switch v {
     case .drop(let r): c.dropped(r)
-    case .held: c.fragmentsHeld &+ c.synsHeld
+    // A helper's resized segment (issue 15) leaves from the outbox, counted outbound and rewritten.
+    case .held: c.fragmentsHeld &+ c.synsHeld &+ c.helperRewrites
     default: c.outboundPackets &+ c.inboundPackets &+ c.hairpinnedPackets
     }
 }

@@ -36,11 +36,12 @@ extension PacketDevice where Self: ~Copyable {
 
 /// The TUN queues one packet thread reads: one non-blocking descriptor, or several read in turn (fair
 /// queueing, `[tun] fair_queues`). With several, the kernel's steering program puts each host's packets
-/// on one queue (``TunDevice/steerBySource()``) and each queue has its own ring: `readFrame` takes one
-/// frame from each queue that has some in turn, so a host that floods its queue gets one frame per turn
-/// like every other host, and its excess is dropped in its own ring. Which queues have frames comes from
-/// an epoll descriptor (also the poll descriptor), asked again every ``refreshInterval`` frames so that a
-/// queue that fills up while another never empties still gets its turn. Writes go to the queue last read.
+/// on one queue (``TunDevice/steerBySource(seed:outsideInterface:)``) and each queue has its own ring:
+/// `readFrame` takes one frame from each queue that has some in turn, so a host that floods its queue
+/// gets one frame per turn like every other host, and its excess is dropped in its own ring. Which
+/// queues have frames comes from an epoll descriptor (also the poll descriptor), asked again every
+/// ``refreshInterval`` frames so that a queue that fills up while another never empties still gets its
+/// turn. Writes go to the queue last read.
 public struct TunQueue: PacketDevice, ~Copyable {
     public let count: Int
     public let metadataSize: Int
